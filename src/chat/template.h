@@ -1,0 +1,30 @@
+// Chat templates: the Jinja2 subset real chat templates use, rendered as Hugging Face's
+// apply_chat_template does. (Contract shared by run and server; implemented in src/chat.)
+#pragma once
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace jing::chat {
+
+class ChatTemplate {
+ public:
+  // Parses the template; throws jing::Error with line and column on a syntax error.
+  ChatTemplate(const std::string& source, std::string bos_token, std::string eos_token);
+  ~ChatTemplate();
+  ChatTemplate(ChatTemplate&&) noexcept;
+  ChatTemplate& operator=(ChatTemplate&&) noexcept;
+
+  // messages: OpenAI-style [{role, content, reasoning_content?, tool_calls?, ...}];
+  // tools: array or null; extra: more variables (e.g. enable_thinking).
+  // Throws jing::Error with the template's message when it calls raise_exception.
+  std::string render(const nlohmann::json& messages, const nlohmann::json& tools, bool add_generation_prompt,
+                     const nlohmann::json& extra = nlohmann::json::object()) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace jing::chat

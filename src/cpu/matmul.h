@@ -1,0 +1,29 @@
+// CPU matrix multiplication over any ggml weight type: the op every model layer spends its time in.
+// (Contract shared by src/model and src/cpu; implemented in src/cpu.)
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "quant/types.h"
+
+namespace jing::cpu {
+
+// A weight matrix as GGUF stores it: `rows` rows of `cols` elements each, row-major, in `type`.
+// For a 3-D expert tensor [cols, rows, n_expert], expert e is at data + e * rows * row_bytes.
+struct WeightView {
+  GgmlType type = GgmlType::F32;
+  const void* data = nullptr;
+  int64_t cols = 0;  // K: the input size (ne[0])
+  int64_t rows = 0;  // N: the output size (ne[1])
+  size_t row_bytes = 0;
+};
+
+// y[m][n] = sum_k W[n][k] * x[m][k] for m < n_tokens (x: [n_tokens][cols], y: [n_tokens][rows]).
+// n_tokens == 1 is the decode (matrix-vector) path; larger counts use the matrix-matrix path.
+// Runs on the calling thread pool (OpenMP) with n_threads threads (0: the default).
+void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads = 0);
+
+// Threads used when a caller passes 0: JING_THREADS, else the number of physical cores.
+int default_threads();
+
+}  // namespace jing::cpu

@@ -1,0 +1,74 @@
+// A loaded model: weights mapped from a GGUF, a KV cache with one slot per sequence, and a
+// forward pass over a batch that may mix several sequences (continuous batching).
+// (Contract shared by run, bench, perplexity and the server; implemented in src/model + src/runtime.)
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "quant/types.h"
+
+namespace jing::model {
+
+struct ModelOptions {
+  int n_ctx = 4096;          // KV cache positions per sequence (0: the model's training context)
+  int n_seq = 1;             // sequences (server slots) the cache holds at once
+  int n_batch = 512;         // most tokens one forward call computes at once
+  int n_threads = 0;         // 0: physical cores
+  int n_gpu_layers = 0;      // layers to place on a GPU (ignored, with a note, without CUDA)
+  GgmlType kv_type = GgmlType::F16;  // F16 or Q8_0
+  bool mlock = false;
+  bool use_mmap = true;
+};
+
+// Tokens to run: token i of the batch sits at position pos[i] of sequence seq[i].
+// Positions of one sequence must follow on from what its cache already holds.
+struct Batch {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> pos;
+  std::vector<int32_t> seq;
+  std::vector<uint8_t> want_logits;  // 1 where this token's output is wanted
+
+  void add(int32_t token, int32_t position, int32_t sequence, bool logits) {
+    tokens.push_back(token);
+    pos.push_back(position);
+    seq.push_back(sequence);
+    want_logits.push_back(logits ? 1 : 0);
+  }
+  size_t size() const { return tokens.size(); }
+  void clear() { tokens.clear(), pos.clear(), seq.clear(), want_logits.clear(); }
+};
+
+enum class Output { Logits, Embeddings };
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  // Opens the GGUF (any part of a split model) and builds the architecture it names.
+  // Throws jing::Error for unknown architectures, missing tensors, or too little memory.
+  static std::unique_ptr<Model> load(const std::filesystem::path& path, const ModelOptions& opts);
+
+  virtual const gguf::File& file() const = 0;
+  virtual std::string arch() const = 0;
+  virtual int n_vocab() const = 0;
+  virtual int n_embd() const = 0;
+  virtual int n_ctx() const = 0;        // cache positions per sequence
+  virtual int n_ctx_train() const = 0;
+  virtual int n_seq() const = 0;
+
+  // Computes the batch and appends to the cache. Returns, for every token with want_logits set,
+  // in batch order, a row of n_vocab logits (Output::Logits) or n_embd final hidden-state
+  // values after the output norm (Output::Embeddings). Throws jing::Error when a sequence's
+  // cache is full.
+  virtual std::vector<float> forward(const Batch& batch, Output out = Output::Logits) = 0;
+
+  // Cache management per sequence.
+  virtual int kv_length(int seq) const = 0;           // positions held
+  virtual void kv_truncate(int seq, int n_keep) = 0;  // keep positions [0, n_keep): prefix reuse
+  virtual void kv_clear(int seq) { kv_truncate(seq, 0); }
+};
+
+}  // namespace jing::model

@@ -1,0 +1,18 @@
+// Turns what a user types as MODEL into a local GGUF path: a file path, a store name
+// ("deepseek-r1:7b", "hf.co/OWNER/REPO:QUANT"), pulling it first when asked.
+// (Contract shared by run, show, serve; implemented in src/store.)
+#pragma once
+#include <filesystem>
+#include <string>
+
+namespace jing::store {
+
+struct ResolveOptions {
+  bool pull_if_missing = false;  // `jing run NAME` pulls on first use
+};
+
+// Returns the path of the GGUF to open (the first part of a split model).
+// Throws jing::Error naming the model when it is neither a file nor in the store.
+std::filesystem::path resolve_model(const std::string& name_or_path, const ResolveOptions& opts = {});
+
+}  // namespace jing::store
