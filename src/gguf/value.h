@@ -50,6 +50,11 @@ struct Value {
   bool as_bool() const;
   const std::string& as_string() const;
   const Array& as_array() const;
+
+  friend bool operator==(const Value& a, const Value& b);
 };
+
+inline bool operator==(const Array& a, const Array& b) { return a.elem_type == b.elem_type && a.items == b.items; }
+inline bool operator==(const Value& a, const Value& b) { return a.type == b.type && a.data == b.data; }
 
 }  // namespace jing::gguf
