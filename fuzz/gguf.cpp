@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& t : f.tensors())
       if (t.data < data || t.data + t.nbytes > data + size) std::abort();
     auto s = jing::gguf::summarize(f);
-    (void)s.to_json().dump();
+    (void)s.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } catch (const jing::Error&) {
   }
   return 0;

@@ -46,7 +46,7 @@ void print_tensors(const gguf::File& f, bool json) {
     for (const auto& t : f.tensors())
       arr.push_back({{"name", t.name}, {"type", traits(t.type).name}, {"shape", std::vector<int64_t>(t.ne, t.ne + t.n_dims)},
                      {"offset", t.offset}, {"bytes", t.nbytes}, {"part", t.part}});
-    fmt::print("{}\n", arr.dump(2));
+    fmt::print("{}\n", arr.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return;
   }
   for (const auto& t : f.tensors()) {
@@ -75,7 +75,7 @@ Registrar reg([](CLI::App& app) {
     if (opts->json) {
       auto j = s.to_json();
       j["path"] = path.string();
-      fmt::print("{}\n", j.dump(2));
+      fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
       print_summary(s);
     }
