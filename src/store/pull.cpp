@@ -41,7 +41,7 @@ Entry pull(Store& store, const ModelRef& ref, const Hub& hub, const PullOptions&
     return *existing;
   }
 
-  emit({"pulling manifest"});
+  emit({"pulling manifest", "", 0, 0});
   auto files = hub.list_files(source.owner, source.repo);
   std::vector<RemoteFile> chosen;
   if (source.kind == ModelRef::Kind::HfFile) {
@@ -105,7 +105,7 @@ Entry pull(Store& store, const ModelRef& ref, const Hub& hub, const PullOptions&
 
   nlohmann::json manifest{{"source", {{"endpoint", hub.config().endpoint}, {"repo", source.owner + "/" + source.repo}, {"files", sources}}},
                           {"quant", source.kind == ModelRef::Kind::HfQuant ? source.quant : ""}};
-  emit({"writing manifest"});
+  emit({"writing manifest", "", 0, 0});
   Entry e = store.install(ref, staging, names, manifest);
   std::error_code ec;
   fs::remove_all(staging, ec);
