@@ -23,6 +23,10 @@ struct WeightView {
 // Runs on the calling thread pool (OpenMP) with n_threads threads (0: the default).
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads = 0);
 
+// The format ggml converts activations to before its dot product with a weight type
+// (Q8_0, Q8_1 or Q8_K; F32 for float weights).
+GgmlType activation_type(GgmlType weight_type);
+
 // Threads used when a caller passes 0: JING_THREADS, else the number of physical cores.
 int default_threads();
 

@@ -1,0 +1,14 @@
+// Fast CPU kernels chosen at run time by instruction set. matmul_fast returns false when no fast
+// kernel covers the weight type (or the CPU lacks the instructions); matmul then takes the
+// portable path.
+#pragma once
+#include <cstdint>
+
+#include "cpu/matmul.h"
+
+namespace jing::cpu {
+
+bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads);
+float dot_f32(const float* a, const float* b, int64_t n);
+
+}  // namespace jing::cpu

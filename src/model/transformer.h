@@ -1,0 +1,32 @@
+// The decoder block shared by llama, qwen2 and qwen3 (pre-norm, GQA attention with rotary
+// embeddings, SwiGLU feed-forward). Architectures differ only in the switches below.
+#pragma once
+#include "model/base.h"
+
+namespace jing::model {
+
+struct TransformerStyle {
+  bool qkv_bias = false;  // qwen2: q/k/v projections carry biases
+  bool qk_norm = false;   // qwen3: RMSNorm over each q and k head before rope
+  bool neox_rope = false; // qwen: rotate (i, i + d/2) pairs; llama's converted weights use (2i, 2i+1)
+};
+
+class Transformer : public BaseModel {
+ public:
+  Transformer(gguf::File file, const ModelOptions& opts, TransformerStyle style);
+
+ protected:
+  void layers(float* x, const Batch& b) override;
+
+ private:
+  struct Layer {
+    std::vector<float> attn_norm, ffn_norm, bq, bk, bv, q_norm, k_norm;
+    cpu::WeightView wq, wk, wv, wo, gate, up, down;
+  };
+  TransformerStyle style_;
+  int n_head_ = 0, n_head_kv_ = 0, head_dim_k_ = 0, head_dim_v_ = 0, n_ff_ = 0;
+  Rope rope_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace jing::model
