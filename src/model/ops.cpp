@@ -156,7 +156,7 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
   const int64_t n = static_cast<int64_t>(seq.size());
   if (s.dk > 1024 || s.dv > 1024) throw Error("attention heads wider than 1024 are not supported");
   const int group = s.n_head / s.n_head_kv;
-  const int kw = s.n_head_kv * s.dk, vw = s.n_head_kv * s.dv;
+  const int kw = s.n_head_kv * s.dk, vw = s.v_in_k ? kw : s.n_head_kv * s.dv;
   const int threads = c.n_threads > 0 ? c.n_threads : cpu::default_threads();
   // Each sequence's cache is decoded to float once per call, then shared by its tokens.
   std::map<int32_t, int32_t> span;  // seq -> positions needed
@@ -165,9 +165,11 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
   for (auto [sq, len] : span) {
     auto& [keys, values] = cache[sq];
     keys.resize(static_cast<size_t>(len) * kw);
-    values.resize(static_cast<size_t>(len) * vw);
     kv.load_k(layer, sq, len, keys.data());
-    kv.load_v(layer, sq, len, values.data());
+    if (!s.v_in_k) {
+      values.resize(static_cast<size_t>(len) * vw);
+      kv.load_v(layer, sq, len, values.data());
+    }
   }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int64_t th = 0; th < n * s.n_head; ++th) {
@@ -175,6 +177,7 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
     const int h = static_cast<int>(th % s.n_head), hk = h / group;
     const int len = pos[static_cast<size_t>(t)] + 1;
     const auto& [keys, values] = cache.at(seq[static_cast<size_t>(t)]);
+    const float* vbase = s.v_in_k ? keys.data() : values.data();
     // ggml's CPU flash attention over an f16 cache, step for step: the query meets the keys as
     // f16, the softmax runs online, and the weighted values accumulate in f16. (Its rounding is
     // what llama.cpp's logits carry; the error it adds is far below that of a quantized model.)
@@ -192,7 +195,7 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
       } else {
         vs = std::exp(score - max);
       }
-      const float* vj = values.data() + j * vw + hk * s.dv;
+      const float* vj = vbase + j * vw + hk * (s.v_in_k ? s.dk : s.dv);
       for (int d = 0; d < s.dv; ++d) acc[d] = fp32_to_fp16(fp16_to_fp32(acc[d]) + vj[d] * vs);
       sum = sum * ms + vs;
     }

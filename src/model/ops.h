@@ -70,6 +70,7 @@ struct Rope {
 struct AttentionShape {
   int n_head, n_head_kv, dk, dv;
   float scale;
+  bool v_in_k = false;  // MLA: the value is the first dv entries of the cached key row
 };
 void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_stride, const runtime::KvCache& kv, int layer,
                const std::vector<int32_t>& seq, const std::vector<int32_t>& pos, float* out);

@@ -1,0 +1,87 @@
+#include "model/moe.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace jing::model {
+
+std::vector<std::pair<int, float>> route(const MoeRouting& r, const float* logits, const std::vector<float>& bias) {
+  const int E = r.n_expert;
+  std::vector<float> probs(logits, logits + E);
+  if (r.gating == MoeRouting::Gating::Sigmoid) {
+    for (auto& p : probs) p = 1.0f / (1.0f + std::exp(-p));
+  } else {
+    softmax(probs.data(), E);
+  }
+  std::vector<float> select = probs;
+  if (!bias.empty())
+    for (int e = 0; e < E; ++e) select[static_cast<size_t>(e)] += bias[static_cast<size_t>(e)];
+
+  if (r.n_group > 1) {
+    // A group scores the sum of its two best experts; experts outside the best groups drop out.
+    const int per = E / r.n_group;
+    std::vector<std::pair<float, int>> groups;
+    for (int g = 0; g < r.n_group; ++g) {
+      std::vector<float> v(select.begin() + g * per, select.begin() + (g + 1) * per);
+      std::partial_sort(v.begin(), v.begin() + std::min(2, per), v.end(), std::greater<>());
+      groups.push_back({v[0] + (per > 1 ? v[1] : 0.0f), g});
+    }
+    std::partial_sort(groups.begin(), groups.begin() + r.n_group_used, groups.end(), std::greater<>());
+    std::vector<bool> keep(static_cast<size_t>(r.n_group), false);
+    for (int i = 0; i < r.n_group_used; ++i) keep[static_cast<size_t>(groups[static_cast<size_t>(i)].second)] = true;
+    for (int e = 0; e < E; ++e)
+      if (!keep[static_cast<size_t>(e / per)]) select[static_cast<size_t>(e)] = -INFINITY;
+  }
+
+  std::vector<int> order(static_cast<size_t>(E));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + r.n_expert_used, order.end(),
+                    [&](int a, int b) { return select[static_cast<size_t>(a)] > select[static_cast<size_t>(b)]; });
+  std::vector<std::pair<int, float>> chosen;
+  float sum = 0;
+  for (int i = 0; i < r.n_expert_used; ++i) {
+    const int e = order[static_cast<size_t>(i)];
+    chosen.push_back({e, probs[static_cast<size_t>(e)]});
+    sum += probs[static_cast<size_t>(e)];
+  }
+  for (auto& [e, w] : chosen) {
+    if (r.normalize) w /= std::max(sum, 6.103515625e-5f);
+    w *= r.scale;
+  }
+  return chosen;
+}
+
+void moe_ffn(const Ctx& c, const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff,
+             float* out) {
+  std::vector<float> logits(static_cast<size_t>(n * r.n_expert));
+  matmul(c, w.router, x, n, logits.data());
+  // Group the batch's tokens by expert, so each expert's weights are read once per call.
+  std::vector<std::vector<std::pair<int64_t, float>>> users(static_cast<size_t>(r.n_expert));
+  for (int64_t t = 0; t < n; ++t)
+    for (auto [e, wt] : route(r, logits.data() + t * r.n_expert, w.bias)) users[static_cast<size_t>(e)].push_back({t, wt});
+
+  std::fill(out, out + n * n_embd, 0.0f);
+  std::vector<float> xs, gate, up, down;
+  for (int e = 0; e < r.n_expert; ++e) {
+    const auto& u = users[static_cast<size_t>(e)];
+    if (u.empty()) continue;
+    const int64_t m = static_cast<int64_t>(u.size());
+    xs.resize(static_cast<size_t>(m * n_embd));
+    for (int64_t i = 0; i < m; ++i) std::copy(x + u[static_cast<size_t>(i)].first * n_embd, x + (u[static_cast<size_t>(i)].first + 1) * n_embd, xs.begin() + i * n_embd);
+    gate.resize(static_cast<size_t>(m * n_ff));
+    up.resize(static_cast<size_t>(m * n_ff));
+    down.resize(static_cast<size_t>(m * n_embd));
+    matmul(c, expert(w.gate, e), xs.data(), m, gate.data());
+    matmul(c, expert(w.up, e), xs.data(), m, up.data());
+    silu_mul(gate.data(), up.data(), m * n_ff);
+    matmul(c, expert(w.down, e), gate.data(), m, down.data());
+    for (int64_t i = 0; i < m; ++i) {
+      float* o = out + u[static_cast<size_t>(i)].first * n_embd;
+      const float wt = u[static_cast<size_t>(i)].second;
+      for (int d = 0; d < n_embd; ++d) o[d] += wt * down[static_cast<size_t>(i * n_embd + d)];
+    }
+  }
+}
+
+}  // namespace jing::model
