@@ -1,0 +1,118 @@
+#include "tokenizer/pretokenize.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <utf8proc.h>
+
+#include <map>
+
+#include "common/error.h"
+
+namespace jing::tok {
+
+namespace {
+
+// The split patterns of each family, from its tokenizer.json (the names are those the GGUF
+// converters write into tokenizer.ggml.pre).
+const char* const kGpt2 = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+const char* const kLlama3 =
+    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+const char* const kQwen2 =
+    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+struct Family {
+  std::vector<std::string> regexes;
+  bool nfc;
+};
+
+const std::map<std::string, Family>& families() {
+  static const std::map<std::string, Family> f = {
+      {"default", {{kGpt2}, false}},
+      {"gpt-2", {{kGpt2}, false}},
+      {"gpt2", {{kGpt2}, false}},
+      {"llama-bpe", {{kLlama3}, false}},
+      {"llama3", {{kLlama3}, false}},
+      {"smaug-bpe", {{kLlama3}, false}},
+      {"qwen2", {{kQwen2}, true}},
+      {"deepseek-r1-qwen", {{kQwen2}, true}},
+      {"stablelm2", {{kQwen2}, false}},
+      {"deepseek-v3",
+       {{R"(\p{N}{1,3})", R"([一-龥぀-ゟ゠-ヿ]+)",
+         R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+        false}},
+      {"deepseek-llm",
+       {{R"([\r\n])", R"(\s?\p{L}+)", R"(\s?[!-/:-~！-／：-～‘-‟　-。]+)", R"(\s+$)", R"([一-龥ࠀ-一가-퟿]+)", R"(\p{N}+)"}, false}},
+  };
+  return f;
+}
+
+}  // namespace
+
+struct PreTokenizer::Regex {
+  pcre2_code* code = nullptr;
+  ~Regex() { pcre2_code_free(code); }
+};
+
+PreTokenizer::PreTokenizer(const std::string& name) {
+  auto it = families().find(name);
+  if (it == families().end()) {
+    std::string known;
+    for (const auto& [k, _] : families()) known += (known.empty() ? "" : ", ") + k;
+    throw Error("unsupported pre-tokenizer '" + name + "' (known: " + known + ")");
+  }
+  nfc_ = it->second.nfc;
+  for (const auto& pattern : it->second.regexes) {
+    int err = 0;
+    PCRE2_SIZE off = 0;
+    auto r = std::make_unique<Regex>();
+    r->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err,
+                            &off, nullptr);
+    if (!r->code) throw Error("pre-tokenizer regex failed to compile at offset " + std::to_string(off));
+    pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter when JIT is unavailable
+    regexes_.push_back(std::move(r));
+  }
+}
+
+PreTokenizer::~PreTokenizer() = default;
+
+std::vector<std::string_view> PreTokenizer::split(std::string_view text) const {
+  std::vector<std::string_view> pieces{text};
+  pcre2_match_data* md = pcre2_match_data_create(1, nullptr);
+  for (const auto& r : regexes_) {
+    std::vector<std::string_view> next;
+    for (std::string_view piece : pieces) {
+      PCRE2_SIZE at = 0;
+      while (at < piece.size()) {
+        int rc = pcre2_match(r->code, reinterpret_cast<PCRE2_SPTR>(piece.data()), piece.size(), at, PCRE2_NO_UTF_CHECK, md, nullptr);
+        if (rc < 0) break;
+        const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+        if (ov[0] > at) next.push_back(piece.substr(at, ov[0] - at));  // text between matches
+        if (ov[1] == ov[0]) {  // empty match: step one character on
+          size_t step = 1;
+          while (ov[1] + step < piece.size() && (static_cast<unsigned char>(piece[ov[1] + step]) & 0xC0) == 0x80) ++step;
+          next.push_back(piece.substr(ov[0], step));
+          at = ov[0] + step;
+          continue;
+        }
+        next.push_back(piece.substr(ov[0], ov[1] - ov[0]));
+        at = ov[1];
+      }
+      if (at < piece.size()) next.push_back(piece.substr(at));
+    }
+    pieces = std::move(next);
+  }
+  pcre2_match_data_free(md);
+  return pieces;
+}
+
+std::string nfc_normalize(std::string_view text) {
+  utf8proc_uint8_t* out = nullptr;
+  auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()), &out,
+                        static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  if (n < 0) return std::string(text);
+  std::string s(reinterpret_cast<char*>(out), static_cast<size_t>(n));
+  std::free(out);
+  return s;
+}
+
+}  // namespace jing::tok

@@ -1,0 +1,37 @@
+// The vocabulary as GGUF stores it (tokenizer.ggml.*): token strings, their types, merges,
+// special token ids and the add-BOS/EOS flags.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
+
+namespace jing::tok {
+
+enum class TokenType : int32_t { Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
+
+struct Vocab {
+  std::string model;  // "gpt2", "llama", ...
+  std::string pre;    // pre-tokenizer name
+  std::vector<std::string> tokens;
+  std::vector<TokenType> types;
+  std::vector<float> scores;
+  std::vector<std::string> merges;
+  std::unordered_map<std::string, Token> ids;
+  Token bos = -1, eos = -1, eot = -1, unk = -1, pad = -1;
+  bool add_bos = false, add_eos = false;
+  std::vector<Token> eog;  // every id that ends generation
+
+  static Vocab from_gguf(const gguf::File& f);
+  std::optional<Token> find(std::string_view text) const;
+  bool is_special(Token id) const {  // matched in text only when asked (control) or always (user-defined)
+    auto t = types[static_cast<size_t>(id)];
+    return t == TokenType::Control || t == TokenType::UserDefined;
+  }
+};
+
+}  // namespace jing::tok
