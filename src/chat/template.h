@@ -19,8 +19,8 @@ class ChatTemplate {
   // messages: OpenAI-style [{role, content, reasoning_content?, tool_calls?, ...}];
   // tools: array or null; extra: more variables (e.g. enable_thinking).
   // Throws jing::Error with the template's message when it calls raise_exception.
-  std::string render(const nlohmann::json& messages, const nlohmann::json& tools, bool add_generation_prompt,
-                     const nlohmann::json& extra = nlohmann::json::object()) const;
+  std::string render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools, bool add_generation_prompt,
+                     const nlohmann::ordered_json& extra = nlohmann::ordered_json::object()) const;
 
  private:
   struct Impl;
