@@ -1,4 +1,6 @@
 #include <cstdio>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/command.h"
@@ -15,7 +17,30 @@ Registrar::Registrar(Setup setup) { registry().push_back(std::move(setup)); }
 
 }  // namespace jing::cli
 
+// llama.cpp spells some options with one dash and several letters (-ngl 40); CLI11 reads "-ngl"
+// as -n -g -l, so they are rewritten to their long names first.
+static std::vector<std::string> rewrite_llama_flags(int argc, char** argv) {
+  static const std::pair<const char*, const char*> kAliases[] = {
+      {"-hf", "--hf"},           {"-ngl", "--n-gpu-layers"}, {"-np", "--parallel"},      {"-ctk", "--cache-type-k"},
+      {"-ctv", "--cache-type-v"}, {"-ub", "--ubatch-size"},  {"-fa", "--flash-attn"},    {"-ot", "--override-tensor"},
+      {"-cb", "--cont-batching"}, {"-nkvo", "--no-kv-offload"}, {"-sm", "--split-mode"}, {"-ts", "--tensor-split"},
+      {"-mg", "--main-gpu"},     {"-tb", "--threads-batch"}, {"-dev", "--device"}};
+  std::vector<std::string> out;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    for (const auto& [from, to] : kAliases)
+      if (a == from) a = to;
+    out.push_back(a);
+  }
+  return out;
+}
+
 int main(int argc, char** argv) {
+  auto args = rewrite_llama_flags(argc, argv);
+  std::vector<char*> ptrs;
+  for (auto& a : args) ptrs.push_back(a.data());
+  argc = static_cast<int>(ptrs.size());
+  argv = ptrs.data();
   CLI::App app{"jing: run DeepSeek-R1 and its distills locally"};
   app.name("jing");
   app.require_subcommand(1);
