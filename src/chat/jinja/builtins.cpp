@@ -103,7 +103,7 @@ Value get_attr(const Value& obj, const std::string& name) {
     return Value();
   }
   if (obj.kind == Value::Kind::List && !name.empty() && std::isdigit(static_cast<unsigned char>(name[0])))
-    return get_item(obj, Value(static_cast<int64_t>(std::stoll(name))));
+    return get_item(obj, Value(static_cast<int64_t>(std::strtoll(name.c_str(), nullptr, 10))));
   return Value();
 }
 

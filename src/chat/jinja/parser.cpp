@@ -2,6 +2,9 @@
 // precedence follows Jinja: if-else < or < and < not < comparisons/in/is < + - < ~ < * / // % <
 // ** < unary - < postfix (. [] () | filters).
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <string_view>
 
 #include "chat/jinja/ast.h"
@@ -524,16 +527,14 @@ class Parser {
     switch (t.t) {
       case Tok::T::Int: {
         auto e = make(Expr::Kind::Literal, t.pos);
-        try {
-          e->value = Value(static_cast<int64_t>(std::stoll(t.v)));
-        } catch (const std::exception&) {
-          e->value = Value(std::stod(t.v));
-        }
+        errno = 0;
+        long long v = std::strtoll(t.v.c_str(), nullptr, 10);
+        e->value = errno == ERANGE ? Value(std::strtod(t.v.c_str(), nullptr)) : Value(static_cast<int64_t>(v));
         return e;
       }
       case Tok::T::Float: {
         auto e = make(Expr::Kind::Literal, t.pos);
-        e->value = Value(std::stod(t.v));
+        e->value = Value(std::strtod(t.v.c_str(), nullptr));
         return e;
       }
       case Tok::T::Str: {
