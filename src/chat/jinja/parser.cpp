@@ -643,6 +643,7 @@ class Parser {
           }
         }
         expect_op("]");
+        if (!slice && !parts[0]) fail(p, "empty subscript");
         auto x = make(slice ? Expr::Kind::Slice : Expr::Kind::Index, p);
         x->args.push_back(std::move(e));
         for (auto& part : parts) x->args.push_back(part ? std::move(part) : nullptr);
