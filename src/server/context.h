@@ -48,6 +48,7 @@ struct LoadedModel {
   std::unique_ptr<runtime::Scheduler> scheduler;
   sample::SamplingParams sampling;   // GGUF defaults with the server's overrides
   double loaded_at = 0, load_seconds = 0;
+  int64_t created_unix = 0;
   std::atomic<double> last_used{0};
   double keep_alive = 300;
   bool pinned = false;               // --model: never unloaded

@@ -1,6 +1,7 @@
 #include "server/context.h"
 
 #include <cstdio>
+#include <ctime>
 
 #include "common/error.h"
 #include "runtime/session.h"
@@ -48,6 +49,7 @@ std::shared_ptr<LoadedModel> ModelManager::load(const std::string& name, const s
   if (opts_.sampling_set.seed) lm->sampling.seed = s.seed;
   lm->scheduler = std::make_unique<runtime::Scheduler>(lm->model, lm->tok, opts_.max_queue, opts_.model_opts.n_batch);
   lm->loaded_at = runtime::now_seconds();
+  lm->created_unix = static_cast<int64_t>(std::time(nullptr));
   lm->load_seconds = lm->loaded_at - t0;
   lm->last_used = lm->loaded_at;
   lm->keep_alive = opts_.keep_alive_seconds;

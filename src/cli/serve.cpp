@@ -1,0 +1,133 @@
+// `jing serve`: the OpenAI-, Ollama- and llama-server-compatible HTTP server. Takes
+// llama-server's flag names; without --port it listens on 11434 like Ollama.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "cli/command.h"
+#include "common/error.h"
+#include "server/context.h"
+#include "server/request.h"
+
+namespace jing::cli {
+namespace {
+
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int s) { g_signal = s; }
+
+Registrar reg([](CLI::App& app) {
+  struct Opts {
+    std::string model, host, alias, chat_template, chat_template_file, reasoning_format = "deepseek", ctk = "f16", ctv = "f16", hf;
+    int port = -1, ctx = 4096, ngl = 0, threads = 0, parallel = 4, batch = 512, ubatch = 512, max_queue = 64;
+    std::vector<std::string> api_keys, override_tensor;
+    std::optional<float> temp, top_p, min_p;
+    std::optional<int> top_k;
+    std::optional<int64_t> seed;
+    std::string flash_attn = "auto";
+    bool jinja = true, mlock = false, no_mmap = false, metrics = false, cont_batching = true, no_cont_batching = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("serve", "Serve models over OpenAI's, Ollama's and llama-server's HTTP APIs");
+  cmd->add_option("-m,--model", o->model, "GGUF file or model name to serve for every request (default: load by name on demand)");
+  cmd->add_option("--hf", o->hf, "Hugging Face repository OWNER/REPO[:QUANT] to serve (-hf)");
+  cmd->add_option("--host", o->host, "Address to listen on (default: JING_HOST or 127.0.0.1)");
+  cmd->add_option("--port", o->port, "Port (default: 11434, like Ollama)")->check(CLI::Range(0, 65535));
+  cmd->add_option("-c,--ctx-size", o->ctx, "Context size per slot, in tokens")->check(CLI::Range(16, 1 << 22));
+  cmd->add_option("--n-gpu-layers,--gpu-layers", o->ngl, "Layers to offload to a GPU (-ngl)");
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+  cmd->add_option("--parallel", o->parallel, "Slots: sequences generated at once (-np)")->check(CLI::Range(1, 256));
+  cmd->add_option("-b,--batch-size", o->batch, "Most tokens per forward step")->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--ubatch-size", o->ubatch, "Physical batch size (-ub)")->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--api-key", o->api_keys, "Require this API key (Bearer); may repeat");
+  cmd->add_option("-a,--alias", o->alias, "Model name reported by /v1/models");
+  cmd->add_flag("--jinja", o->jinja, "Use the model's Jinja chat template (always on)");
+  cmd->add_option("--chat-template", o->chat_template, "Jinja chat template text to use instead of the model's");
+  cmd->add_option("--chat-template-file", o->chat_template_file, "File with a Jinja chat template");
+  cmd->add_option("--reasoning-format", o->reasoning_format, "deepseek: <think> text as reasoning_content; none: leave it in content")
+      ->check(CLI::IsMember({"deepseek", "none", "auto", "deepseek-legacy"}));
+  cmd->add_option("--temp", o->temp, "Default temperature");
+  cmd->add_option("--top-k", o->top_k, "Default top-k");
+  cmd->add_option("--top-p", o->top_p, "Default top-p");
+  cmd->add_option("--min-p", o->min_p, "Default min-p");
+  cmd->add_option("--seed", o->seed, "Default seed");
+  cmd->add_flag("--mlock", o->mlock, "Lock the model in RAM");
+  cmd->add_flag("--no-mmap", o->no_mmap, "Read the model instead of mapping it");
+  cmd->add_option("--flash-attn", o->flash_attn, "Flash attention: on, off or auto (-fa)")->expected(0, 1)->default_str("auto");
+  cmd->add_option("--cache-type-k", o->ctk, "K cache type: f16 or q8_0 (-ctk)")->check(CLI::IsMember({"f16", "q8_0", "f32"}));
+  cmd->add_option("--cache-type-v", o->ctv, "V cache type: f16 or q8_0 (-ctv)")->check(CLI::IsMember({"f16", "q8_0", "f32"}));
+  cmd->add_option("--override-tensor", o->override_tensor, "Tensor placement overrides REGEX=DEVICE (-ot); all tensors stay on the CPU here");
+  cmd->add_flag("--metrics", o->metrics, "Enable /metrics (Prometheus)");
+  cmd->add_flag("--cont-batching", o->cont_batching, "Continuous batching (always on)");
+  cmd->add_flag("--no-cont-batching", o->no_cont_batching, "Accepted for compatibility; batching stays on");
+  cmd->add_option("--max-queue", o->max_queue, "Requests waiting for a slot before new ones get 503")->check(CLI::Range(1, 100000));
+  cmd->callback([o] {
+    server::ServerContext ctx;
+    auto& so = ctx.opts;
+    so.model = !o->hf.empty() ? "hf.co/" + o->hf : o->model;
+    so.alias = o->alias;
+    const char* env_host = std::getenv("JING_HOST");
+    std::string host = !o->host.empty() ? o->host : (env_host && *env_host ? env_host : "127.0.0.1");
+    int port = o->port >= 0 ? o->port : 11434;
+    if (auto colon = host.rfind(':'); o->port < 0 && colon != std::string::npos && host.find(']') == std::string::npos &&
+                                      host.find(':') == colon) {  // JING_HOST=0.0.0.0:8080
+      port = std::atoi(host.c_str() + colon + 1);
+      host = host.substr(0, colon);
+    }
+    so.http.host = host;
+    so.http.port = port;
+    so.model_opts.n_ctx = o->ctx;
+    so.model_opts.n_seq = o->parallel;
+    so.model_opts.n_threads = o->threads;
+    so.model_opts.n_batch = o->batch;
+    so.model_opts.n_gpu_layers = o->ngl;
+    so.model_opts.mlock = o->mlock;
+    so.model_opts.use_mmap = !o->no_mmap;
+    so.model_opts.kv_type = o->ctk == "q8_0" && o->ctv == "q8_0" ? GgmlType::Q8_0 : o->ctk == "f32" ? GgmlType::F32 : GgmlType::F16;
+    so.api_keys = o->api_keys;
+    so.reasoning_format = o->reasoning_format == "none" ? "none" : "deepseek";
+    so.metrics = o->metrics;
+    so.max_queue = o->max_queue;
+    if (const char* ka = std::getenv("JING_KEEP_ALIVE"); ka && *ka) {
+      try {
+        if (auto d = server::parse_duration(server::json(std::string(ka)))) so.keep_alive_seconds = *d;
+      } catch (const server::ApiError&) {
+        throw Error("JING_KEEP_ALIVE must be a duration like 5m");
+      }
+    }
+    if (!o->chat_template.empty()) so.chat_template = o->chat_template;
+    if (!o->chat_template_file.empty()) {
+      std::ifstream in(o->chat_template_file);
+      if (!in) throw Error("cannot read " + o->chat_template_file);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      so.chat_template = ss.str();
+    }
+    if (o->temp) so.sampling.temperature = *o->temp, so.sampling_set.temperature = true;
+    if (o->top_k) so.sampling.top_k = *o->top_k, so.sampling_set.top_k = true;
+    if (o->top_p) so.sampling.top_p = *o->top_p, so.sampling_set.top_p = true;
+    if (o->min_p) so.sampling.min_p = *o->min_p, so.sampling_set.min_p = true;
+    if (o->seed) so.sampling.seed = static_cast<uint64_t>(*o->seed), so.sampling_set.seed = true;
+    ctx.models = std::make_unique<server::ModelManager>(so);
+    server::HttpServer srv(so.http, server::make_router(ctx));
+    srv.listen();
+    std::fprintf(stderr, "jing serving on http://%s:%d (OpenAI /v1, Ollama /api, llama-server routes)\n", so.http.host.c_str(), srv.port());
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGPIPE, SIG_IGN);
+    std::thread watcher([&] {
+      while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::fprintf(stderr, "shutting down: finishing open streams\n");
+      ctx.shutting_down = true;
+      srv.stop();
+    });
+    srv.serve();
+    watcher.join();
+    ctx.models->stop_all();  // cancels what is still generating; streams end with their final chunk
+  });
+});
+
+}  // namespace
+}  // namespace jing::cli

@@ -1,0 +1,135 @@
+#include "server/completion.h"
+
+#include <chrono>
+#include <ctime>
+#include <random>
+
+#include "common/error.h"
+
+namespace jing::server {
+
+std::string iso8601_now() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000;
+  char out[96];
+  std::snprintf(out, sizeof out, "%s.%06lldZ", buf, static_cast<long long>(us));
+  return out;
+}
+
+int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+std::string random_id(const char* prefix) {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  static const char* hex = "0123456789abcdef";
+  std::string id = prefix;
+  for (int i = 0; i < 24; ++i) id += hex[rng() & 15];
+  return id;
+}
+
+std::string render_chat(const LoadedModel& lm, const GenerationSpec& spec) {
+  // Thinking stays on unless the client turns it off (llama-server and Ollama do the same).
+  json extra = {{"enable_thinking", spec.think.value_or(true)}};
+  try {
+    return lm.tmpl.make().render(spec.messages, spec.tools, true, extra);
+  } catch (const Error& e) {
+    throw ApiError(400, e.what());
+  }
+}
+
+Prepared prepare(ServerContext& ctx, const GenerationSpec& spec) {
+  Prepared p;
+  p.lm = ctx.models->get(spec.model, spec.keep_alive_seconds);
+  std::string prompt;
+  if (spec.chat) {
+    prompt = render_chat(*p.lm, spec);
+  } else if (spec.raw) {
+    prompt = spec.prompt;
+  } else {  // Ollama generate: the prompt as one user turn through the template
+    GenerationSpec chat = spec;
+    chat.messages = json::array();
+    if (!spec.system.empty()) chat.messages.push_back({{"role", "system"}, {"content", spec.system}});
+    chat.messages.push_back({{"role", "user"}, {"content", spec.prompt}});
+    prompt = render_chat(*p.lm, chat);
+  }
+  const std::string format = spec.reasoning_format.empty() ? ctx.opts.reasoning_format : spec.reasoning_format;
+  p.split_reasoning = !spec.raw && format != "none";
+  const auto tail = prompt.substr(prompt.size() > 16 ? prompt.size() - 16 : 0);
+  p.opened_think = tail.find("<think>") != std::string::npos && tail.find("</think>") == std::string::npos;
+  p.buffer_for_tools = !spec.tools.is_null();
+
+  auto r = std::make_shared<runtime::Request>();
+  r->prompt = p.lm->tok->encode(prompt, true, true);
+  if (r->prompt.empty()) throw ApiError(400, "the prompt is empty");
+  if (static_cast<int>(r->prompt.size()) >= p.lm->model->n_ctx())
+    throw ApiError(400, "the prompt has " + std::to_string(r->prompt.size()) + " tokens, more than the context of " +
+                            std::to_string(p.lm->model->n_ctx()) + " holds (start the server with a larger --ctx-size)");
+  r->sampling = p.lm->sampling;
+  const auto& s = spec.sampling;
+  if (spec.set.temperature) r->sampling.temperature = s.temperature;
+  if (spec.set.top_k) r->sampling.top_k = s.top_k;
+  if (spec.set.top_p) r->sampling.top_p = s.top_p;
+  if (spec.set.min_p) r->sampling.min_p = s.min_p;
+  if (spec.set.seed) r->sampling.seed = s.seed;
+  if (spec.set.repeat_penalty) r->sampling.repeat_penalty = s.repeat_penalty;
+  r->sampling.typical_p = s.typical_p;
+  r->sampling.frequency_penalty = s.frequency_penalty;
+  r->sampling.presence_penalty = s.presence_penalty;
+  r->sampling.repeat_last_n = s.repeat_last_n;
+  r->sampling.logit_bias = s.logit_bias;
+  r->max_tokens = spec.max_tokens;
+  r->stop = spec.stop;
+  r->top_logprobs = spec.top_logprobs;
+  p.req = r;
+  return p;
+}
+
+runtime::RequestResult drive(Prepared& p, HttpResponder& out, const std::function<bool(const Delta&)>& on_delta) {
+  if (!p.lm->scheduler->submit(p.req)) throw ApiError(503, "the server is busy: every slot is taken and the queue is full", "unavailable_error");
+  chat::ReasoningParser parser(p.opened_think);
+  runtime::RequestResult result;
+  bool cancelled = false;
+  std::vector<runtime::TokenEvent> events;
+  while (true) {
+    events.clear();
+    bool more = p.req->wait(events, result, 50);
+    for (const auto& e : events) {
+      Delta d;
+      d.event = &e;
+      if (p.split_reasoning) {
+        auto td = parser.push(e.text);
+        d.reasoning = std::move(td.reasoning);
+        d.content = std::move(td.content);
+      } else {
+        d.content = e.text;
+      }
+      if (!cancelled && !on_delta(d)) cancelled = true;
+    }
+    if (cancelled || out.client_gone()) {
+      p.req->cancel();  // the scheduler frees the slot within one step
+      cancelled = true;
+    }
+    if (!more || result.done) break;
+  }
+  while (!result.done) {  // after a cancel, wait for the scheduler to let go
+    events.clear();
+    p.req->wait(events, result, 50);
+  }
+  if (p.split_reasoning && !cancelled) {
+    auto td = parser.finish();
+    if (!td.empty()) {
+      Delta d;
+      d.reasoning = std::move(td.reasoning);
+      d.content = std::move(td.content);
+      on_delta(d);
+    }
+  }
+  p.lm->last_used = runtime::now_seconds();
+  return result;
+}
+
+}  // namespace jing::server

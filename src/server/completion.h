@@ -1,0 +1,37 @@
+// The path every generating route shares: prompt from the spec (chat template or raw text),
+// sampling merged over the model's defaults, the request queued on the model's scheduler, and
+// its tokens read back as reasoning/content deltas while the client is still there.
+#pragma once
+#include <functional>
+
+#include "chat/reasoning.h"
+#include "server/context.h"
+
+namespace jing::server {
+
+struct Prepared {
+  std::shared_ptr<LoadedModel> lm;
+  std::shared_ptr<runtime::Request> req;
+  bool split_reasoning = false;
+  bool opened_think = false;
+  bool buffer_for_tools = false;  // tools offered: content is held back and parsed at the end
+};
+
+Prepared prepare(ServerContext& ctx, const GenerationSpec& spec);
+// Renders a chat for /apply-template and friends.
+std::string render_chat(const LoadedModel& lm, const GenerationSpec& spec);
+
+struct Delta {
+  std::string reasoning, content;
+  const runtime::TokenEvent* event = nullptr;  // the token behind the delta (logprobs), may be null
+};
+
+// Runs the request. on_delta returns false to stop early (e.g. the client's write failed).
+// Throws ApiError 503 when the model's queue is full.
+runtime::RequestResult drive(Prepared& p, HttpResponder& out, const std::function<bool(const Delta&)>& on_delta);
+
+std::string iso8601_now();
+int64_t unix_now();
+std::string random_id(const char* prefix);
+
+}  // namespace jing::server

@@ -1,0 +1,57 @@
+// Dispatch: API-key check, route lookup, and errors in OpenAI's error object.
+#include "common/error.h"
+#include "server/routes.h"
+
+namespace jing::server {
+
+void send_json(HttpResponder& out, int status, const json& body) {
+  out.send(status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+namespace {
+
+void send_error(HttpResponder& out, int status, const std::string& message, const std::string& type) {
+  json body = {{"error", {{"message", message}, {"type", type}, {"code", status}}}};
+  std::map<std::string, std::string> extra;
+  if (status == 503) extra["Retry-After"] = "1";
+  out.send(status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace), extra);
+}
+
+}  // namespace
+
+Handler make_router(ServerContext& ctx) {
+  auto routes = std::make_shared<Routes>();
+  add_openai_routes(*routes);
+  add_ollama_routes(*routes);
+  add_llama_routes(*routes);
+  return [&ctx, routes](const HttpRequest& req, HttpResponder& out) {
+    ctx.http_requests++;
+    // Ollama's clients probe "/" and HEAD "/".
+    if (req.path == "/" && (req.method == "GET" || req.method == "HEAD")) return out.send(200, "text/plain", "Jing is running");
+    if (!ctx.opts.api_keys.empty() && req.path != "/health") {
+      std::string auth = req.header("authorization");
+      std::string key = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : req.header("x-api-key");
+      if (std::find(ctx.opts.api_keys.begin(), ctx.opts.api_keys.end(), key) == ctx.opts.api_keys.end())
+        return send_error(out, 401, "Invalid API Key", "authentication_error");
+    }
+    auto it = routes->find({req.method, req.path});
+    if (it == routes->end()) {
+      bool other_method = false;
+      for (const auto& [k, _] : *routes) other_method |= k.second == req.path;
+      return send_error(out, other_method ? 405 : 404, (other_method ? "method not allowed: " : "not found: ") + req.method + " " + req.path,
+                        other_method ? "invalid_request_error" : "not_found_error");
+    }
+    if (ctx.shutting_down) return send_error(out, 503, "the server is shutting down", "unavailable_error");
+    try {
+      it->second(ctx, req, out);
+    } catch (const ApiError& e) {
+      send_error(out, e.status, e.what(), e.type);
+    } catch (const Error& e) {
+      send_error(out, 400, e.what(), "invalid_request_error");
+    } catch (const std::exception& e) {
+      send_error(out, 500, e.what(), "server_error");
+    }
+  };
+}
+
+}  // namespace jing::server
