@@ -101,6 +101,7 @@ HttpServer::~HttpServer() {
   {
     std::lock_guard lk(mu_);
     ts.swap(threads_);
+    for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
   }
   for (auto& t : ts)
     if (t.joinable()) t.join();
@@ -145,6 +146,7 @@ void HttpServer::serve() {
     }
     ++connections_;
     std::lock_guard lk(mu_);
+    open_fds_.insert(fd);
     threads_.emplace_back([this, fd] {
       session(fd);
       --connections_;
@@ -213,6 +215,10 @@ void HttpServer::session(int fd) {
       if (!r.sent()) r.send(500, "application/json", R"({"error":{"message":"no response","type":"server_error"}})");
     }
     if (!keep || !r.ok()) break;
+  }
+  {
+    std::lock_guard l(mu_);
+    open_fds_.erase(fd);
   }
   sock.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   sock.close(ec);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -59,6 +60,7 @@ class HttpServer {
   std::atomic<int> connections_{0};
   std::mutex mu_;
   std::vector<std::thread> threads_;
+  std::set<int> open_fds_;  // shut down on destruction so idle keep-alive reads return
 };
 
 std::string status_text(int status);

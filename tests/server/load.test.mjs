@@ -1,0 +1,91 @@
+// Concurrency: 32 streaming clients at once (JING_SOAK_SECONDS, default 20 s in CI; the issue's
+// full run is 60 s), then 100 clients that disconnect mid-stream; every slot must end free.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { startServer, MODEL, percentile } from './helpers.mjs';
+
+const SECONDS = Number(process.env.JING_SOAK_SECONDS ?? 20);
+
+async function streamOnce(client, maxTokens, stats) {
+  const t0 = performance.now();
+  const stream = await client.chat.completions.create({
+    model: 'm', messages: [{ role: 'user', content: 'Tell me a long fortune' }], max_tokens: maxTokens, stream: true, temperature: 0.8,
+  });
+  let first = null, last = null, tokens = 0, finish = null;
+  for await (const chunk of stream) {
+    const c = chunk.choices[0];
+    if (!c) continue;
+    if (c.delta?.content || c.delta?.reasoning_content) {
+      const now = performance.now();
+      if (first === null) { first = now; stats.ttft.push(now - t0); } else stats.itl.push(now - last);
+      last = now;
+      tokens++;
+    }
+    finish = c.finish_reason ?? finish;
+  }
+  assert.ok(finish === 'stop' || finish === 'length', 'every request completes');
+  stats.tokens += tokens;
+  stats.done++;
+}
+
+async function run(client, clients, seconds) {
+  const stats = { ttft: [], itl: [], tokens: 0, done: 0 };
+  const end = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (performance.now() < end) await streamOnce(client, 48, stats);
+  }));
+  stats.seconds = (performance.now() - t0) / 1000;
+  stats.rate = stats.tokens / stats.seconds;
+  return stats;
+}
+
+test('32 concurrent streams: all complete, aggregate >= 3x one stream', async () => {
+  const s = await startServer(['--model', MODEL, '--parallel', '32', '--ctx-size', '512', '--max-queue', '256']);
+  try {
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'none', maxRetries: 0 });
+    const single = await run(client, 1, Math.max(4, SECONDS / 4));
+    const many = await run(client, 32, SECONDS);
+    const report = {
+      single_stream_tokens_per_s: +single.rate.toFixed(1),
+      aggregate_tokens_per_s_32: +many.rate.toFixed(1),
+      ratio: +(many.rate / single.rate).toFixed(2),
+      requests_completed: many.done,
+      ttft_ms_p50: +percentile(many.ttft, 50).toFixed(1), ttft_ms_p99: +percentile(many.ttft, 99).toFixed(1),
+      itl_ms_p50: +percentile(many.itl, 50).toFixed(1), itl_ms_p99: +percentile(many.itl, 99).toFixed(1),
+      seconds: SECONDS,
+    };
+    console.log('[load] ' + JSON.stringify(report));
+    assert.ok(many.done >= 32);
+    assert.ok(many.rate >= 3 * single.rate, `aggregate ${many.rate.toFixed(1)} t/s vs single ${single.rate.toFixed(1)} t/s`);
+  } finally { await s.stop(); }
+});
+
+test('100 clients that disconnect mid-stream leave every slot free', async () => {
+  const s = await startServer(['--model', MODEL, '--parallel', '4', '--ctx-size', '512', '--max-queue', '200']);
+  try {
+    await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+      const ctrl = new AbortController();
+      try {
+        const r = await fetch(`${s.url}/v1/chat/completions`, {
+          method: 'POST', signal: ctrl.signal,
+          body: JSON.stringify({ messages: [{ role: 'user', content: `Story ${i}` }], max_tokens: 400, stream: true }),
+        });
+        const reader = r.body.getReader();
+        await reader.read();  // the first chunk, then hang up
+        ctrl.abort();
+      } catch { /* aborted */ }
+    }));
+    let busy = -1;
+    for (let i = 0; i < 50 && busy !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const slots = await (await fetch(`${s.url}/slots`)).json();
+      busy = slots.filter((x) => x.is_processing).length;
+    }
+    assert.equal(busy, 0, 'every slot is free again');
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'none' });
+    const r = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'Still there?' }], max_tokens: 4 });
+    assert.ok(r.choices[0].finish_reason);
+  } finally { await s.stop(); }
+});
