@@ -153,6 +153,22 @@ void Writer::write_tensor_data(const void* data, size_t nbytes) {
   ++next_tensor_;
 }
 
+void Writer::write_tensor_part(const void* data, size_t nbytes) {
+  if (!out_) throw Error("GGUF writer: write_tensor_part() before begin()");
+  if (next_tensor_ >= tensors_.size()) throw Error("GGUF writer: more tensor data than tensors");
+  const TensorSpec& t = tensors_[next_tensor_];
+  if (part_written_ + nbytes > t.nbytes()) throw Error("tensor '" + t.name + "': more data than its size");
+  if (nbytes && std::fwrite(data, 1, nbytes, out_) != nbytes) throw Error("writing " + tmp_path_.string() + " failed: " + std::strerror(errno));
+  part_written_ += nbytes;
+  if (part_written_ == t.nbytes()) {
+    static const char zeros[64] = {};
+    size_t pad = static_cast<size_t>(align_up(part_written_, alignment_) - part_written_);
+    if (pad && std::fwrite(zeros, 1, pad, out_) != pad) throw Error("writing " + tmp_path_.string() + " failed: " + std::strerror(errno));
+    part_written_ = 0;
+    ++next_tensor_;
+  }
+}
+
 void Writer::finish() {
   if (!out_) throw Error("GGUF writer: finish() before begin()");
   if (next_tensor_ != tensors_.size())

@@ -37,6 +37,8 @@ class Writer {
   // add_tensor order; finish() checks sizes, flushes, fsyncs and renames into place.
   void begin(const std::filesystem::path& path);
   void write_tensor_data(const void* data, size_t nbytes);
+  // The same in pieces: parts of the current tensor, in order, adding up to its size.
+  void write_tensor_part(const void* data, size_t nbytes);
   void finish();
 
   // One call for small files: every tensor's bytes given up front (data[i] for tensors()[i]).
@@ -53,6 +55,7 @@ class Writer {
   std::FILE* out_ = nullptr;
   size_t next_tensor_ = 0;
   uint64_t data_written_ = 0;
+  size_t part_written_ = 0;  // bytes of the current tensor written through write_tensor_part
 };
 
 // Writes `model`'s tensors into n_parts files "<prefix>-0000i-of-0000n.gguf" (llama.cpp's

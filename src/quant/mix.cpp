@@ -1,0 +1,91 @@
+#include "quant/mix.h"
+
+#include <map>
+
+#include "common/error.h"
+
+namespace jing {
+
+Mix mix_from_name(const std::string& raw) {
+  std::string name;
+  for (char c : raw) name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  static const std::map<std::string, Mix> mixes = {
+      {"F32", {"F32", GgmlType::F32, GgmlType::F32, 0}},       {"F16", {"F16", GgmlType::F16, GgmlType::F16, 1}},
+      {"BF16", {"BF16", GgmlType::BF16, GgmlType::BF16, 32}},  {"Q8_0", {"Q8_0", GgmlType::Q8_0, GgmlType::Q8_0, 7}},
+      {"Q4_0", {"Q4_0", GgmlType::Q4_0, GgmlType::Q4_0, 2}},   {"Q5_0", {"Q5_0", GgmlType::Q5_0, GgmlType::Q5_0, 8}},
+      {"Q6_K", {"Q6_K", GgmlType::Q6_K, GgmlType::Q6_K, 18}},  {"Q5_K_M", {"Q5_K_M", GgmlType::Q5_K, GgmlType::Q6_K, 17}},
+      {"Q5_K_S", {"Q5_K_S", GgmlType::Q5_K, GgmlType::Q5_K, 16}}, {"Q4_K_M", {"Q4_K_M", GgmlType::Q4_K, GgmlType::Q6_K, 15}},
+      {"Q4_K_S", {"Q4_K_S", GgmlType::Q4_K, GgmlType::Q5_K, 14}}, {"IQ4_XS", {"IQ4_XS", GgmlType::IQ4_XS, GgmlType::IQ4_XS, 30}},
+      {"IQ4_NL", {"IQ4_NL", GgmlType::IQ4_NL, GgmlType::IQ4_NL, 25}},
+  };
+  auto it = mixes.find(name);
+  if (it != mixes.end()) return it->second;
+  std::string known;
+  for (const auto& [k, _] : mixes) known += (known.empty() ? "" : ", ") + k;
+  if (name == "Q3_K_M" || name == "Q3_K_S" || name == "Q3_K_L" || name == "Q2_K")
+    throw Error("mix " + raw + " needs the Q3_K/Q2_K quantizers, which are not written yet (available: " + known + ")");
+  throw Error("unknown quantization type '" + raw + "' (available: " + known + ")");
+}
+
+TensorTypeOverride parse_override(const std::string& spec) {
+  auto eq = spec.rfind('=');
+  if (eq == std::string::npos || eq == 0) throw Error("--tensor-type expects REGEX=TYPE, got '" + spec + "'");
+  auto type = type_from_name(spec.substr(eq + 1));
+  if (!type) throw Error("--tensor-type: unknown type '" + spec.substr(eq + 1) + "'");
+  try {
+    return {std::regex(spec.substr(0, eq)), spec.substr(0, eq), *type};
+  } catch (const std::regex_error& e) {
+    throw Error("--tensor-type: bad regex '" + spec.substr(0, eq) + "': " + e.what());
+  }
+}
+
+namespace {
+
+// llama.cpp gives more bits to the first and last eighth of the layers and every third between.
+bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+int layer_of(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  return std::atoi(name.c_str() + 4);
+}
+
+GgmlType fallback(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_K: return GgmlType::Q5_0;
+    case GgmlType::Q5_K: return GgmlType::Q5_1;
+    case GgmlType::Q6_K: return GgmlType::Q8_0;
+    case GgmlType::IQ4_XS: return GgmlType::IQ4_NL;
+    default: return GgmlType::F16;
+  }
+}
+
+}  // namespace
+
+GgmlType choose_type(const Mix& mix, const gguf::TensorInfo& t, int n_layer, const std::vector<TensorTypeOverride>& overrides) {
+  GgmlType type = mix.base;
+  bool overridden = false;
+  for (const auto& o : overrides)
+    if (std::regex_search(t.name, o.pattern)) {
+      type = o.type;
+      overridden = true;
+      break;
+    }
+  if (!overridden) {
+    if (t.n_dims == 1 || t.name.find("_norm") != std::string::npos) return GgmlType::F32;
+    if (t.name.find("exp_probs_b") != std::string::npos || t.name.find("ffn_gate_inp") != std::string::npos) return GgmlType::F32;
+    const int layer = layer_of(t.name);
+    if (t.name == "output.weight") type = mix.more_bits == mix.base && mix.base == GgmlType::Q4_K ? GgmlType::Q6_K : mix.more_bits;
+    else if ((t.name.find("attn_v.weight") != std::string::npos || t.name.find("ffn_down") != std::string::npos) && layer >= 0 &&
+             use_more_bits(layer, n_layer))
+      type = mix.more_bits;
+  }
+  const int64_t block = traits(type).block_size;
+  while (t.ne[0] % block != 0) {
+    type = fallback(type);
+    if (traits(type).block_size == 1) break;
+    if (t.ne[0] % traits(type).block_size == 0) break;
+  }
+  return type;
+}
+
+}  // namespace jing
