@@ -1,7 +1,64 @@
+// Run-time choice of fast kernels: with AVX2+FMA+F16C, Q4_K / Q6_K / Q8_0 weights meet 8-bit
+// activations in integer dot products and F16/F32 weights use FMA; other types and older CPUs
+// take matmul's portable path.
 #include "cpu/kernels.h"
+
+#include <omp.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "cpu/kernels_simd.h"
+#include "quant/quantize_row.h"
 
 namespace jing::cpu {
 
-bool matmul_fast(const WeightView&, const float*, int64_t, float*, int) { return false; }
+namespace {
+
+bool has_avx2() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
+                         std::getenv("JING_NO_SIMD") == nullptr;
+  return ok;
+}
+
+using QuantDot = float (*)(const void*, const void*, int64_t);
+
+}  // namespace
+
+bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
+  if (!has_avx2()) return false;
+  const int64_t rows = w.rows, cols = w.cols;
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  if (w.type == GgmlType::F32 || w.type == GgmlType::F16) {
+    const bool f16 = w.type == GgmlType::F16;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t t = 0; t < n_tokens; ++t)
+        y[t * rows + r] = f16 ? avx2::dot_f16(base + r * w.row_bytes, x + t * cols, cols)
+                              : avx2::dot_f32(reinterpret_cast<const float*>(base + r * w.row_bytes), x + t * cols, cols);
+    return true;
+  }
+  QuantDot dot = nullptr;
+  GgmlType act = GgmlType::Q8_K;
+  switch (w.type) {
+    case GgmlType::Q4_K: dot = avx2::dot_q4_K; break;
+    case GgmlType::Q6_K: dot = avx2::dot_q6_K; break;
+    case GgmlType::Q8_0: dot = avx2::dot_q8_0, act = GgmlType::Q8_0; break;
+    default: return false;
+  }
+  if (cols % traits(act).block_size) return false;
+  // Activations to 8-bit blocks once per call, shared by every row.
+  const size_t act_row = row_size(act, cols);
+  std::vector<uint8_t> xq(act_row * static_cast<size_t>(n_tokens));
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_tokens > 1)
+  for (int64_t t = 0; t < n_tokens; ++t) quantize_row(act, x + t * cols, xq.data() + static_cast<size_t>(t) * act_row, cols);
+  // Rows in blocks of 16 per task; tokens inner, so each weight row is read once from memory.
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 16)
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* wr = base + r * w.row_bytes;
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * rows + r] = dot(wr, xq.data() + static_cast<size_t>(t) * act_row, cols);
+  }
+  return true;
+}
 
 }  // namespace jing::cpu

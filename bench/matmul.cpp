@@ -1,0 +1,87 @@
+// GEMV (decode) throughput per weight type in GB/s of weights read, GEMM (prompt) in GFLOP/s at
+// batch 512, with this machine's measured memory read bandwidth printed beside them.
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "cpu/matmul.h"
+#include "quant/quantize.h"
+
+using namespace jing;
+
+namespace {
+
+struct Weights {
+  std::vector<uint8_t> data;
+  cpu::WeightView view;
+};
+
+Weights make(GgmlType t, int64_t rows, int64_t cols) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0, 0.02f);
+  std::vector<float> pool(static_cast<size_t>(cols) * 16);
+  for (auto& x : pool) x = nd(rng);
+  const size_t rb = row_size(t, cols);
+  std::vector<uint8_t> qpool(rb * 16);
+  quantize_rows(t, pool.data(), qpool.data(), 16, cols);
+  Weights w;
+  w.data.resize(rb * static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(w.data.data() + r * rb, qpool.data() + (r % 16) * rb, rb);
+  w.view = {t, w.data.data(), cols, rows, rb};
+  return w;
+}
+
+double read_bandwidth_gbs() {
+  static double bw = [] {
+    std::vector<float> big(static_cast<size_t>(256) << 20 >> 2, 1.0f);  // 256 MiB
+    double best = 0;
+    for (int rep = 0; rep < 3; ++rep) {
+      auto t0 = std::chrono::steady_clock::now();
+      double s = 0;
+#pragma omp parallel for reduction(+ : s) num_threads(cpu::default_threads())
+      for (size_t i = 0; i < big.size(); i += 16) s += big[i] + big[i + 4] + big[i + 8] + big[i + 12];
+      double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      benchmark::DoNotOptimize(s);
+      best = std::max(best, big.size() * 4.0 / sec / 1e9);
+    }
+    return best;
+  }();
+  return bw;
+}
+
+void gemv(benchmark::State& st, GgmlType t, int64_t rows, int64_t cols) {
+  auto w = make(t, rows, cols);
+  std::vector<float> x(static_cast<size_t>(cols), 0.5f), y(static_cast<size_t>(rows));
+  for (auto _ : st) cpu::matmul(w.view, x.data(), 1, y.data());
+  st.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.data.size()) * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+  st.counters["mem_GB/s"] = read_bandwidth_gbs();
+}
+
+void gemm(benchmark::State& st, GgmlType t, int64_t rows, int64_t cols) {
+  auto w = make(t, rows, cols);
+  const int64_t n = 512;
+  std::vector<float> x(static_cast<size_t>(cols * n), 0.5f), y(static_cast<size_t>(rows * n));
+  for (auto _ : st) cpu::matmul(w.view, x.data(), n, y.data());
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * rows * cols * n * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+
+}  // namespace
+
+#define GEMV(T) \
+  BENCHMARK_CAPTURE(gemv, T##_4096x4096, GgmlType::T, 4096, 4096)->Unit(benchmark::kMillisecond)->UseRealTime(); \
+  BENCHMARK_CAPTURE(gemv, T##_8960x1536, GgmlType::T, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime();
+GEMV(Q4_K)
+GEMV(Q6_K)
+GEMV(Q8_0)
+GEMV(F16)
+GEMV(Q5_K)
+GEMV(Q4_0)
+GEMV(IQ4_XS)
+BENCHMARK_CAPTURE(gemm, Q4_K_8960x1536_b512, GgmlType::Q4_K, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK_CAPTURE(gemm, Q6_K_8960x1536_b512, GgmlType::Q6_K, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK_CAPTURE(gemm, Q8_0_8960x1536_b512, GgmlType::Q8_0, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+
+BENCHMARK_MAIN();

@@ -1,0 +1,132 @@
+// AVX2 integer dot products of the formats Q4_K_M models are made of (Q4_K, Q6_K, Q8_0) with
+// 8-bit activations (Q8_K / Q8_0). Same arithmetic as the scalar decoders, reordered for SIMD:
+// the sub-block scales are folded into _mm256_madd_epi16 and the K-quants' minimums (or Q6_K's
+// offset of 32) into the activation block sums.
+#include <immintrin.h>
+
+#include "cpu/kernels_simd.h"
+#include "quant/blocks.h"
+
+namespace jing::cpu::avx2 {
+
+using namespace blocks;
+
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+}  // namespace
+
+float dot_q4_K(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const q4_K*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0;
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const float d = x[i].d * h2f(w[i].d), dmin = x[i].d * h2f(w[i].dmin);
+    uint8_t sc[8], m[8];
+    for (int j = 0; j < 8; ++j) k4_scale_min(j, w[i].scales, sc[j], m[j]);
+    int summ = 0;
+    for (int j = 0; j < 8; ++j) summ += m[j] * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
+    mins += dmin * summ;
+    __m256i sumi = _mm256_setzero_si256();
+    const uint8_t* q4 = w[i].qs;
+    const int8_t* q8 = x[i].qs;
+    for (int j = 0; j < 4; ++j, q4 += 32, q8 += 64) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q4));
+      const __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+      const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8)));
+      const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32)));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_lo, _mm256_set1_epi16(sc[2 * j])));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_hi, _mm256_set1_epi16(sc[2 * j + 1])));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum(acc) - mins;
+}
+
+float dot_q6_K(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const q6_K*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const float d = x[i].d * h2f(w[i].d);
+    const int8_t* sc = w[i].scales;
+    int offset = 0;  // the stored values are q + 32: subtract 32 * scale * block sum
+    for (int s = 0; s < 16; ++s) offset += sc[s] * x[i].bsums[s];
+    __m256i sumi = _mm256_setzero_si256();
+    const uint8_t *ql = w[i].ql, *qh = w[i].qh;
+    const int8_t* q8 = x[i].qs;
+    for (int half = 0; half < 2; ++half, ql += 64, qh += 32, q8 += 128, sc += 8) {
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, two), 4)),
+          _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4)),
+      };
+      for (int k = 0; k < 4; ++k) {
+        const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32 * k)));
+        const __m256i scales = _mm256_setr_epi16(sc[2 * k], sc[2 * k], sc[2 * k], sc[2 * k], sc[2 * k], sc[2 * k], sc[2 * k], sc[2 * k],
+                                                 sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1],
+                                                 sc[2 * k + 1], sc[2 * k + 1]);
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0))), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_q8_0(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const q8_0*>(wv);
+  const auto* x = static_cast<const q8_0*>(xv);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
+    // |a| * (b with a's sign): maddubs needs its first operand unsigned.
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)), ones);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  float s = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+float dot_f16(const void* wv, const float* b, int64_t n) {
+  const auto* w = static_cast<const uint16_t*>(wv);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8))), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  float s = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) s += _cvtsh_ss(w[i]) * b[i];
+  return s;
+}
+
+}  // namespace jing::cpu::avx2
