@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "model/model.h"
+#include "runtime/perplexity.h"
+#include "tokenizer/tokenizer.h"
 #include "test_support.h"
 
 using namespace jing;
@@ -155,5 +157,22 @@ TEST(Conformance, FullContextIsAClearError) {
     FAIL();
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("context is full"), std::string::npos) << e.what();
+  }
+}
+
+// Perplexity over the fixture corpus matches transformers' (first 2048 tokens, windows of 128).
+TEST(Conformance, PerplexityMatchesTheReference) {
+  auto dir = test::fixtures_dir();
+  if (dir.empty()) GTEST_SKIP() << "fixtures not found";
+  for (const char* arch : {"llama", "qwen2", "deepseek2"}) {
+    SCOPED_TRACE(arch);
+    auto ref = nlohmann::json::parse(test::read_file(dir / "models" / (std::string(arch) + ".reference.json")))["perplexity"];
+    auto m = model::Model::load(dir / "models" / (std::string(arch) + "-f16.gguf"), {.n_ctx = 128, .n_batch = 128});
+    auto tok = tok::Tokenizer::from_gguf(m->file());
+    auto ids = tok->encode(test::read_file(dir / "models" / ref["text"].get<std::string>()), false, false);
+    ids.resize(static_cast<size_t>(ref["tokens"].get<int>()));
+    auto r = runtime::perplexity(*m, ids, ref["window"].get<int>());
+    std::printf("[perplexity] %-9s ours %.4f transformers %.4f\n", arch, r.ppl, ref["ppl"].get<double>());
+    EXPECT_NEAR(r.ppl / ref["ppl"].get<double>(), 1.0, 2e-3);
   }
 }
