@@ -24,19 +24,31 @@ inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 }  // namespace
 
+// The shuffle that spreads 16-bit lane k of each 128-bit half over all eight 16-bit lanes.
+inline __m256i spread16(__m256i v, int k) {
+  const __m256i pattern = _mm256_set1_epi16(static_cast<int16_t>((2 * k) | ((2 * k + 1) << 8)));
+  return _mm256_shuffle_epi8(v, pattern);
+}
+
 float dot_q4_K(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const q4_K*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
+  __m128 acc_m = _mm_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     const float d = x[i].d * h2f(w[i].d), dmin = x[i].d * h2f(w[i].dmin);
-    uint8_t sc[8], m[8];
-    for (int j = 0; j < 8; ++j) k4_scale_min(j, w[i].scales, sc[j], m[j]);
-    int summ = 0;
-    for (int j = 0; j < 8; ++j) summ += m[j] * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
-    mins += dmin * summ;
+    // The eight 6-bit scales and minimums, unpacked four at a time.
+    uint32_t u[3];
+    __builtin_memcpy(u, w[i].scales, 12);
+    const uint32_t sc_lo = u[0] & 0x3f3f3f3f, mn_lo = u[1] & 0x3f3f3f3f;
+    const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    const __m128i mins16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(mn_hi), static_cast<int>(mn_lo)));
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums)),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums + 8)));
+    acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins16, bs)), acc_m);
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo))));
     __m256i sumi = _mm256_setzero_si256();
     const uint8_t* q4 = w[i].qs;
     const int8_t* q8 = x[i].qs;
@@ -45,46 +57,49 @@ float dot_q4_K(const void* wv, const void* xv, int64_t n) {
       const __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
       const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8)));
       const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_lo, _mm256_set1_epi16(sc[2 * j])));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_hi, _mm256_set1_epi16(sc[2 * j + 1])));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_lo, spread16(sc16, 2 * j)));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_hi, spread16(sc16, 2 * j + 1)));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
   }
-  return hsum(acc) - mins;
+  __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+  m = _mm_add_ss(m, _mm_movehdup_ps(m));
+  return hsum(acc) - _mm_cvtss_f32(m);
 }
 
 float dot_q6_K(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const q6_K*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
-  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     const float d = x[i].d * h2f(w[i].d);
-    const int8_t* sc = w[i].scales;
-    int offset = 0;  // the stored values are q + 32: subtract 32 * scale * block sum
-    for (int s = 0; s < 16; ++s) offset += sc[s] * x[i].bsums[s];
-    __m256i sumi = _mm256_setzero_si256();
+    // Stored values are q + 32: subtract 32 * sum(scale * block sum), computed with one madd.
+    const __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales)));
+    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(sc_all, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums))), 5);
+    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), offset);
     const uint8_t *ql = w[i].ql, *qh = w[i].qh;
     const int8_t* q8 = x[i].qs;
-    for (int half = 0; half < 2; ++half, ql += 64, qh += 32, q8 += 128, sc += 8) {
+    for (int half = 0; half < 2; ++half, ql += 64, qh += 32, q8 += 128) {
+      // Scales of this half (8 of them) in both 128-bit lanes, as 16-bit values.
+      const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w[i].scales + 8 * half))));
       const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
       const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
       const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
       const __m256i q[4] = {
-          _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, two), 4)),
-          _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4)),
+          _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, three), 4)),
+          _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), three), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), three), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), three), 4)),
       };
       for (int k = 0; k < 4; ++k) {
         const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32 * k)));
-        const __m256i scales = _mm256_setr_epi16(sc[2 * k], sc[2 * k], sc[2 * k], sc[2 * k], sc[2 * k], sc[2 * k], sc[2 * k], sc[2 * k],
-                                                 sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1],
-                                                 sc[2 * k + 1], sc[2 * k + 1]);
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales));
+        // Low 128 bits hold the products of scale 2k, high bits those of scale 2k+1.
+        const __m256i s2 = _mm256_blend_epi32(spread16(sc, 2 * k), spread16(sc, 2 * k + 1), 0xF0);
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s2));
       }
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0))), acc);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
   }
   return hsum(acc);
 }

@@ -84,6 +84,13 @@ float ue4m3(uint8_t x) {
   return raw * 0.5f;
 }
 
+void deq_q8_1(const void* s, float* y, int64_t n) {
+  each_block<q8_1>(s, y, n, 32, [](const q8_1& b, float* o) {
+    const float d = h(b.d);
+    for (int j = 0; j < 32; ++j) o[j] = b.qs[j] * d;
+  });
+}
+
 void deq_mxfp4(const void* s, float* y, int64_t n) {
   each_block<mxfp4>(s, y, n, 32, [](const mxfp4& b, float* o) {
     const float d = e8m0_half(b.e);
@@ -403,6 +410,7 @@ Decoder decoder(GgmlType t) {
     case GgmlType::Q5_0: return deq_q5<q5_0, false>;
     case GgmlType::Q5_1: return deq_q5<q5_1, true>;
     case GgmlType::Q8_0: return deq_q8_0;
+    case GgmlType::Q8_1: return deq_q8_1;
     case GgmlType::MXFP4: return deq_mxfp4;
     case GgmlType::NVFP4: return deq_nvfp4;
     case GgmlType::Q1_0: return deq_q1_0;
