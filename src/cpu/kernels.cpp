@@ -3,6 +3,7 @@
 // take matmul's portable path.
 #include "cpu/kernels.h"
 
+#include <cpuid.h>
 #include <omp.h>
 
 #include <cstdlib>
@@ -16,8 +17,12 @@ namespace jing::cpu {
 namespace {
 
 bool has_avx2() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
-                         std::getenv("JING_NO_SIMD") == nullptr;
+  static const bool ok = [] {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    const bool f16c = c & (1u << 29);  // (clang 14 has no "f16c" for __builtin_cpu_supports)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c && std::getenv("JING_NO_SIMD") == nullptr;
+  }();
   return ok;
 }
 
@@ -29,9 +34,10 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
   if (!has_avx2()) return false;
   const int64_t rows = w.rows, cols = w.cols;
   const auto* base = static_cast<const uint8_t*>(w.data);
+  n_threads = threads_for(rows * cols * n_tokens, n_threads);
   if (w.type == GgmlType::F32 || w.type == GgmlType::F16) {
     const bool f16 = w.type == GgmlType::F16;
-#pragma omp parallel for num_threads(n_threads) schedule(static)
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t t = 0; t < n_tokens; ++t)
         y[t * rows + r] = f16 ? avx2::dot_f16(base + r * w.row_bytes, x + t * cols, cols)
@@ -50,10 +56,10 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
   // Activations to 8-bit blocks once per call, shared by every row.
   const size_t act_row = row_size(act, cols);
   std::vector<uint8_t> xq(act_row * static_cast<size_t>(n_tokens));
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_tokens > 1)
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_tokens > 1 && n_threads > 1)
   for (int64_t t = 0; t < n_tokens; ++t) quantize_row(act, x + t * cols, xq.data() + static_cast<size_t>(t) * act_row, cols);
   // Rows in blocks of 16 per task; tokens inner, so each weight row is read once from memory.
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 16)
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 16) if (n_threads > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* wr = base + r * w.row_bytes;
     for (int64_t t = 0; t < n_tokens; ++t) y[t * rows + r] = dot(wr, xq.data() + static_cast<size_t>(t) * act_row, cols);

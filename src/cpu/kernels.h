@@ -11,4 +11,9 @@ namespace jing::cpu {
 bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads);
 float dot_f32(const float* a, const float* b, int64_t n);
 
+// Work below this many multiply-adds runs on the calling thread: waking the thread pool costs
+// more than it saves, and idle pool threads would spin beside the server's other threads.
+constexpr int64_t kParallelMinWork = int64_t{1} << 20;
+inline int threads_for(int64_t work, int n_threads) { return work >= kParallelMinWork ? n_threads : 1; }
+
 }  // namespace jing::cpu

@@ -86,7 +86,8 @@ void matmul(const WeightView& w, const float* x_in, int64_t n_tokens, float* y, 
   round_activations(w.type, x_in, n_tokens, cols, xq);
   const float* x = xq.data();
   const bool is_f32 = w.type == GgmlType::F32;
-#pragma omp parallel num_threads(n_threads)
+  n_threads = threads_for(rows * cols * n_tokens, n_threads);
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
   {
     std::vector<float> row(is_f32 ? 0 : static_cast<size_t>(cols));
 #pragma omp for schedule(static)

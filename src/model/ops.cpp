@@ -171,7 +171,10 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
       kv.load_v(layer, sq, len, values.data());
     }
   }
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  int64_t work = 0;
+  for (int64_t t = 0; t < n; ++t) work += static_cast<int64_t>(pos[static_cast<size_t>(t)] + 1) * s.n_head * (s.dk + s.dv);
+  const int used = cpu::threads_for(work, threads);
+#pragma omp parallel for num_threads(used) schedule(dynamic, 1) if (used > 1)
   for (int64_t th = 0; th < n * s.n_head; ++th) {
     const int64_t t = th / s.n_head;
     const int h = static_cast<int>(th % s.n_head), hk = h / group;

@@ -97,15 +97,20 @@ runtime::RequestResult drive(Prepared& p, HttpResponder& out, const std::functio
   while (true) {
     events.clear();
     bool more = p.req->wait(events, result, 50);
-    for (const auto& e : events) {
+    // Events that queued up while this thread was busy go out as one delta (one SSE chunk),
+    // unless per-token logprobs were asked for.
+    const bool per_token = p.req->top_logprobs >= 0;
+    for (size_t k = 0; k < events.size(); ++k) {
       Delta d;
-      d.event = &e;
+      d.event = &events[k];
+      std::string text = events[k].text;
+      while (!per_token && k + 1 < events.size()) text += events[++k].text;
       if (p.split_reasoning) {
-        auto td = parser.push(e.text);
+        auto td = parser.push(text);
         d.reasoning = std::move(td.reasoning);
         d.content = std::move(td.content);
       } else {
-        d.content = e.text;
+        d.content = std::move(text);
       }
       if (!cancelled && !on_delta(d)) cancelled = true;
     }

@@ -1,0 +1,36 @@
+// `jing ps`: models a running `jing serve` holds in memory (asks its /api/ps, like `ollama ps`).
+#include <cstdlib>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "common/error.h"
+#include "gguf/summary.h"
+#include "store/http.h"
+
+namespace jing::cli {
+namespace {
+
+Registrar reg([](CLI::App& app) {
+  auto* cmd = app.add_subcommand("ps", "List the models a running `jing serve` has loaded (JING_HOST, default 127.0.0.1:11434)");
+  cmd->callback([] {
+    const char* env = std::getenv("JING_HOST");
+    std::string host = env && *env ? env : "127.0.0.1:11434";
+    if (host.rfind("http", 0) != 0) host = "http://" + host;
+    store::HttpResponse r;
+    try {
+      r = store::http_get(host + "/api/ps", {});
+    } catch (const Error&) {
+      throw Error("could not connect to a running jing serve at " + host);
+    }
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (r.status != 200 || !j.is_object()) throw Error("unexpected reply from " + host + " (HTTP " + std::to_string(r.status) + ")");
+    fmt::print("{:<40} {:>12} {:<10} {}\n", "NAME", "SIZE", "PROCESSOR", "UNTIL");
+    for (const auto& m : j.value("models", nlohmann::json::array()))
+      fmt::print("{:<40} {:>12} {:<10} {}\n", m.value("name", ""), gguf::format_bytes(m.value("size", uint64_t{0})), "100% CPU", m.value("expires_at", ""));
+  });
+});
+
+}  // namespace
+}  // namespace jing::cli
