@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cpu/kernels_simd.h"
+#include "quant/fp16.h"
 #include "quant/quantize_row.h"
 
 namespace jing::cpu {
@@ -30,6 +31,8 @@ using QuantDot = float (*)(const void*, const void*, int64_t);
 
 }  // namespace
 
+bool simd_available() { return has_avx2(); }
+
 bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
   if (!has_avx2()) return false;
   const int64_t rows = w.rows, cols = w.cols;
@@ -37,11 +40,34 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
   n_threads = threads_for(rows * cols * n_tokens, n_threads);
   if (w.type == GgmlType::F32 || w.type == GgmlType::F16) {
     const bool f16 = w.type == GgmlType::F16;
+    if (n_tokens < 4) {
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t t = 0; t < n_tokens; ++t)
-        y[t * rows + r] = f16 ? avx2::dot_f16(base + r * w.row_bytes, x + t * cols, cols)
-                              : avx2::dot_f32(reinterpret_cast<const float*>(base + r * w.row_bytes), x + t * cols, cols);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t t = 0; t < n_tokens; ++t)
+          y[t * rows + r] = f16 ? avx2::dot_f16(base + r * w.row_bytes, x + t * cols, cols)
+                                : avx2::dot_f32(reinterpret_cast<const float*>(base + r * w.row_bytes), x + t * cols, cols);
+      return true;
+    }
+    // Several tokens: each weight row is widened to float once and meets four tokens per pass.
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
+    {
+      std::vector<float> row(f16 ? static_cast<size_t>(cols) : 0);
+      float out[4];
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* wr = reinterpret_cast<const float*>(base + r * w.row_bytes);
+        if (f16) {
+          for (int64_t i = 0; i < cols; ++i) row[static_cast<size_t>(i)] = fp16_to_fp32(reinterpret_cast<const uint16_t*>(base + r * w.row_bytes)[i]);
+          wr = row.data();
+        }
+        int64_t t = 0;
+        for (; t + 4 <= n_tokens; t += 4) {
+          avx2::dot_rows_x4(wr, x + t * cols, cols, cols, out);
+          for (int k = 0; k < 4; ++k) y[(t + k) * rows + r] = out[k];
+        }
+        for (; t < n_tokens; ++t) y[t * rows + r] = avx2::dot_f32(wr, x + t * cols, cols);
+      }
+    }
     return true;
   }
   QuantDot dot = nullptr;

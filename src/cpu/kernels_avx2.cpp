@@ -145,3 +145,38 @@ float dot_f16(const void* wv, const float* b, int64_t n) {
 }
 
 }  // namespace jing::cpu::avx2
+
+namespace jing::cpu::avx2 {
+
+void f16_scale_mad(uint16_t* acc, float scale, const float* v, float weight, int n) {
+  int d = 0;
+  const __m256 s = _mm256_set1_ps(scale), w = _mm256_set1_ps(weight);
+  for (; d + 8 <= n; d += 8) {
+    __m256 a = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(acc + d)));
+    if (scale != 1.0f) a = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(a, s), _MM_FROUND_TO_NEAREST_INT));
+    a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(v + d), w));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(acc + d), _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; d < n; ++d) {
+    float a = _cvtsh_ss(acc[d]);
+    if (scale != 1.0f) a = _cvtsh_ss(_cvtss_sh(a * scale, 0));
+    acc[d] = _cvtss_sh(a + v[d] * weight, 0);
+  }
+}
+
+void dot_rows_x4(const float* w, const float* x, int64_t xs, int64_t cols, float* out) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 8 <= cols; i += 8) {
+    const __m256 wv = _mm256_loadu_ps(w + i);
+    a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + xs + i), a1);
+    a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 2 * xs + i), a2);
+    a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 3 * xs + i), a3);
+  }
+  out[0] = hsum(a0), out[1] = hsum(a1), out[2] = hsum(a2), out[3] = hsum(a3);
+  for (; i < cols; ++i)
+    for (int t = 0; t < 4; ++t) out[t] += w[i] * x[t * xs + i];
+}
+
+}  // namespace jing::cpu::avx2

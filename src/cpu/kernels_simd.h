@@ -9,3 +9,10 @@ float dot_q8_0(const void* w, const void* x_q80, int64_t n);
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f16(const void* w, const float* b, int64_t n);
 }  // namespace jing::cpu::avx2
+
+namespace jing::cpu::avx2 {
+// acc[0..n) (f16 values) = f16(f16(acc) * scale + v * weight): ggml's f16 attention accumulator.
+void f16_scale_mad(uint16_t* acc, float scale, const float* v, float weight, int n);
+// out[t][r] = w_r . x_t for 4 tokens at once (weight row as float, read once).
+void dot_rows_x4(const float* w, const float* x, int64_t x_stride, int64_t cols, float* out4);
+}  // namespace jing::cpu::avx2

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "cpu/kernels.h"
+#include "cpu/kernels_simd.h"
 #include "quant/dequant.h"
 #include "quant/fp16.h"
 
@@ -174,6 +175,7 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
   int64_t work = 0;
   for (int64_t t = 0; t < n; ++t) work += static_cast<int64_t>(pos[static_cast<size_t>(t)] + 1) * s.n_head * (s.dk + s.dv);
   const int used = cpu::threads_for(work, threads);
+  const bool simd = cpu::simd_available();
 #pragma omp parallel for num_threads(used) schedule(dynamic, 1) if (used > 1)
   for (int64_t th = 0; th < n * s.n_head; ++th) {
     const int64_t t = th / s.n_head;
@@ -194,12 +196,17 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
       if (score > max) {
         ms = std::exp(max - score);
         max = score;
-        for (int d = 0; d < s.dv; ++d) acc[d] = fp32_to_fp16(fp16_to_fp32(acc[d]) * ms);
       } else {
         vs = std::exp(score - max);
       }
       const float* vj = vbase + j * vw + hk * (s.v_in_k ? s.dk : s.dv);
-      for (int d = 0; d < s.dv; ++d) acc[d] = fp32_to_fp16(fp16_to_fp32(acc[d]) + vj[d] * vs);
+      if (simd) {
+        cpu::avx2::f16_scale_mad(acc, ms, vj, vs, s.dv);
+      } else {
+        if (ms != 1.0f)
+          for (int d = 0; d < s.dv; ++d) acc[d] = fp32_to_fp16(fp16_to_fp32(acc[d]) * ms);
+        for (int d = 0; d < s.dv; ++d) acc[d] = fp32_to_fp16(fp16_to_fp32(acc[d]) + vj[d] * vs);
+      }
       sum = sum * ms + vs;
     }
     float* o = out + (t * s.n_head + h) * s.dv;
