@@ -48,6 +48,8 @@ Handler make_router(ServerContext& ctx) {
       send_error(out, e.status, e.what(), e.type);
     } catch (const Error& e) {
       send_error(out, 400, e.what(), "invalid_request_error");
+    } catch (const json::exception& e) {  // a field of the wrong JSON type deep in a body
+      send_error(out, 400, std::string("invalid request: ") + e.what(), "invalid_request_error");
     } catch (const std::exception& e) {
       send_error(out, 500, e.what(), "server_error");
     }
