@@ -60,17 +60,21 @@ void print_tensors(const gguf::File& f, bool json) {
 Registrar reg([](CLI::App& app) {
   struct Opts {
     std::string model;
-    bool json = false, tensors = false, modelfile = false;
+    bool json = false, tensors = false, modelfile = false, template_ = false, license = false;
   };
   auto opts = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("show", "Show what a model holds: architecture, size, quantization, tokenizer");
   cmd->add_option("model", opts->model, "GGUF file (any part of a split model) or model name")->required();
   cmd->add_flag("--json", opts->json, "Print JSON for machines");
   cmd->add_flag("--tensors", opts->tensors, "List every tensor: name, type, shape, offset");
+  cmd->add_flag("--template", opts->template_, "Print the chat template");
+  cmd->add_flag("--license", opts->license, "Print the licence");
   cmd->callback([opts] {
     auto path = store::resolve_model(opts->model);
     gguf::File f = gguf::File::open(path);
     if (opts->tensors) return print_tensors(f, opts->json);
+    if (opts->template_) return fmt::print("{}\n", f.get_string("tokenizer.chat_template").value_or(""));
+    if (opts->license) return fmt::print("{}\n", f.get_string("general.license").value_or(""));
     auto s = gguf::summarize(f);
     if (opts->json) {
       auto j = s.to_json();

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -168,7 +169,10 @@ void download(const DownloadTask& t, int connections, const std::function<void(u
   fs::create_directories(t.dest.parent_path());
   auto chunks = load_state(t);
   if (chunks.empty()) {
-    int n = static_cast<int>(std::clamp<uint64_t>(t.size / (32ull << 20), 1, static_cast<uint64_t>(std::max(1, connections))));
+    // One connection per 32 MiB (JING_DOWNLOAD_CHUNK bytes), up to `connections`.
+    uint64_t chunk_bytes = 32ull << 20;
+    if (const char* env = std::getenv("JING_DOWNLOAD_CHUNK"); env && std::strtoull(env, nullptr, 10) > 0) chunk_bytes = std::strtoull(env, nullptr, 10);
+    int n = static_cast<int>(std::clamp<uint64_t>(t.size / chunk_bytes, 1, static_cast<uint64_t>(std::max(1, connections))));
     for (int i = 0; i < n; ++i) {
       auto c = std::make_unique<Chunk>();
       c->start = t.size * i / n;

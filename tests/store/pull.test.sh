@@ -103,6 +103,15 @@ f=$(find "$JING_MODELS" -name 'big-F16.gguf')
 check "resumed file has the right sha256" [ "$(sha256sum < "$f" | cut -d' ' -f1)" = "$(sha256sum < "$tmp/repo4/big-F16.gguf" | cut -d' ' -f1)" ]
 check "no partials left" [ -z "$(find "$JING_MODELS/.downloads" -name '*.partial' 2>/dev/null)" ]
 
+# 5b. a large file over several connections (ranged requests in parallel), verified
+"$JING" rm hf.co/test/big:F16 >/dev/null
+: > "$tmp/hub.log"
+out=$(JING_DOWNLOAD_CHUNK=1000000 "$JING" pull hf.co/test/big:F16 --connections 4 2>&1); rc=$?
+check "pull over 4 connections (rc=$rc)" [ $rc -eq 0 ]
+check "4 ranged requests were made" [ "$(grep -c 'GET /cdn/.*range=bytes=' "$tmp/hub.log")" -ge 4 ]
+f=$(find "$JING_MODELS" -name 'big-F16.gguf')
+check "multi-connection file is intact" cmp -s "$f" "$tmp/repo4/big-F16.gguf"
+
 # 6. a corrupted transfer is detected and nothing is installed
 kill "$HUB_PID"; start_hub corrupt --corrupt
 out=$("$JING" pull hf.co/test/tiny:Q4_K_M 2>&1); rc=$?
