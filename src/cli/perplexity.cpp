@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "common/file.h"
 #include "model/model.h"
 #include "runtime/perplexity.h"
 #include "store/resolve.h"
@@ -27,17 +28,13 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("--max-tokens", o->max_tokens, "Use only the first N tokens of the text");
   cmd->add_option("-t,--threads", o->threads, "Threads");
   cmd->callback([o] {
-    std::ifstream in(o->file, std::ios::binary);
-    if (!in) throw Error("cannot read " + o->file);
-    std::stringstream ss;
-    ss << in.rdbuf();
     model::ModelOptions mo;
     mo.n_ctx = o->window;
     mo.n_threads = o->threads;
     mo.n_batch = o->window;
     auto m = model::Model::load(store::resolve_model(o->model), mo);
     auto tok = tok::Tokenizer::from_gguf(m->file());
-    auto ids = tok->encode(ss.str(), false, false);
+    auto ids = tok->encode(read_text_file(o->file), false, false);
     if (o->max_tokens > 0 && static_cast<int>(ids.size()) > o->max_tokens) ids.resize(static_cast<size_t>(o->max_tokens));
     auto r = runtime::perplexity(*m, ids, o->window, [](int w, double p) { fmt::print(stderr, "[{}] {:.4f}\n", w, p); });
     fmt::print("perplexity: {:.4f} over {} tokens in {} windows of {}\n", r.ppl, r.scored, r.windows, o->window);

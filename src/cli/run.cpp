@@ -13,6 +13,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "common/file.h"
 #include "gguf/summary.h"
 #include "runtime/session.h"
 #include "store/resolve.h"
@@ -230,11 +231,7 @@ Registrar reg([](CLI::App& app) {
     so.model.n_threads = o->threads;
     so.system = o->system;
     if (!o->template_file.empty()) {
-      std::ifstream in(o->template_file);
-      if (!in) throw Error("cannot read " + o->template_file);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      so.chat_template = ss.str();
+      so.chat_template = read_text_file(o->template_file);
     }
     runtime::ChatSession s(path, so);
     auto& sp = s.params().sampling;
@@ -252,9 +249,7 @@ Registrar reg([](CLI::App& app) {
       return;
     }
     if (!isatty(STDIN_FILENO)) {  // piped input: one question
-      std::stringstream ss;
-      ss << std::cin.rdbuf();
-      ask(s, ss.str(), *o);
+      ask(s, read_stdin(), *o);
       return;
     }
     interactive(s, *o, name);

@@ -9,6 +9,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "common/file.h"
 #include "server/context.h"
 #include "server/request.h"
 
@@ -99,11 +100,7 @@ Registrar reg([](CLI::App& app) {
     }
     if (!o->chat_template.empty()) so.chat_template = o->chat_template;
     if (!o->chat_template_file.empty()) {
-      std::ifstream in(o->chat_template_file);
-      if (!in) throw Error("cannot read " + o->chat_template_file);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      so.chat_template = ss.str();
+      so.chat_template = read_text_file(o->chat_template_file);
     }
     if (o->temp) so.sampling.temperature = *o->temp, so.sampling_set.temperature = true;
     if (o->top_k) so.sampling.top_k = *o->top_k, so.sampling_set.top_k = true;

@@ -6,24 +6,14 @@
 #include "chat/model_template.h"
 #include "cli/command.h"
 #include "common/error.h"
+#include "common/file.h"
 #include "store/resolve.h"
 
 namespace jing::cli {
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw Error("cannot read " + path);
-  std::string s;
-  char buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-  std::fclose(f);
-  return s;
-}
-
 nlohmann::ordered_json parse_json_file(const std::string& path, const char* what) {
-  auto j = nlohmann::ordered_json::parse(slurp(path), nullptr, false);
+  auto j = nlohmann::ordered_json::parse(read_text_file(path), nullptr, false);
   if (j.is_discarded()) throw Error(std::string(what) + " file " + path + " is not valid JSON");
   return j;
 }
@@ -43,7 +33,7 @@ Registrar reg([](CLI::App& app) {
   cmd->callback([o] {
     auto f = gguf::File::open(store::resolve_model(o->model));
     std::optional<std::string> override_source;
-    if (!o->template_file.empty()) override_source = slurp(o->template_file);
+    if (!o->template_file.empty()) override_source = read_text_file(o->template_file);
     auto mt = chat::model_template(f, override_source);
     auto messages = parse_json_file(o->messages, "messages");
     nlohmann::ordered_json tools;

@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "common/file.h"
 #include "gguf/gguf.h"
 #include "store/resolve.h"
 #include "tokenizer/tokenizer.h"
@@ -32,15 +33,9 @@ Registrar tokenize_cmd([](CLI::App& app) {
     auto tok = tok::Tokenizer::from_gguf(f);
     std::string text = o->text;
     if (!o->file.empty()) {
-      std::ifstream in(o->file, std::ios::binary);
-      if (!in) throw Error("cannot read " + o->file);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      text = ss.str();
+      text = read_text_file(o->file);
     } else if (text.empty()) {
-      std::stringstream ss;
-      ss << std::cin.rdbuf();
-      text = ss.str();
+      text = read_stdin();
     }
     auto ids = tok->encode(text, o->special, o->special);
     if (o->json) {
