@@ -85,7 +85,7 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_tokens > 1 && n_threads > 1)
   for (int64_t t = 0; t < n_tokens; ++t) quantize_row(act, x + t * cols, xq.data() + static_cast<size_t>(t) * act_row, cols);
   // Rows in blocks of 16 per task; tokens inner, so each weight row is read once from memory.
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 16) if (n_threads > 1)
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* wr = base + r * w.row_bytes;
     for (int64_t t = 0; t < n_tokens; ++t) y[t * rows + r] = dot(wr, xq.data() + static_cast<size_t>(t) * act_row, cols);

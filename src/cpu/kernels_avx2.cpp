@@ -37,6 +37,10 @@ float dot_q4_K(const void* wv, const void* xv, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   __m128 acc_m = _mm_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
+    // Weights stream from memory: ask for the blocks a few iterations ahead.
+    _mm_prefetch(reinterpret_cast<const char*>(w + i + 16), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + i + 16) + 64, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + i + 16) + 128, _MM_HINT_T0);
     const float d = x[i].d * h2f(w[i].d), dmin = x[i].d * h2f(w[i].dmin);
     // The eight 6-bit scales and minimums, unpacked four at a time.
     uint32_t u[3];
@@ -73,6 +77,10 @@ float dot_q6_K(const void* wv, const void* xv, int64_t n) {
   const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + i + 16), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + i + 16) + 64, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + i + 16) + 128, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + i + 16) + 192, _MM_HINT_T0);
     const float d = x[i].d * h2f(w[i].d);
     // Stored values are q + 32: subtract 32 * sum(scale * block sum), computed with one madd.
     const __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales)));
@@ -137,7 +145,7 @@ float dot_f16(const void* wv, const float* b, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8))), _mm256_loadu_ps(b + i + 8), acc1);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 16))), _mm256_loadu_ps(b + i + 8), acc1);
   }
   float s = hsum(_mm256_add_ps(acc0, acc1));
   for (; i < n; ++i) s += _cvtsh_ss(w[i]) * b[i];
