@@ -15,8 +15,7 @@ Transformer::Transformer(gguf::File file, const ModelOptions& opts, TransformerS
   rope_.n_rot = static_cast<int>(arch_int("rope.dimension_count", head_dim_k_));
   rope_.freq_base = arch_float("rope.freq_base", 10000.0f);
   rope_.neox = style.neox_rope;
-  if (file_.arch_float("rope.scaling.factor") && file_.get_string(arch() + ".rope.scaling.type").value_or("") == "linear")
-    rope_.freq_scale = 1.0f / arch_float("rope.scaling.factor", 1.0f);
+  setup_rope_scaling();
   rope_.freq_factors = w_.optional_vector("rope_freqs.weight", rope_.n_rot / 2);  // Llama 3.1 scaling
 
   const int q_width = n_head_ * head_dim_k_, k_width = n_head_kv_ * head_dim_k_, v_width = n_head_kv_ * head_dim_v_;
@@ -42,6 +41,23 @@ Transformer::Transformer(gguf::File file, const ModelOptions& opts, TransformerS
     layers_.push_back(std::move(l));
   }
   init_cache(n_layer, k_width, v_width);
+}
+
+// Context extension from the rope.scaling.* keys: linear interpolation, or YaRN as llama.cpp and
+// transformers apply it to these architectures (frequencies blended by ramp, q and k both scaled
+// by 1 + 0.1 ln(factor), which Rope adds itself when ext_factor is set).
+void Transformer::setup_rope_scaling() {
+  const std::string type = file_.get_string(arch() + ".rope.scaling.type").value_or("none");
+  const float factor = arch_float("rope.scaling.factor", 1.0f);
+  if (factor <= 1.0f || (type != "linear" && type != "yarn")) return;
+  rope_.freq_scale = 1.0f / factor;
+  if (type == "yarn") {
+    rope_.ext_factor = arch_float("rope.scaling.yarn_ext_factor", 1.0f);
+    rope_.attn_factor = arch_float("rope.scaling.attn_factor", 1.0f);
+    rope_.beta_fast = arch_float("rope.scaling.yarn_beta_fast", 32.0f);
+    rope_.beta_slow = arch_float("rope.scaling.yarn_beta_slow", 1.0f);
+    rope_.n_ctx_orig = static_cast<int>(arch_int("rope.scaling.original_context_length", n_ctx_train_));
+  }
 }
 
 void Transformer::layers(float* x, const Batch& b) {

@@ -19,6 +19,7 @@ class Transformer : public BaseModel {
   void layers(float* x, const Batch& b) override;
 
  private:
+  void setup_rope_scaling();
   struct Layer {
     std::vector<float> attn_norm, ffn_norm, bq, bk, bv, q_norm, k_norm;
     cpu::WeightView wq, wk, wv, wo, gate, up, down;
