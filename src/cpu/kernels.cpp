@@ -1,4 +1,4 @@
-// Run-time choice of fast kernels: with AVX2+FMA+F16C, Q4_K / Q5_K / Q6_K / IQ4_XS (Q8_K) and
+// Run-time choice of fast kernels: with AVX2+FMA+F16C, Q2_K..Q6_K / IQ1_S / IQ4_XS (Q8_K) and
 // Q8_0 / Q4_0 / Q5_0 / IQ4_NL (Q8_0) weights meet 8-bit
 // activations in integer dot products and F16/F32 weights use FMA; other types and older CPUs
 // take matmul's portable path.
@@ -77,6 +77,9 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
     case GgmlType::Q4_K: dot = avx2::dot_q4_K; break;
     case GgmlType::Q6_K: dot = avx2::dot_q6_K; break;
     case GgmlType::Q5_K: dot = avx2::dot_q5_K; break;
+    case GgmlType::Q2_K: dot = avx2::dot_q2_K; break;
+    case GgmlType::Q3_K: dot = avx2::dot_q3_K; break;
+    case GgmlType::IQ1_S: dot = avx2::dot_iq1_s; break;
     case GgmlType::IQ4_XS: dot = avx2::dot_iq4_xs; break;
     case GgmlType::Q8_0: dot = avx2::dot_q8_0, act = GgmlType::Q8_0; break;
     case GgmlType::Q4_0: dot = avx2::dot_q4_0, act = GgmlType::Q8_0; break;
