@@ -100,7 +100,6 @@ float dot_q3_K(const void* wv, const void* xv, int64_t n) {
 float dot_iq1_s(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const iq1_s*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
-  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   float acc_delta = 0;
   for (int64_t i = 0; i < n / QK_K; ++i) {
@@ -115,8 +114,9 @@ float dot_iq1_s(const void* wv, const void* xv, int64_t n) {
                                           static_cast<int64_t>(iq::iq1s_grid[qs[1] | ((qh << 5) & 0x700)]),
                                           static_cast<int64_t>(iq::iq1s_grid[qs[0] | ((qh << 8) & 0x700)]));
       const __m256i q8 = load(x[i].qs + 32 * ib);
-      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(g, g), _mm256_sign_epi8(q8, g)), ones);
-      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(p, _mm256_set1_epi32(ls)));
+      // The scale rides in the 16-bit multiply-add (pair sums fit: |g| <= 1).
+      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(g, g), _mm256_sign_epi8(q8, g));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16(static_cast<int16_t>(ls))));
       sum_delta += (qh & 0x8000 ? -ls : ls) * (x[i].bsums[2 * ib] + x[i].bsums[2 * ib + 1]);
     }
     const float d = x[i].d * h2f(w[i].d);

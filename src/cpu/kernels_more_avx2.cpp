@@ -101,8 +101,10 @@ float dot_iq4_xs(const void* wv, const void* xv, int64_t n) {
     __m256i sumi = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ++ib) {
       const int ls = ((w[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0xF) | (((w[i].scales_h >> 2 * ib) & 3) << 4);
-      const __m256i p = dot_i8(iq4_values(w[i].qs + 16 * ib), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * ib)));
-      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(p, _mm256_set1_epi32(ls - 32)));
+      const __m256i v = iq4_values(w[i].qs + 16 * ib), q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * ib));
+      // Pair sums of |v| * q8 fit 16 bits (|v| <= 127); the scale rides in the 16-bit multiply-add.
+      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(q8, v));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16(static_cast<int16_t>(ls - 32))));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
   }
