@@ -97,7 +97,13 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* wr = base + r * w.row_bytes;
-    for (int64_t t = 0; t < n_tokens; ++t) y[t * rows + r] = dot(wr, xq.data() + static_cast<size_t>(t) * act_row, cols);
+    int64_t t = 0;
+    if (w.type == GgmlType::Q4_K)  // unpack each weight block once for four tokens
+      for (float out[4]; t + 4 <= n_tokens; t += 4) {
+        avx2::dot_q4_K_x4(wr, xq.data() + static_cast<size_t>(t) * act_row, act_row, cols, out);
+        for (int k = 0; k < 4; ++k) y[(t + k) * rows + r] = out[k];
+      }
+    for (; t < n_tokens; ++t) y[t * rows + r] = dot(wr, xq.data() + static_cast<size_t>(t) * act_row, cols);
   }
   return true;
 }

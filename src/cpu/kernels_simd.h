@@ -1,9 +1,12 @@
 // Entry points of the instruction-set-specific kernels (compiled with their own flags).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace jing::cpu::avx2 {
 float dot_q4_K(const void* w, const void* x_q8k, int64_t n);
+// Four activation rows (x_stride bytes apart) against one Q4_K row: out4[t].
+void dot_q4_K_x4(const void* w, const void* x_q8k, size_t x_stride, int64_t n, float* out4);
 float dot_q6_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q8_0(const void* w, const void* x_q80, int64_t n);
 // kernels_low_avx2.cpp
