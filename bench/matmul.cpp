@@ -2,6 +2,7 @@
 // batch 512, with this machine's measured memory read bandwidth printed beside them.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -16,7 +17,8 @@ namespace {
 
 struct Weights {
   std::vector<uint8_t> data;
-  cpu::WeightView view;
+  size_t copies = 1;
+  cpu::WeightView view;  // the first copy
 };
 
 Weights make(GgmlType t, int64_t rows, int64_t cols) {
@@ -26,12 +28,27 @@ Weights make(GgmlType t, int64_t rows, int64_t cols) {
   for (auto& x : pool) x = nd(rng);
   const size_t rb = row_size(t, cols);
   std::vector<uint8_t> qpool(rb * 16);
-  quantize_rows(t, pool.data(), qpool.data(), 16, cols);
+  if (can_quantize(t)) {
+    quantize_rows(t, pool.data(), qpool.data(), 16, cols);
+  } else {  // no quantizer for this type: random bytes run the same instructions (no value-dependent branches)
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (auto& b : qpool) b = static_cast<uint8_t>(byte(rng));
+  }
+  // Enough copies of the matrix to overflow the last-level cache: each iteration reads the next
+  // copy, so GEMV figures are DRAM streaming rates, not cache rates.
   Weights w;
-  w.data.resize(rb * static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) std::memcpy(w.data.data() + r * rb, qpool.data() + (r % 16) * rb, rb);
+  const size_t one = rb * static_cast<size_t>(rows);
+  w.copies = std::max<size_t>(1, (size_t{256} << 20) / one);
+  w.data.resize(one * w.copies);
+  for (int64_t r = 0; r < rows * static_cast<int64_t>(w.copies); ++r) std::memcpy(w.data.data() + r * rb, qpool.data() + (r % 16) * rb, rb);
   w.view = {t, w.data.data(), cols, rows, rb};
   return w;
+}
+
+cpu::WeightView copy_view(const Weights& w, size_t k) {
+  cpu::WeightView v = w.view;
+  v.data = w.data.data() + (k % w.copies) * w.view.row_bytes * static_cast<size_t>(w.view.rows);
+  return v;
 }
 
 double read_bandwidth_gbs() {
@@ -55,8 +72,10 @@ double read_bandwidth_gbs() {
 void gemv(benchmark::State& st, GgmlType t, int64_t rows, int64_t cols) {
   auto w = make(t, rows, cols);
   std::vector<float> x(static_cast<size_t>(cols), 0.5f), y(static_cast<size_t>(rows));
-  for (auto _ : st) cpu::matmul(w.view, x.data(), 1, y.data());
-  st.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.data.size()) * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+  size_t k = 0;
+  for (auto _ : st) cpu::matmul(copy_view(w, k++), x.data(), 1, y.data());
+  const double bytes = static_cast<double>(w.data.size() / w.copies);
+  st.counters["GB/s"] = benchmark::Counter(bytes * st.iterations() / 1e9, benchmark::Counter::kIsRate);
   st.counters["mem_GB/s"] = read_bandwidth_gbs();
 }
 
@@ -78,8 +97,13 @@ GEMV(Q6_K)
 GEMV(Q8_0)
 GEMV(F16)
 GEMV(Q5_K)
+GEMV(Q3_K)
+GEMV(Q2_K)
+GEMV(Q5_0)
 GEMV(Q4_0)
 GEMV(IQ4_XS)
+GEMV(IQ1_S)
+GEMV(Q4_1)
 BENCHMARK_CAPTURE(gemm, Q4_K_8960x1536_b512, GgmlType::Q4_K, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 BENCHMARK_CAPTURE(gemm, Q6_K_8960x1536_b512, GgmlType::Q6_K, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 BENCHMARK_CAPTURE(gemm, Q8_0_8960x1536_b512, GgmlType::Q8_0, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);

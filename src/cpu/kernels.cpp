@@ -1,4 +1,5 @@
-// Run-time choice of fast kernels: with AVX2+FMA+F16C, Q4_K / Q6_K / Q8_0 weights meet 8-bit
+// Run-time choice of fast kernels: with AVX2+FMA+F16C, Q2_K..Q6_K / IQ1_S / IQ4_XS (Q8_K) and
+// Q8_0 / Q4_0 / Q5_0 / IQ4_NL (Q8_0) weights meet 8-bit
 // activations in integer dot products and F16/F32 weights use FMA; other types and older CPUs
 // take matmul's portable path.
 #include "cpu/kernels.h"
@@ -75,7 +76,15 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
   switch (w.type) {
     case GgmlType::Q4_K: dot = avx2::dot_q4_K; break;
     case GgmlType::Q6_K: dot = avx2::dot_q6_K; break;
+    case GgmlType::Q5_K: dot = avx2::dot_q5_K; break;
+    case GgmlType::Q2_K: dot = avx2::dot_q2_K; break;
+    case GgmlType::Q3_K: dot = avx2::dot_q3_K; break;
+    case GgmlType::IQ1_S: dot = avx2::dot_iq1_s; break;
+    case GgmlType::IQ4_XS: dot = avx2::dot_iq4_xs; break;
     case GgmlType::Q8_0: dot = avx2::dot_q8_0, act = GgmlType::Q8_0; break;
+    case GgmlType::Q4_0: dot = avx2::dot_q4_0, act = GgmlType::Q8_0; break;
+    case GgmlType::Q5_0: dot = avx2::dot_q5_0, act = GgmlType::Q8_0; break;
+    case GgmlType::IQ4_NL: dot = avx2::dot_iq4_nl, act = GgmlType::Q8_0; break;
     default: return false;
   }
   if (cols % traits(act).block_size) return false;
@@ -88,7 +97,13 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* wr = base + r * w.row_bytes;
-    for (int64_t t = 0; t < n_tokens; ++t) y[t * rows + r] = dot(wr, xq.data() + static_cast<size_t>(t) * act_row, cols);
+    int64_t t = 0;
+    if (w.type == GgmlType::Q4_K)  // unpack each weight block once for four tokens
+      for (float out[4]; t + 4 <= n_tokens; t += 4) {
+        avx2::dot_q4_K_x4(wr, xq.data() + static_cast<size_t>(t) * act_row, act_row, cols, out);
+        for (int k = 0; k < 4; ++k) y[(t + k) * rows + r] = out[k];
+      }
+    for (; t < n_tokens; ++t) y[t * rows + r] = dot(wr, xq.data() + static_cast<size_t>(t) * act_row, cols);
   }
   return true;
 }

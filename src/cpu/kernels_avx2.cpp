@@ -30,18 +30,23 @@ inline __m256i spread16(__m256i v, int k) {
   return _mm256_shuffle_epi8(v, pattern);
 }
 
-float dot_q4_K(const void* wv, const void* xv, int64_t n) {
+// T tokens at once: each weight block is unpacked once and meets T activation rows (x_stride
+// bytes apart). T = 1 is the decode kernel.
+template <int T>
+void dot_q4_K_n(const void* wv, const void* xv, size_t x_stride, int64_t n, float* out) {
   const auto* w = static_cast<const q4_K*>(wv);
-  const auto* x = static_cast<const q8_K*>(xv);
+  const q8_K* x[T];
+  for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<const q8_K*>(static_cast<const uint8_t*>(xv) + t * x_stride);
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  __m128 acc_m = _mm_setzero_ps();
+  __m256 acc[T];
+  __m128 acc_m[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), acc_m[t] = _mm_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     // Weights stream from memory: ask for the blocks a few iterations ahead.
     _mm_prefetch(reinterpret_cast<const char*>(w + i + 16), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(w + i + 16) + 64, _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(w + i + 16) + 128, _MM_HINT_T0);
-    const float d = x[i].d * h2f(w[i].d), dmin = x[i].d * h2f(w[i].dmin);
+    const float wd = h2f(w[i].d), wdmin = h2f(w[i].dmin);
     // The eight 6-bit scales and minimums, unpacked four at a time.
     uint32_t u[3];
     __builtin_memcpy(u, w[i].scales, 12);
@@ -49,27 +54,43 @@ float dot_q4_K(const void* wv, const void* xv, int64_t n) {
     const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
     const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
     const __m128i mins16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(mn_hi), static_cast<int>(mn_lo)));
-    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums)),
-                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums + 8)));
-    acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins16, bs)), acc_m);
+    for (int t = 0; t < T; ++t) {
+      const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[t][i].bsums)),
+                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[t][i].bsums + 8)));
+      acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(x[t][i].d * wdmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins16, bs)), acc_m[t]);
+    }
     const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo))));
-    __m256i sumi = _mm256_setzero_si256();
+    __m256i sumi[T];
+    for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
     const uint8_t* q4 = w[i].qs;
-    const int8_t* q8 = x[i].qs;
-    for (int j = 0; j < 4; ++j, q4 += 32, q8 += 64) {
+    for (int j = 0; j < 4; ++j, q4 += 32) {
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q4));
       const __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-      const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8)));
-      const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_lo, spread16(sc16, 2 * j)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_hi, spread16(sc16, 2 * j + 1)));
+      const __m256i s_lo = spread16(sc16, 2 * j), s_hi = spread16(sc16, 2 * j + 1);
+      for (int t = 0; t < T; ++t) {
+        const int8_t* q8 = x[t][i].qs + 64 * j;
+        const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8)));
+        const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32)));
+        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p_lo, s_lo));
+        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p_hi, s_hi));
+      }
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(x[t][i].d * wd), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
   }
-  __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-  m = _mm_add_ss(m, _mm_movehdup_ps(m));
-  return hsum(acc) - _mm_cvtss_f32(m);
+  for (int t = 0; t < T; ++t) {
+    __m128 m = _mm_add_ps(acc_m[t], _mm_movehl_ps(acc_m[t], acc_m[t]));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    out[t] = hsum(acc[t]) - _mm_cvtss_f32(m);
+  }
 }
+
+float dot_q4_K(const void* wv, const void* xv, int64_t n) {
+  float out;
+  dot_q4_K_n<1>(wv, xv, 0, n, &out);
+  return out;
+}
+
+void dot_q4_K_x4(const void* w, const void* x, size_t x_stride, int64_t n, float* out4) { dot_q4_K_n<4>(w, x, x_stride, n, out4); }
 
 float dot_q6_K(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const q6_K*>(wv);

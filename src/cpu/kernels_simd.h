@@ -1,11 +1,24 @@
 // Entry points of the instruction-set-specific kernels (compiled with their own flags).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace jing::cpu::avx2 {
 float dot_q4_K(const void* w, const void* x_q8k, int64_t n);
+// Four activation rows (x_stride bytes apart) against one Q4_K row: out4[t].
+void dot_q4_K_x4(const void* w, const void* x_q8k, size_t x_stride, int64_t n, float* out4);
 float dot_q6_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q8_0(const void* w, const void* x_q80, int64_t n);
+// kernels_low_avx2.cpp
+float dot_q2_K(const void* w, const void* x_q8k, int64_t n);
+float dot_q3_K(const void* w, const void* x_q8k, int64_t n);
+float dot_iq1_s(const void* w, const void* x_q8k, int64_t n);
+// kernels_more_avx2.cpp
+float dot_q5_K(const void* w, const void* x_q8k, int64_t n);
+float dot_iq4_xs(const void* w, const void* x_q8k, int64_t n);
+float dot_q4_0(const void* w, const void* x_q80, int64_t n);
+float dot_q5_0(const void* w, const void* x_q80, int64_t n);
+float dot_iq4_nl(const void* w, const void* x_q80, int64_t n);
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f16(const void* w, const float* b, int64_t n);
 }  // namespace jing::cpu::avx2

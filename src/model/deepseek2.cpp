@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "model/base.h"
+#include "model/deepseek2_kv_b.h"
 #include "model/moe.h"
 
 namespace jing::model {
@@ -47,6 +48,7 @@ class DeepSeek2 : public BaseModel {
 
     setup_rope();
 
+    layers_.reserve(static_cast<size_t>(n_layer));  // wk_b/wv_b may point into a layer's own buffers
     for (int i = 0; i < n_layer; ++i) {
       const std::string p = "blk." + std::to_string(i) + ".";
       Layer l;
@@ -61,11 +63,14 @@ class DeepSeek2 : public BaseModel {
       }
       l.wkv_a = w_.matrix(p + "attn_kv_a_mqa.weight", n_embd_, kv_lora_ + n_rot_);
       l.kv_a_norm = w_.vector(p + "attn_kv_a_norm.weight", kv_lora_);
-      if (file_.find_tensor(p + "attn_kv_b.weight"))
-        throw Error("deepseek2: this GGUF stores the old combined attn_kv_b tensor; re-convert it with a current converter "
-                    "(attn_k_b / attn_v_b)");
-      l.wk_b = w_.experts(p + "attn_k_b.weight", nope_, kv_lora_, n_head_);
-      l.wv_b = w_.experts(p + "attn_v_b.weight", kv_lora_, head_v_, n_head_);
+      if (const auto* kv_b = file_.find_tensor(p + "attn_kv_b.weight"); kv_b && !file_.find_tensor(p + "attn_k_b.weight")) {
+        l.kv_b_split = split_kv_b(*kv_b, n_head_, nope_, head_v_, kv_lora_);  // older converters' layout
+        l.wk_b = l.kv_b_split.k_b;
+        l.wv_b = l.kv_b_split.v_b;
+      } else {
+        l.wk_b = w_.experts(p + "attn_k_b.weight", nope_, kv_lora_, n_head_);
+        l.wv_b = w_.experts(p + "attn_v_b.weight", kv_lora_, head_v_, n_head_);
+      }
       l.wo = w_.matrix(p + "attn_output.weight", n_head_ * head_v_, n_embd_);
       if (i < n_dense_) {
         l.gate = w_.matrix(p + "ffn_gate.weight", n_embd_, n_ff_);
@@ -97,6 +102,7 @@ class DeepSeek2 : public BaseModel {
     std::vector<float> attn_norm, ffn_norm, q_a_norm, kv_a_norm;
     cpu::WeightView wq_a, wq_b, wkv_a, wk_b, wv_b, wo, gate, up, down;
     MoeWeights moe;
+    SplitKvB kv_b_split;  // owns wk_b/wv_b for files with the combined attn_kv_b tensor
   };
 
   void setup_rope();

@@ -20,29 +20,46 @@ const char* const kLlama3 =
 const char* const kQwen2 =
     R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
+const char* const kDeepseekV3Words =
+    R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
 struct Family {
   std::vector<std::string> regexes;
   bool nfc;
 };
 
+// A regex list and every tokenizer.ggml.pre name that uses it (the grouping llama.cpp's
+// llama-vocab.cpp applies; NFC only where the family's tokenizer.json normalizes).
+struct Group {
+  std::vector<const char*> names;
+  Family family;
+};
+
 const std::map<std::string, Family>& families() {
-  static const std::map<std::string, Family> f = {
-      {"default", {{kGpt2}, false}},
-      {"gpt-2", {{kGpt2}, false}},
-      {"gpt2", {{kGpt2}, false}},
-      {"llama-bpe", {{kLlama3}, false}},
-      {"llama3", {{kLlama3}, false}},
-      {"smaug-bpe", {{kLlama3}, false}},
-      {"qwen2", {{kQwen2}, true}},
-      {"deepseek-r1-qwen", {{kQwen2}, true}},
-      {"stablelm2", {{kQwen2}, false}},
-      {"deepseek-v3",
-       {{R"(\p{N}{1,3})", R"([一-龥぀-ゟ゠-ヿ]+)",
-         R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
-        false}},
-      {"deepseek-llm",
-       {{R"([\r\n])", R"(\s?\p{L}+)", R"(\s?[!-/:-~！-／：-～‘-‟　-。]+)", R"(\s+$)", R"([一-龥ࠀ-一가-퟿]+)", R"(\p{N}+)"}, false}},
-  };
+  static const std::map<std::string, Family> f = [] {
+    const std::vector<Group> groups = {
+        {{"default", "gpt-2", "gpt2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0",
+          "mellum", "modern-bert", "jina-v1-en", "jina-v2-code", "roberta-bpe", "exaone4", "mpt", "olmo", "jais", "trillion",
+          "granite-docling"},
+         {{kGpt2}, false}},
+        {{"llama-bpe", "llama3", "llama-v3", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano", "smaug-bpe",
+          "dbrx"},
+         {{kLlama3}, false}},
+        {{"qwen2", "deepseek-r1-qwen"}, {{kQwen2}, true}},
+        {{"stablelm2", "kormo", "f2llmv2", "megrez", "hunyuan", "solar-open"}, {{kQwen2}, false}},
+        {{"deepseek-v3", "hunyuan-dense", "joyai-llm"}, {{R"(\p{N}{1,3})", R"([一-龥぀-ゟ゠-ヿ]+)", kDeepseekV3Words}, false}},
+        {{"deepseek-llm"},
+         {{R"([\r\n])", R"(\s?\p{L}+)", R"(\s?[!-/:-~！-／：-～‘-‟　-。]+)", R"(\s+$)", R"([一-龥ࠀ-一가-퟿]+)", R"(\p{N}+)"}, false}},
+        {{"deepseek-coder"}, {{R"([\r\n])", R"(\s?\p{L}+)", R"(\s?\p{P}+)", R"([一-龥ࠀ-一가-퟿]+)", R"(\p{N})"}, false}},
+        {{"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b", "mellum2"},
+         {{R"(\p{N})", kGpt2}, false}},
+        {{"falcon"}, {{R"([\p{P}\$\+<=>\^~\|`]+)", kGpt2, R"([0-9][0-9][0-9])"}, false}},
+    };
+    std::map<std::string, Family> m;
+    for (const auto& g : groups)
+      for (const char* name : g.names) m.emplace(name, g.family);
+    return m;
+  }();
   return f;
 }
 

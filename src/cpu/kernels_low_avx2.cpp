@@ -1,0 +1,129 @@
+// AVX2 integer dot products of the low-bit formats of DeepSeek-R1's big quantizations: Q2_K and
+// Q3_K (the 671B Q2_K mixes) and IQ1_S (Unsloth's UD-IQ1_S experts), all with Q8_K activations.
+// Constant offsets (Q2_K's minimums, Q3_K's -4, IQ1_S's delta) go through the activation block
+// sums, so the inner loops are plain unsigned-by-signed byte products.
+#include <immintrin.h>
+
+#include "cpu/kernels_simd.h"
+#include "quant/blocks.h"
+#include "quant/iq_tables.h"
+
+namespace jing::cpu::avx2 {
+
+using namespace blocks;
+
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+inline __m256i spread16(__m256i v, int k) {
+  return _mm256_shuffle_epi8(v, _mm256_set1_epi16(static_cast<int16_t>((2 * k) | ((2 * k + 1) << 8))));
+}
+
+// 16-bit scales for 32 values whose low 16 use scale 2k and high 16 use scale 2k+1.
+inline __m256i pair_scales(__m256i sc, int k) { return _mm256_blend_epi32(spread16(sc, 2 * k), spread16(sc, 2 * k + 1), 0xF0); }
+
+inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+}  // namespace
+
+float dot_q2_K(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const q2_K*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  const __m256i three = _mm256_set1_epi8(3);
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  float acc_m = 0;
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + i + 16), _MM_HINT_T0);
+    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales));
+    // Minimums (high nibbles) times the 16-element activation sums.
+    const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), low4));
+    const __m256i m32 = _mm256_madd_epi16(mins, load(x[i].bsums));
+    __m128i ms = _mm_add_epi32(_mm256_castsi256_si128(m32), _mm256_extracti128_si256(m32, 1));
+    ms = _mm_hadd_epi32(ms, ms);
+    ms = _mm_hadd_epi32(ms, ms);
+    acc_m += x[i].d * h2f(w[i].dmin) * static_cast<float>(_mm_cvtsi128_si32(ms));
+    const __m128i scl = _mm_and_si128(sc8, low4);
+    __m256i sumi = _mm256_setzero_si256();
+    const int8_t* q8 = x[i].qs;
+    for (int half = 0; half < 2; ++half) {
+      const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(half ? _mm_srli_si128(scl, 8) : scl));
+      const __m256i q = load(w[i].qs + 32 * half);
+      for (int k = 0; k < 4; ++k, q8 += 32) {
+        const __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), three);
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(v, load(q8)), pair_scales(sc, k)));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum(acc) - acc_m;
+}
+
+float dot_q3_K(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const q3_K*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + i + 16), _MM_HINT_T0);
+    int8_t s8[16];
+    q3k_scales(w[i].scales, s8);
+    // Scales are stored +32; values are (2 bits + 4 * high bit) - 4: the -4 is 4 * scale * block sum.
+    const __m256i sc_all = _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s8))), _mm256_set1_epi16(32));
+    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc_all, load(x[i].bsums)), 2));
+    __m256i hb = load(w[i].hmask);
+    const int8_t* q8 = x[i].qs;
+    for (int half = 0; half < 2; ++half) {
+      const __m128i s16 = half ? _mm256_extracti128_si256(sc_all, 1) : _mm256_castsi256_si128(sc_all);
+      const __m256i sc = _mm256_broadcastsi128_si256(s16);
+      const __m256i q = load(w[i].qs + 32 * half);
+      for (int k = 0; k < 4; ++k, q8 += 32) {
+        const __m256i h = _mm256_slli_epi16(_mm256_and_si256(hb, one), 2);
+        hb = _mm256_srli_epi16(hb, 1);
+        const __m256i v = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * k), three), h);
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(v, load(q8)), pair_scales(sc, k)));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_iq1_s(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq1_s*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  __m256 acc = _mm256_setzero_ps();
+  float acc_delta = 0;
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    __m256i sumi = _mm256_setzero_si256();
+    int sum_delta = 0;  // sum of +-scale * (activation sum) per sub-block: the delta's share
+    const uint8_t* qs = w[i].qs;
+    for (int ib = 0; ib < 8; ++ib, qs += 4) {
+      const uint16_t qh = w[i].qh[ib];
+      const int ls = 2 * ((qh >> 12) & 7) + 1;
+      const __m256i g = _mm256_set_epi64x(static_cast<int64_t>(iq::iq1s_grid[qs[3] | ((qh >> 1) & 0x700)]),
+                                          static_cast<int64_t>(iq::iq1s_grid[qs[2] | ((qh << 2) & 0x700)]),
+                                          static_cast<int64_t>(iq::iq1s_grid[qs[1] | ((qh << 5) & 0x700)]),
+                                          static_cast<int64_t>(iq::iq1s_grid[qs[0] | ((qh << 8) & 0x700)]));
+      const __m256i q8 = load(x[i].qs + 32 * ib);
+      // The scale rides in the 16-bit multiply-add (pair sums fit: |g| <= 1).
+      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(g, g), _mm256_sign_epi8(q8, g));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16(static_cast<int16_t>(ls))));
+      sum_delta += (qh & 0x8000 ? -ls : ls) * (x[i].bsums[2 * ib] + x[i].bsums[2 * ib + 1]);
+    }
+    const float d = x[i].d * h2f(w[i].d);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    acc_delta += d * static_cast<float>(sum_delta);
+  }
+  return hsum(acc) + iq::kIq1sDelta * acc_delta;
+}
+
+}  // namespace jing::cpu::avx2

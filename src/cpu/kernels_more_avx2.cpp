@@ -1,0 +1,159 @@
+// AVX2 integer dot products of further common formats with 8-bit activations: Q5_K (Q5_K_M
+// models), Q4_0 / Q5_0 / IQ4_NL (with Q8_0 blocks) and IQ4_XS (with Q8_K). Each decodes a block
+// to signed bytes in registers and sums exact integer products per (sub-)block, then scales once.
+#include <immintrin.h>
+
+#include "cpu/kernels_simd.h"
+#include "quant/blocks.h"
+#include "quant/iq_tables.h"
+
+namespace jing::cpu::avx2 {
+
+using namespace blocks;
+
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+// Eight 32-bit sums of a[i] * b[i] over 32 signed bytes each (maddubs needs an unsigned first operand).
+inline __m256i dot_i8(__m256i a, __m256i b) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)), _mm256_set1_epi16(1));
+}
+
+// 16 packed nibble bytes -> 32 bytes: low nibbles (elements 0..15) then high nibbles (16..31).
+inline __m256i nibbles(const uint8_t* qs) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
+}
+
+// Bit i of 32 bits -> byte i as 0xFF or 0x00.
+inline __m256i bits_to_bytes(uint32_t bits) {
+  const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuf);
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+}
+
+inline __m256i iq4_values(const uint8_t* qs) {
+  const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(iq::kvalues_iq4nl));
+  return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(table), nibbles(qs));
+}
+
+inline __m256i spread16(__m256i v, int k) {
+  return _mm256_shuffle_epi8(v, _mm256_set1_epi16(static_cast<int16_t>((2 * k) | ((2 * k + 1) << 8))));
+}
+
+}  // namespace
+
+float dot_q4_0(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const q4_0*>(wv);
+  const auto* x = static_cast<const q8_0*>(xv);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const __m256i q = _mm256_sub_epi8(nibbles(w[i].qs), _mm256_set1_epi8(8));
+    const __m256i p = dot_i8(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs)));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_q5_0(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const q5_0*>(wv);
+  const auto* x = static_cast<const q8_0*>(xv);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / 32; ++i) {
+    uint32_t qh;
+    __builtin_memcpy(&qh, w[i].qh, 4);
+    // Stored values are q + 16 with the fifth bit in qh (bit i for element i).
+    const __m256i hi = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
+    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles(w[i].qs), hi), _mm256_set1_epi8(16));
+    const __m256i p = dot_i8(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs)));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_iq4_nl(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq4_nl*>(wv);
+  const auto* x = static_cast<const q8_0*>(xv);
+  // Even and odd blocks in two accumulators: the summation order of ggml's AVX2 kernel.
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const __m256i p = dot_i8(iq4_values(w[i].qs), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs)));
+    acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc[i & 1]);
+  }
+  return hsum(_mm256_add_ps(acc[0], acc[1]));
+}
+
+float dot_iq4_xs(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq4_xs*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    __m256i sumi = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib) {
+      const int ls = ((w[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0xF) | (((w[i].scales_h >> 2 * ib) & 3) << 4);
+      const __m256i v = iq4_values(w[i].qs + 16 * ib), q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * ib));
+      // Pair sums of |v| * q8 fit 16 bits (|v| <= 127); the scale rides in the 16-bit multiply-add.
+      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(q8, v));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16(static_cast<int16_t>(ls - 32))));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum(acc);
+}
+
+// As dot_q4_K, with the fifth bit of sub-block 2j / 2j+1 taken from bit 2j / 2j+1 of qh.
+float dot_q5_K(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const q5_K*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 acc_m = _mm_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + i + 16), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + i + 16) + 64, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + i + 16) + 128, _MM_HINT_T0);
+    const float d = x[i].d * h2f(w[i].d), dmin = x[i].d * h2f(w[i].dmin);
+    uint32_t u[3];
+    __builtin_memcpy(u, w[i].scales, 12);
+    const uint32_t sc_lo = u[0] & 0x3f3f3f3f, mn_lo = u[1] & 0x3f3f3f3f;
+    const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    const __m128i mins16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(mn_hi), static_cast<int>(mn_lo)));
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums)),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums + 8)));
+    acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins16, bs)), acc_m);
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo))));
+    __m256i sumi = _mm256_setzero_si256();
+    __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
+    const uint8_t* q5 = w[i].qs;
+    const int8_t* q8 = x[i].qs;
+    for (int j = 0; j < 4; ++j, q5 += 32, q8 += 64) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q5));
+      const __m256i h_lo = _mm256_slli_epi16(_mm256_and_si256(hb, one), 4);
+      const __m256i h_hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4);
+      hb = _mm256_srli_epi16(hb, 2);
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, low4), h_lo);
+      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), h_hi);
+      const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8)));
+      const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32)));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_lo, spread16(sc16, 2 * j)));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_hi, spread16(sc16, 2 * j + 1)));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+  m = _mm_add_ss(m, _mm_movehdup_ps(m));
+  return hsum(acc) - _mm_cvtss_f32(m);
+}
+
+}  // namespace jing::cpu::avx2
