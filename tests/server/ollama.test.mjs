@@ -38,10 +38,11 @@ test('chat streamed with thinking', async () => {
 });
 
 test('generate streamed with thinking', async () => {
-  const stream = await ollama.generate({ model: 'tiny:latest', prompt: 'Tell me a fortune', stream: true, think: true, options: { num_predict: 30, seed: 3 } });
+  const stream = await ollama.generate({ model: 'tiny:latest', prompt: 'Tell me a fortune', stream: true, think: true, options: { num_predict: 30, temperature: 0 } });
   let thinking = '', n = 0, last;
   for await (const part of stream) { thinking += part.thinking ?? ''; n++; last = part; }
-  assert.ok(n > 2 && thinking.length > 0);
+  // Parts may carry several tokens each (queued tokens go out together), so count tokens, not parts.
+  assert.ok(n >= 2 && thinking.length > 0 && last.eval_count > 2);
   assert.equal(last.done, true);
   assert.ok(['stop', 'length'].includes(last.done_reason));
 });
