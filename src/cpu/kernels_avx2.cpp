@@ -4,31 +4,13 @@
 // offset of 32) into the activation block sums.
 #include <immintrin.h>
 
+#include "cpu/avx2_util.h"
 #include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
 
 namespace jing::cpu::avx2 {
 
 using namespace blocks;
-
-namespace {
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-}  // namespace
-
-// The shuffle that spreads 16-bit lane k of each 128-bit half over all eight 16-bit lanes.
-inline __m256i spread16(__m256i v, int k) {
-  const __m256i pattern = _mm256_set1_epi16(static_cast<int16_t>((2 * k) | ((2 * k + 1) << 8)));
-  return _mm256_shuffle_epi8(v, pattern);
-}
 
 // T tokens at once: each weight block is unpacked once and meets T activation rows (x_stride
 // bytes apart). T = 1 is the decode kernel.

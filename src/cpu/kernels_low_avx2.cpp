@@ -4,6 +4,7 @@
 // sums, so the inner loops are plain unsigned-by-signed byte products.
 #include <immintrin.h>
 
+#include "cpu/avx2_util.h"
 #include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
 #include "quant/iq_tables.h"
@@ -13,19 +14,6 @@ namespace jing::cpu::avx2 {
 using namespace blocks;
 
 namespace {
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-inline __m256i spread16(__m256i v, int k) {
-  return _mm256_shuffle_epi8(v, _mm256_set1_epi16(static_cast<int16_t>((2 * k) | ((2 * k + 1) << 8))));
-}
 
 // 16-bit scales for 32 values whose low 16 use scale 2k and high 16 use scale 2k+1.
 inline __m256i pair_scales(__m256i sc, int k) { return _mm256_blend_epi32(spread16(sc, 2 * k), spread16(sc, 2 * k + 1), 0xF0); }

@@ -3,6 +3,7 @@
 // to signed bytes in registers and sums exact integer products per (sub-)block, then scales once.
 #include <immintrin.h>
 
+#include "cpu/avx2_util.h"
 #include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
 #include "quant/iq_tables.h"
@@ -12,15 +13,6 @@ namespace jing::cpu::avx2 {
 using namespace blocks;
 
 namespace {
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 // Eight 32-bit sums of a[i] * b[i] over 32 signed bytes each (maddubs needs an unsigned first operand).
 inline __m256i dot_i8(__m256i a, __m256i b) {
@@ -45,10 +37,6 @@ inline __m256i bits_to_bytes(uint32_t bits) {
 inline __m256i iq4_values(const uint8_t* qs) {
   const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(iq::kvalues_iq4nl));
   return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(table), nibbles(qs));
-}
-
-inline __m256i spread16(__m256i v, int k) {
-  return _mm256_shuffle_epi8(v, _mm256_set1_epi16(static_cast<int16_t>((2 * k) | ((2 * k + 1) << 8))));
 }
 
 }  // namespace
