@@ -51,7 +51,7 @@ Registrar reg([](CLI::App& app) {
   auto* cmd = app.add_subcommand("quantize", "Quantize a GGUF with one of llama-quantize's mixes (Q4_K_M, Q8_0, ...)");
   cmd->add_option("input", o->in, "Source GGUF")->required();
   cmd->add_option("output", o->out, "Quantized GGUF to write")->required();
-  cmd->add_option("type", o->type, "Mix: Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q4_K_M, Q4_K_S, Q5_0, Q4_0, IQ4_XS, IQ4_NL, F16, BF16")->required();
+  cmd->add_option("type", o->type, "Mix: Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q4_K_M, Q4_K_S, Q3_K_M, Q3_K_S, Q2_K, Q5_0, Q4_0, IQ4_XS, IQ4_NL, F16, BF16")->required();
   cmd->add_option("--tensor-type", o->overrides, "Override: REGEX=TYPE (first match wins); may repeat");
   cmd->add_option("--imatrix", o->imatrix, "Importance matrix GGUF (from llama-imatrix)");
   cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");

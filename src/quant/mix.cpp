@@ -17,13 +17,14 @@ Mix mix_from_name(const std::string& raw) {
       {"Q5_K_S", {"Q5_K_S", GgmlType::Q5_K, GgmlType::Q5_K, 16}}, {"Q4_K_M", {"Q4_K_M", GgmlType::Q4_K, GgmlType::Q6_K, 15}},
       {"Q4_K_S", {"Q4_K_S", GgmlType::Q4_K, GgmlType::Q5_K, 14}}, {"IQ4_XS", {"IQ4_XS", GgmlType::IQ4_XS, GgmlType::IQ4_XS, 30}},
       {"IQ4_NL", {"IQ4_NL", GgmlType::IQ4_NL, GgmlType::IQ4_NL, 25}},
+      // Approximations of llama.cpp's rules (its Q3_K_M/Q2_K also vary attn_output/attn_v by layer).
+      {"Q3_K_M", {"Q3_K_M", GgmlType::Q3_K, GgmlType::Q4_K, 12}}, {"Q3_K_S", {"Q3_K_S", GgmlType::Q3_K, GgmlType::Q3_K, 11}},
+      {"Q2_K", {"Q2_K", GgmlType::Q2_K, GgmlType::Q3_K, 10}},
   };
   auto it = mixes.find(name);
   if (it != mixes.end()) return it->second;
   std::string known;
   for (const auto& [k, _] : mixes) known += (known.empty() ? "" : ", ") + k;
-  if (name == "Q3_K_M" || name == "Q3_K_S" || name == "Q3_K_L" || name == "Q2_K")
-    throw Error("mix " + raw + " needs the Q3_K/Q2_K quantizers, which are not written yet (available: " + known + ")");
   throw Error("unknown quantization type '" + raw + "' (available: " + known + ")");
 }
 
@@ -74,7 +75,8 @@ GgmlType choose_type(const Mix& mix, const gguf::TensorInfo& t, int n_layer, con
     if (t.n_dims == 1 || t.name.find("_norm") != std::string::npos) return GgmlType::F32;
     if (t.name.find("exp_probs_b") != std::string::npos || t.name.find("ffn_gate_inp") != std::string::npos) return GgmlType::F32;
     const int layer = layer_of(t.name);
-    if (t.name == "output.weight") type = mix.more_bits == mix.base && mix.base == GgmlType::Q4_K ? GgmlType::Q6_K : mix.more_bits;
+    const bool k_mix = mix.base == GgmlType::Q2_K || mix.base == GgmlType::Q3_K || mix.base == GgmlType::Q4_K || mix.base == GgmlType::Q5_K;
+    if (t.name == "output.weight") type = k_mix ? GgmlType::Q6_K : mix.more_bits;
     else if ((t.name.find("attn_v.weight") != std::string::npos || t.name.find("ffn_down") != std::string::npos) && layer >= 0 &&
              use_more_bits(layer, n_layer))
       type = mix.more_bits;

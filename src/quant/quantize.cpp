@@ -11,7 +11,7 @@ namespace jing {
 bool can_quantize(GgmlType t) {
   switch (t) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q4_1:
-    case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::IQ4_NL:
+    case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::IQ4_NL:
     case GgmlType::IQ4_XS:
       return true;
     default:
@@ -33,6 +33,8 @@ size_t quantize_rows(GgmlType type, const float* src, void* dst, int64_t n_rows,
       case GgmlType::Q4_1: detail::quantize_q4_1(x, y, n_per_row); break;
       case GgmlType::Q5_0: detail::quantize_q5_0(x, y, n_per_row); break;
       case GgmlType::Q5_1: detail::quantize_q5_1(x, y, n_per_row); break;
+      case GgmlType::Q2_K: detail::quantize_q2_K(x, y, n_per_row, imatrix); break;
+      case GgmlType::Q3_K: detail::quantize_q3_K(x, y, n_per_row, imatrix); break;
       case GgmlType::Q4_K: detail::quantize_q4_K(x, y, n_per_row, imatrix); break;
       case GgmlType::Q5_K: detail::quantize_q5_K(x, y, n_per_row, imatrix); break;
       case GgmlType::Q6_K: detail::quantize_q6_K(x, y, n_per_row, imatrix); break;

@@ -8,6 +8,8 @@ void quantize_q4_0(const float* x, void* out, int64_t n);
 void quantize_q4_1(const float* x, void* out, int64_t n);
 void quantize_q5_0(const float* x, void* out, int64_t n);
 void quantize_q5_1(const float* x, void* out, int64_t n);
+void quantize_q2_K(const float* x, void* out, int64_t n, const float* imatrix);
+void quantize_q3_K(const float* x, void* out, int64_t n, const float* imatrix);
 void quantize_q4_K(const float* x, void* out, int64_t n, const float* imatrix);
 void quantize_q5_K(const float* x, void* out, int64_t n, const float* imatrix);
 void quantize_q6_K(const float* x, void* out, int64_t n, const float* imatrix);

@@ -158,6 +158,86 @@ float fit_symmetric(int n, int nmax, const float* x, const float* w, int8_t* L) 
 
 }  // namespace
 
+void quantize_q2_K(const float* x, void* out, int64_t n, const float* imatrix) {
+  auto* y = static_cast<q2_K*>(out);
+  for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
+    uint8_t L[QK_K];
+    float scales[16], mins[16], w[16];
+    float max_scale = 0, max_min = 0, sum2 = 0;
+    for (int l = 0; l < QK_K; ++l) sum2 += x[l] * x[l];
+    const float sigma2 = sum2 / QK_K;
+    for (int j = 0; j < 16; ++j) {
+      for (int l = 0; l < 16; ++l) {
+        const float v = x[16 * j + l];
+        w[l] = imatrix ? imatrix[i * QK_K + 16 * j + l] * std::sqrt(sigma2 + v * v) + 1e-20f : std::fabs(v) + 1e-20f;
+      }
+      scales[j] = fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j]);
+      max_scale = std::max(max_scale, scales[j]);
+      max_min = std::max(max_min, mins[j]);
+    }
+    std::memset(&y[i], 0, sizeof y[i]);
+    const float iscale = max_scale > 0 ? 15.f / max_scale : 0.f, imin = max_min > 0 ? 15.f / max_min : 0.f;
+    for (int j = 0; j < 16; ++j)
+      y[i].scales[j] = static_cast<uint8_t>(std::min(15, nearest_int(iscale * scales[j])) | (std::min(15, nearest_int(imin * mins[j])) << 4));
+    y[i].d = fp32_to_fp16(max_scale / 15.f);
+    y[i].dmin = fp32_to_fp16(max_min / 15.f);
+    for (int j = 0; j < 16; ++j) {
+      const float d = fp16_to_fp32(y[i].d) * (y[i].scales[j] & 0xF);
+      if (!d) continue;
+      const float dm = fp16_to_fp32(y[i].dmin) * (y[i].scales[j] >> 4);
+      for (int l = 0; l < 16; ++l) L[16 * j + l] = static_cast<uint8_t>(std::clamp(nearest_int((x[16 * j + l] + dm) / d), 0, 3));
+    }
+    for (int j = 0; j < QK_K; j += 128)
+      for (int l = 0; l < 32; ++l)
+        y[i].qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+  }
+}
+
+void quantize_q3_K(const float* x, void* out, int64_t n, const float* imatrix) {
+  auto* y = static_cast<q3_K*>(out);
+  for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
+    int8_t S[QK_K];
+    float scales[16], w[16];
+    float max_scale = 0, max_abs = 0, sum2 = 0;
+    for (int l = 0; l < QK_K; ++l) sum2 += x[l] * x[l];
+    const float sigma2 = 2 * sum2 / QK_K;
+    for (int j = 0; j < 16; ++j) {
+      for (int l = 0; l < 16; ++l) {
+        const float v = x[16 * j + l];
+        w[l] = imatrix ? imatrix[i * QK_K + 16 * j + l] * std::sqrt(sigma2 + v * v) + 1e-20f : v * v + 1e-20f;
+      }
+      scales[j] = fit_symmetric(16, 4, x + 16 * j, w, S + 16 * j);
+      if (std::fabs(scales[j]) > max_abs) max_abs = std::fabs(scales[j]), max_scale = scales[j];
+    }
+    std::memset(&y[i], 0, sizeof y[i]);
+    if (max_abs < 1e-15f) continue;
+    const float iscale = -32.f / max_scale;
+    y[i].d = fp32_to_fp16(1 / iscale);
+    for (int j = 0; j < 16; ++j) {
+      int l = std::clamp(nearest_int(iscale * scales[j]), -32, 31) + 32;
+      if (j < 8) y[i].scales[j] = static_cast<uint8_t>(l & 0xF);
+      else y[i].scales[j - 8] |= static_cast<uint8_t>((l & 0xF) << 4);
+      y[i].scales[j % 4 + 8] |= static_cast<uint8_t>((l >> 4) << (2 * (j / 4)));
+    }
+    int8_t sc[16];
+    q3k_scales(y[i].scales, sc);
+    uint8_t L[QK_K];
+    for (int j = 0; j < 16; ++j) {
+      const float d = fp16_to_fp32(y[i].d) * (sc[j] - 32);
+      for (int l = 0; l < 16; ++l) L[16 * j + l] = static_cast<uint8_t>((d ? std::clamp(nearest_int(x[16 * j + l] / d), -4, 3) : 0) + 4);
+    }
+    int m = 0;
+    uint8_t hm = 1;
+    for (int j = 0; j < QK_K; ++j) {
+      if (L[j] > 3) y[i].hmask[m] |= hm, L[j] -= 4;
+      if (++m == QK_K / 8) m = 0, hm <<= 1;
+    }
+    for (int j = 0; j < QK_K; j += 128)
+      for (int l = 0; l < 32; ++l)
+        y[i].qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+  }
+}
+
 void quantize_q4_K(const float* x, void* out, int64_t n, const float* imatrix) { quantize_k45<15>(x, static_cast<q4_K*>(out), n, imatrix); }
 void quantize_q5_K(const float* x, void* out, int64_t n, const float* imatrix) { quantize_k45<31>(x, static_cast<q5_K*>(out), n, imatrix); }
 

@@ -27,7 +27,7 @@ TEST(Quantize, RmseWithinFivePercentOfGgml) {
   const auto* src = reinterpret_cast<const float*>(src_t.data);
   const auto* imatrix = reinterpret_cast<const float*>(zoo.tensor("imatrix").data);
   const int64_t cols = src_t.ne[0], rows = src_t.ne[1], n = cols * rows;
-  for (const char* name : {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS", "F16", "BF16"}) {
+  for (const char* name : {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS", "F16", "BF16"}) {
     SCOPED_TRACE(name);
     const GgmlType t = *type_from_name(name);
     // The zoo passed the imatrix to every type with id >= 10 (its zoo.imatrix_note).
