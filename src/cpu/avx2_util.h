@@ -22,4 +22,19 @@ inline __m256i spread16(__m256i v, int k) {
   return _mm256_shuffle_epi8(v, _mm256_set1_epi16(static_cast<int16_t>((2 * k) | ((2 * k + 1) << 8))));
 }
 
+// The eight 6-bit scales and minimums of a Q4_K / Q5_K block (its 12 packed bytes), unpacked four
+// at a time into 16-bit lanes: scales as 8 lanes, minimums as 8 lanes.
+struct KScales {
+  __m128i scales, mins;
+};
+inline KScales k_scales(const uint8_t* packed) {
+  uint32_t u[3];
+  __builtin_memcpy(u, packed, 12);
+  const uint32_t sc_lo = u[0] & 0x3f3f3f3f, mn_lo = u[1] & 0x3f3f3f3f;
+  const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+  const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+  return {_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo))),
+          _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(mn_hi), static_cast<int>(mn_lo)))};
+}
+
 }  // namespace jing::cpu::avx2

@@ -111,16 +111,12 @@ float dot_q5_K(const void* wv, const void* xv, int64_t n) {
     _mm_prefetch(reinterpret_cast<const char*>(w + i + 16) + 64, _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(w + i + 16) + 128, _MM_HINT_T0);
     const float d = x[i].d * h2f(w[i].d), dmin = x[i].d * h2f(w[i].dmin);
-    uint32_t u[3];
-    __builtin_memcpy(u, w[i].scales, 12);
-    const uint32_t sc_lo = u[0] & 0x3f3f3f3f, mn_lo = u[1] & 0x3f3f3f3f;
-    const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-    const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-    const __m128i mins16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(mn_hi), static_cast<int>(mn_lo)));
+    const KScales ks = k_scales(w[i].scales);
+    const __m128i mins16 = ks.mins;
     const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums)),
                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums + 8)));
     acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins16, bs)), acc_m);
-    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo))));
+    const __m256i sc16 = _mm256_broadcastsi128_si256(ks.scales);
     __m256i sumi = _mm256_setzero_si256();
     __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
     const uint8_t* q5 = w[i].qs;
