@@ -27,9 +27,7 @@ extern "C" void on_sigint(int) { g_interrupted = true; }
 struct RunOptions {
   std::string model, prompt, system, template_file, hf;
   int ctx = 4096, threads = 0, max_tokens = -1;
-  std::optional<float> temp, top_p, min_p, repeat_penalty;
-  std::optional<int> top_k;
-  std::optional<uint32_t> seed;
+  sample::SamplingOverrides sampling;
   bool hide_thinking = false, verbose = false, nothink = false, think = false;
 };
 
@@ -210,12 +208,12 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("-c,--ctx-size", o->ctx, "Context size in tokens")->check(CLI::Range(16, 1 << 20));
   cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
   cmd->add_option("-n,--max-tokens,--num-predict", o->max_tokens, "Most tokens to generate (-1: until done)");
-  cmd->add_option("--temp,--temperature", o->temp, "Sampling temperature (0: greedy)");
-  cmd->add_option("--top-k", o->top_k, "Top-k sampling (0: off)");
-  cmd->add_option("--top-p", o->top_p, "Top-p sampling (1: off)");
-  cmd->add_option("--min-p", o->min_p, "Min-p sampling (0: off)");
-  cmd->add_option("--repeat-penalty", o->repeat_penalty, "Repetition penalty (1: off)");
-  cmd->add_option("--seed", o->seed, "Random seed");
+  cmd->add_option("--temp,--temperature", o->sampling.temperature, "Sampling temperature (0: greedy)");
+  cmd->add_option("--top-k", o->sampling.top_k, "Top-k sampling (0: off)");
+  cmd->add_option("--top-p", o->sampling.top_p, "Top-p sampling (1: off)");
+  cmd->add_option("--min-p", o->sampling.min_p, "Min-p sampling (0: off)");
+  cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Repetition penalty (1: off)");
+  cmd->add_option("--seed", o->sampling.seed, "Random seed");
   cmd->add_option("--system", o->system, "System prompt");
   cmd->add_option("--chat-template-file", o->template_file, "Use this Jinja chat template");
   cmd->add_flag("--hidethinking", o->hide_thinking, "Do not print the model's reasoning");
@@ -234,13 +232,7 @@ Registrar reg([](CLI::App& app) {
       so.chat_template = read_text_file(o->template_file);
     }
     runtime::ChatSession s(path, so);
-    auto& sp = s.params().sampling;
-    if (o->temp) sp.temperature = *o->temp;
-    if (o->top_k) sp.top_k = *o->top_k;
-    if (o->top_p) sp.top_p = *o->top_p;
-    if (o->min_p) sp.min_p = *o->min_p;
-    if (o->repeat_penalty) sp.repeat_penalty = *o->repeat_penalty;
-    if (o->seed) sp.seed = *o->seed;
+    o->sampling.apply(s.params().sampling);
     s.params().max_tokens = o->max_tokens;
     s.think() = !o->nothink;
     std::signal(SIGINT, on_sigint);

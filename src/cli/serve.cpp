@@ -24,9 +24,8 @@ Registrar reg([](CLI::App& app) {
     std::string model, host, alias, chat_template, chat_template_file, reasoning_format = "deepseek", ctk = "f16", ctv = "f16", hf;
     int port = -1, ctx = 4096, ngl = 0, threads = 0, parallel = 4, batch = 512, ubatch = 512, max_queue = 64;
     std::vector<std::string> api_keys, override_tensor;
-    std::optional<float> temp, top_p, min_p;
-    std::optional<int> top_k;
-    std::optional<int64_t> seed;
+    sample::SamplingOverrides sampling;
+    std::optional<int64_t> seed;  // llama-server's seeds may be negative
     std::string flash_attn = "auto";
     bool jinja = true, mlock = false, no_mmap = false, metrics = false, cont_batching = true, no_cont_batching = false;
   };
@@ -49,10 +48,10 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("--chat-template-file", o->chat_template_file, "File with a Jinja chat template");
   cmd->add_option("--reasoning-format", o->reasoning_format, "deepseek: <think> text as reasoning_content; none: leave it in content")
       ->check(CLI::IsMember({"deepseek", "none", "auto", "deepseek-legacy"}));
-  cmd->add_option("--temp", o->temp, "Default temperature");
-  cmd->add_option("--top-k", o->top_k, "Default top-k");
-  cmd->add_option("--top-p", o->top_p, "Default top-p");
-  cmd->add_option("--min-p", o->min_p, "Default min-p");
+  cmd->add_option("--temp", o->sampling.temperature, "Default temperature");
+  cmd->add_option("--top-k", o->sampling.top_k, "Default top-k");
+  cmd->add_option("--top-p", o->sampling.top_p, "Default top-p");
+  cmd->add_option("--min-p", o->sampling.min_p, "Default min-p");
   cmd->add_option("--seed", o->seed, "Default seed");
   cmd->add_flag("--mlock", o->mlock, "Lock the model in RAM");
   cmd->add_flag("--no-mmap", o->no_mmap, "Read the model instead of mapping it");
@@ -102,11 +101,8 @@ Registrar reg([](CLI::App& app) {
     if (!o->chat_template_file.empty()) {
       so.chat_template = read_text_file(o->chat_template_file);
     }
-    if (o->temp) so.sampling.temperature = *o->temp, so.sampling_set.temperature = true;
-    if (o->top_k) so.sampling.top_k = *o->top_k, so.sampling_set.top_k = true;
-    if (o->top_p) so.sampling.top_p = *o->top_p, so.sampling_set.top_p = true;
-    if (o->min_p) so.sampling.min_p = *o->min_p, so.sampling_set.min_p = true;
-    if (o->seed) so.sampling.seed = static_cast<uint64_t>(*o->seed), so.sampling_set.seed = true;
+    so.sampling = o->sampling;
+    if (o->seed) so.sampling.seed = static_cast<uint64_t>(*o->seed);
     ctx.models = std::make_unique<server::ModelManager>(so);
     server::HttpServer srv(so.http, server::make_router(ctx));
     srv.listen();

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -21,6 +22,21 @@ struct SamplingParams {
   float presence_penalty = 0.0f;
   std::map<int32_t, float> logit_bias;
   uint64_t seed = 0xFFFFFFFFu;     // 0xFFFFFFFF: random
+};
+
+// Fields a user set explicitly (flags, request fields), laid over defaults from elsewhere.
+struct SamplingOverrides {
+  std::optional<float> temperature, top_p, min_p, repeat_penalty;
+  std::optional<int> top_k;
+  std::optional<uint64_t> seed;
+  void apply(SamplingParams& p) const {
+    if (temperature) p.temperature = *temperature;
+    if (top_p) p.top_p = *top_p;
+    if (min_p) p.min_p = *min_p;
+    if (repeat_penalty) p.repeat_penalty = *repeat_penalty;
+    if (top_k) p.top_k = *top_k;
+    if (seed) p.seed = *seed;
+  }
 };
 
 struct TokenLogprob {

@@ -69,13 +69,8 @@ Prepared prepare(ServerContext& ctx, const GenerationSpec& spec) {
     throw ApiError(400, "the prompt has " + std::to_string(r->prompt.size()) + " tokens, more than the context of " +
                             std::to_string(p.lm->model->n_ctx()) + " holds (start the server with a larger --ctx-size)");
   r->sampling = p.lm->sampling;
+  spec.overrides.apply(r->sampling);
   const auto& s = spec.sampling;
-  if (spec.set.temperature) r->sampling.temperature = s.temperature;
-  if (spec.set.top_k) r->sampling.top_k = s.top_k;
-  if (spec.set.top_p) r->sampling.top_p = s.top_p;
-  if (spec.set.min_p) r->sampling.min_p = s.min_p;
-  if (spec.set.seed) r->sampling.seed = s.seed;
-  if (spec.set.repeat_penalty) r->sampling.repeat_penalty = s.repeat_penalty;
   r->sampling.typical_p = s.typical_p;
   r->sampling.frequency_penalty = s.frequency_penalty;
   r->sampling.presence_penalty = s.presence_penalty;

@@ -30,10 +30,7 @@ struct ServerOptions {
   std::vector<std::string> api_keys;
   std::optional<std::string> chat_template;
   std::string reasoning_format = "deepseek";
-  sample::SamplingParams sampling;   // server-wide defaults (--temp, ...)
-  struct {
-    bool temperature = false, top_k = false, top_p = false, min_p = false, seed = false;
-  } sampling_set;
+  sample::SamplingOverrides sampling;  // server-wide defaults (--temp, ...) over the GGUF's
   double keep_alive_seconds = 300;
   int max_queue = 64;
   bool metrics = false;

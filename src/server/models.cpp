@@ -41,12 +41,7 @@ std::shared_ptr<LoadedModel> ModelManager::load(const std::string& name, const s
   lm->tmpl = chat::model_template(lm->model->file(), opts_.chat_template);
   lm->tmpl.make();  // fails now on a template that does not parse
   lm->sampling = runtime::default_sampling(lm->model->file());
-  const auto& s = opts_.sampling;
-  if (opts_.sampling_set.temperature) lm->sampling.temperature = s.temperature;
-  if (opts_.sampling_set.top_k) lm->sampling.top_k = s.top_k;
-  if (opts_.sampling_set.top_p) lm->sampling.top_p = s.top_p;
-  if (opts_.sampling_set.min_p) lm->sampling.min_p = s.min_p;
-  if (opts_.sampling_set.seed) lm->sampling.seed = s.seed;
+  opts_.sampling.apply(lm->sampling);
   lm->scheduler = std::make_unique<runtime::Scheduler>(lm->model, lm->tok, opts_.max_queue, opts_.model_opts.n_batch);
   lm->loaded_at = runtime::now_seconds();
   lm->created_unix = static_cast<int64_t>(std::time(nullptr));

@@ -52,16 +52,16 @@ std::vector<std::string> stops(const json& v) {
 
 // Sampling fields shared by OpenAI, llama-server and Ollama's options (names differ slightly).
 void sampling(const json& b, GenerationSpec& g) {
-  if (field(b, "temperature")) g.sampling.temperature = static_cast<float>(number(b, "temperature", 0, 100)), g.set.temperature = true;
-  if (field(b, "top_p")) g.sampling.top_p = static_cast<float>(number(b, "top_p", 0, 1)), g.set.top_p = true;
-  if (field(b, "top_k")) g.sampling.top_k = static_cast<int>(integer(b, "top_k", 0, 1 << 30)), g.set.top_k = true;
-  if (field(b, "min_p")) g.sampling.min_p = static_cast<float>(number(b, "min_p", 0, 1)), g.set.min_p = true;
+  if (field(b, "temperature")) g.overrides.temperature = static_cast<float>(number(b, "temperature", 0, 100));
+  if (field(b, "top_p")) g.overrides.top_p = static_cast<float>(number(b, "top_p", 0, 1));
+  if (field(b, "top_k")) g.overrides.top_k = static_cast<int>(integer(b, "top_k", 0, 1 << 30));
+  if (field(b, "min_p")) g.overrides.min_p = static_cast<float>(number(b, "min_p", 0, 1));
   if (field(b, "typical_p")) g.sampling.typical_p = static_cast<float>(number(b, "typical_p", 0, 1));
-  if (field(b, "seed")) g.sampling.seed = static_cast<uint64_t>(integer(b, "seed", -(int64_t{1} << 62), int64_t{1} << 62)), g.set.seed = true;
+  if (field(b, "seed")) g.overrides.seed = static_cast<uint64_t>(integer(b, "seed", -(int64_t{1} << 62), int64_t{1} << 62));
   if (field(b, "frequency_penalty")) g.sampling.frequency_penalty = static_cast<float>(number(b, "frequency_penalty", -2, 2));
   if (field(b, "presence_penalty")) g.sampling.presence_penalty = static_cast<float>(number(b, "presence_penalty", -2, 2));
   for (const char* k : {"repeat_penalty", "repetition_penalty"})
-    if (field(b, k)) g.sampling.repeat_penalty = static_cast<float>(number(b, k, 0, 10)), g.set.repeat_penalty = true;
+    if (field(b, k)) g.overrides.repeat_penalty = static_cast<float>(number(b, k, 0, 10));
   if (field(b, "repeat_last_n")) g.sampling.repeat_last_n = static_cast<int>(integer(b, "repeat_last_n", -1, 1 << 20));
   if (const json* s = field(b, "stop")) g.stop = stops(*s);
   if (const json* lb = field(b, "logit_bias")) {

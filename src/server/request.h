@@ -30,10 +30,8 @@ struct GenerationSpec {
   std::string system;               // Ollama generate
   bool stream = false;
   bool include_usage = false;
-  sample::SamplingParams sampling;  // fields the client set; see `set`
-  struct {
-    bool temperature = false, top_k = false, top_p = false, min_p = false, seed = false, repeat_penalty = false;
-  } set;
+  sample::SamplingParams sampling;    // penalties, logit bias, typical-p: always the client's
+  sample::SamplingOverrides overrides;  // temperature, top-k/p, min-p, seed, repeat penalty: when given
   int max_tokens = -1;
   std::vector<std::string> stop;
   int top_logprobs = -1;            // -1: no logprobs
