@@ -81,7 +81,7 @@ std::string valid_utf8(std::string_view s) {
 
 const std::string& byte_to_unicode(uint8_t b) { return byte_map()[b]; }
 
-ByteLevelBpe::ByteLevelBpe(Vocab vocab) : vocab_(std::move(vocab)), pre_(vocab_.pre) {
+ByteLevelBpe::ByteLevelBpe(Vocab vocab) : VocabTokenizer(std::move(vocab)), pre_(vocab_.pre) {
   // Reverse byte map, to decode token strings into bytes.
   std::unordered_map<std::string, uint8_t> unmap;
   for (int b = 0; b < 256; ++b) unmap[byte_map()[static_cast<size_t>(b)]] = static_cast<uint8_t>(b);
@@ -125,7 +125,6 @@ ByteLevelBpe::ByteLevelBpe(Vocab vocab) : vocab_(std::move(vocab)), pre_(vocab_.
   for (Token t : specials_) specials_by_first_[static_cast<unsigned char>(vocab_.tokens[static_cast<size_t>(t)][0])].push_back(t);
 }
 
-bool ByteLevelBpe::is_eog(Token id) const { return std::find(vocab_.eog.begin(), vocab_.eog.end(), id) != vocab_.eog.end(); }
 
 void ByteLevelBpe::encode_piece(std::string_view piece, std::vector<Token>& out) const {
   // Whole piece in the vocabulary: done (the common case for frequent words).

@@ -9,25 +9,17 @@
 
 namespace jing::tok {
 
-class ByteLevelBpe : public Tokenizer {
+class ByteLevelBpe : public VocabTokenizer {
  public:
   explicit ByteLevelBpe(Vocab vocab);
   std::vector<Token> encode(std::string_view text, bool add_special, bool parse_special) const override;
   std::string decode(const std::vector<Token>& ids) const override;
-  std::string token_text(Token id) const override { return vocab_.tokens.at(static_cast<size_t>(id)); }
-  int n_vocab() const override { return static_cast<int>(vocab_.tokens.size()); }
-  Token bos() const override { return vocab_.bos; }
-  Token eos() const override { return vocab_.eos; }
-  bool is_eog(Token id) const override;
-  std::optional<Token> find_token(std::string_view text) const override { return vocab_.find(text); }
-  const Vocab& vocab() const { return vocab_; }
 
  private:
   void encode_piece(std::string_view piece, std::vector<Token>& out) const;
   void encode_text(std::string_view text, std::vector<Token>& out) const;
   bool always_matched(Token t) const;
 
-  Vocab vocab_;
   PreTokenizer pre_;
   struct Merge {
     int rank;

@@ -9,7 +9,7 @@ namespace {
 const std::string kSpace = "\xE2\x96\x81";  // U+2581, SentencePiece's visible space
 }
 
-SentencePiece::SentencePiece(Vocab vocab) : vocab_(std::move(vocab)) {
+SentencePiece::SentencePiece(Vocab vocab) : VocabTokenizer(std::move(vocab)) {
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof name, "<0x%02X>", b);
@@ -18,7 +18,6 @@ SentencePiece::SentencePiece(Vocab vocab) : vocab_(std::move(vocab)) {
   }
 }
 
-bool SentencePiece::is_eog(Token id) const { return std::find(vocab_.eog.begin(), vocab_.eog.end(), id) != vocab_.eog.end(); }
 
 void SentencePiece::encode_text(std::string_view raw, bool first, std::vector<Token>& out) const {
   if (raw.empty()) return;

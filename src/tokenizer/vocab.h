@@ -1,6 +1,7 @@
 // The vocabulary as GGUF stores it (tokenizer.ggml.*): token strings, their types, merges,
 // special token ids and the add-BOS/EOS flags.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -32,6 +33,22 @@ struct Vocab {
     auto t = types[static_cast<size_t>(id)];
     return t == TokenType::Control || t == TokenType::UserDefined;
   }
+};
+
+// What every tokenizer answers straight from its vocabulary.
+class VocabTokenizer : public Tokenizer {
+ public:
+  explicit VocabTokenizer(Vocab vocab) : vocab_(std::move(vocab)) {}
+  std::string token_text(Token id) const override { return vocab_.tokens.at(static_cast<size_t>(id)); }
+  int n_vocab() const override { return static_cast<int>(vocab_.tokens.size()); }
+  Token bos() const override { return vocab_.bos; }
+  Token eos() const override { return vocab_.eos; }
+  bool is_eog(Token id) const override { return std::find(vocab_.eog.begin(), vocab_.eog.end(), id) != vocab_.eog.end(); }
+  std::optional<Token> find_token(std::string_view text) const override { return vocab_.find(text); }
+  const Vocab& vocab() const { return vocab_; }
+
+ protected:
+  Vocab vocab_;
 };
 
 }  // namespace jing::tok
