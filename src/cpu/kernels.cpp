@@ -28,6 +28,19 @@ bool has_avx2() {
   return ok;
 }
 
+// AVX-512 with VNNI (and BW/VL/DQ/BF16, which the *_avx512.cpp files are compiled for).
+bool has_avx512_vnni() {
+  static const bool ok = has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16") &&
+                         std::getenv("JING_NO_AVX512") == nullptr;
+  return ok;
+}
+
+// Below this many tokens the matrix-vector kernels win: unpacking a weight panel for the
+// matrix-matrix kernel costs about as much as reading it for a few tokens.
+constexpr int64_t kGemmMinTokens = 8;
+
 using QuantDot = float (*)(const void*, const void*, int64_t);
 
 }  // namespace
@@ -93,6 +106,9 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
   std::vector<uint8_t> xq(act_row * static_cast<size_t>(n_tokens));
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_tokens > 1 && n_threads > 1)
   for (int64_t t = 0; t < n_tokens; ++t) quantize_row(act, x + t * cols, xq.data() + static_cast<size_t>(t) * act_row, cols);
+  if (n_tokens >= kGemmMinTokens && act == GgmlType::Q8_K && has_avx512_vnni() &&
+      avx512::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads))
+    return true;
   // Rows in blocks of 16 per task; tokens inner, so each weight row is read once from memory.
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
   for (int64_t r = 0; r < rows; ++r) {

@@ -29,3 +29,12 @@ void f16_scale_mad(uint16_t* acc, float scale, const float* v, float weight, int
 // out[t][r] = w_r . x_t for 4 tokens at once (weight row as float, read once).
 void dot_rows_x4(const float* w, const float* x, int64_t x_stride, int64_t cols, float* out4);
 }  // namespace jing::cpu::avx2
+
+namespace jing::cpu {
+struct WeightView;
+}
+namespace jing::cpu::avx512 {
+// gemm_kquant_avx512.cpp: y[t][r] for K-quant weights (Q2_K..Q6_K) and n_tokens Q8_K activation
+// rows (act_row bytes apart). False when the type or shape is not covered.
+bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t n_tokens, float* y, int n_threads);
+}  // namespace jing::cpu::avx512
