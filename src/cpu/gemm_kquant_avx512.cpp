@@ -14,6 +14,10 @@
 // the order of the float additions.
 #include <immintrin.h>
 
+// GCC 12 reports the undefined source operand inside the AVX-512 conversion intrinsics as
+// "may be used uninitialized"; it is not.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include <algorithm>
 #include <cstring>
 #include <new>
@@ -190,17 +194,22 @@ void tile(const Panel& p, int64_t nb, const q8_K* const* x, const int16_t* const
           __mmask16 m1) {
   constexpr int KG = QK_K / 4 / G;  // k-groups of four per weight group
   __m512 C[2][T];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) C[0][t] = C[1][t] = _mm512_setzero_ps();
   const uint8_t* v = p.vals.data();
   for (int64_t b = 0; b < nb; ++b) {
     __m512i S[2][T], A[2][T];
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) S[0][t] = S[1][t] = _mm512_setzero_si512();
+#pragma GCC unroll 16
     for (int g = 0; g < G; ++g) {
+#pragma GCC unroll 8
       for (int t = 0; t < T; ++t) A[0][t] = A[1][t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
       for (int kk = 0; kk < KG; ++kk, v += 2 * 64) {
         const __m512i w0 = _mm512_load_si512(v), w1 = _mm512_load_si512(v + 64);
         const int off = (g * KG + kk) * 4;
+#pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
           const __m512i a = _mm512_set1_epi32(load32(x[t][b].qs + off));
           A[0][t] = _mm512_dpbusd_epi32(A[0][t], w0, a);
@@ -209,16 +218,20 @@ void tile(const Panel& p, int64_t nb, const q8_K* const* x, const int16_t* const
       }
       const int32_t* sc = p.sc.data() + (b * G + g) * kRows;
       const __m512i s0 = _mm512_load_si512(sc), s1 = _mm512_load_si512(sc + 16);
+#pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         S[0][t] = _mm512_add_epi32(S[0][t], _mm512_mullo_epi32(A[0][t], s0));
         S[1][t] = _mm512_add_epi32(S[1][t], _mm512_mullo_epi32(A[1][t], s1));
       }
     }
     // Minimums: sum over groups of min[g] * (activation sum over group g), two groups per VPDPWSSD.
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) A[0][t] = A[1][t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
     for (int gp = 0; gp < G / 2; ++gp) {
       const int16_t* mn = p.mn.data() + (b * G / 2 + gp) * kRows * 2;
       const __m512i n0 = _mm512_load_si512(mn), n1 = _mm512_load_si512(mn + 32);
+#pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const __m512i a = _mm512_set1_epi32(load32(gsum[t] + b * G + 2 * gp));
         A[0][t] = _mm512_dpwssd_epi32(A[0][t], n0, a);
@@ -229,6 +242,7 @@ void tile(const Panel& p, int64_t nb, const q8_K* const* x, const int16_t* const
     const float* dm = p.dmin.data() + b * kRows;
     const __m512 d0 = _mm512_load_ps(d), d1 = _mm512_load_ps(d + 16);
     const __m512 dm0 = _mm512_load_ps(dm), dm1 = _mm512_load_ps(dm + 16);
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       const __m512 dx = _mm512_set1_ps(x[t][b].d);
       C[0][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[0][t]), _mm512_mul_ps(d0, dx), C[0][t]);
@@ -237,6 +251,7 @@ void tile(const Panel& p, int64_t nb, const q8_K* const* x, const int16_t* const
       C[1][t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(A[1][t]), _mm512_mul_ps(dm1, dx), C[1][t]);
     }
   }
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) {
     _mm512_mask_storeu_ps(out[t], m0, C[0][t]);
     _mm512_mask_storeu_ps(out[t] + 16, m1, C[1][t]);
