@@ -40,18 +40,23 @@ bool has_avx512_vnni() {
 // Below this many tokens the matrix-vector kernels win: unpacking a weight panel for the
 // matrix-matrix kernel costs about as much as reading it for a few tokens.
 constexpr int64_t kGemmMinTokens = 8;
+constexpr int64_t kGemmFloatMinTokens = 4;
 
 using QuantDot = float (*)(const void*, const void*, int64_t);
 
 }  // namespace
 
 bool simd_available() { return has_avx2(); }
+bool avx512_available() { return has_avx512_vnni(); }
 
 bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
   if (!has_avx2()) return false;
   const int64_t rows = w.rows, cols = w.cols;
   const auto* base = static_cast<const uint8_t*>(w.data);
   n_threads = threads_for(rows * cols * n_tokens, n_threads);
+  const bool float_type = w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16;
+  if (float_type && n_tokens >= kGemmFloatMinTokens && has_avx512_vnni())
+    return avx512::gemm_float(w, x, n_tokens, y, n_threads);
   if (w.type == GgmlType::F32 || w.type == GgmlType::F16) {
     const bool f16 = w.type == GgmlType::F16;
     if (n_tokens < 4) {

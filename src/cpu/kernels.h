@@ -10,7 +10,8 @@ namespace jing::cpu {
 
 bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads);
 float dot_f32(const float* a, const float* b, int64_t n);
-bool simd_available();  // AVX2 + FMA + F16C kernels usable on this CPU
+bool simd_available();    // AVX2 + FMA + F16C kernels usable on this CPU
+bool avx512_available();  // AVX-512 F/BW/VL/DQ + VNNI + BF16 kernels usable on this CPU
 
 // Work below this many multiply-adds runs on the calling thread: waking the thread pool costs
 // more than it saves, and idle pool threads would spin beside the server's other threads.

@@ -36,5 +36,7 @@ struct WeightView;
 namespace jing::cpu::avx512 {
 // gemm_kquant_avx512.cpp: y[t][r] for K-quant weights (Q2_K..Q6_K) and n_tokens Q8_K activation
 // rows (act_row bytes apart). False when the type or shape is not covered.
+// gemm_float_avx512.cpp: F16 / BF16 / F32 weights, float activations.
+bool gemm_float(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads);
 bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t n_tokens, float* y, int n_threads);
 }  // namespace jing::cpu::avx512

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cpu/kernels.h"
+#include "cpu/kernels_simd.h"
 #include "quant/dequant.h"
 #include "quant/quantize_row.h"
 
@@ -85,6 +86,9 @@ void matmul(const WeightView& w, const float* x_in, int64_t n_tokens, float* y, 
   std::vector<float> xq;
   round_activations(w.type, x_in, n_tokens, cols, xq);
   const float* x = xq.data();
+  // Several tokens on AVX-512: decode each weight panel once and multiply in float.
+  if (n_tokens >= 4 && avx512_available() && avx512::gemm_float(w, x, n_tokens, y, threads_for(rows * cols * n_tokens, n_threads)))
+    return;
   const bool is_f32 = w.type == GgmlType::F32;
   n_threads = threads_for(rows * cols * n_tokens, n_threads);
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)

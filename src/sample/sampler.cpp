@@ -43,7 +43,9 @@ void Sampler::reset() {
 }
 
 int32_t Sampler::sample(const float* raw) {
-  std::vector<float> logits(raw, raw + n_vocab_);
+  std::vector<float>& logits = logits_;
+  logits.assign(raw, raw + n_vocab_);
+  logprobs_ready_ = false;
   for (const auto& [id, bias] : params_.logit_bias)
     if (id >= 0 && id < n_vocab_) logits[static_cast<size_t>(id)] += bias;
 
@@ -61,16 +63,6 @@ int32_t Sampler::sample(const float* raw) {
     }
   }
 
-  // Log-probabilities of the (biased, penalized) distribution, for logprobs reporting.
-  {
-    float mx = *std::max_element(logits.begin(), logits.end());
-    double sum = 0;
-    for (float l : logits) sum += std::exp(l - mx);
-    const float lse = mx + static_cast<float>(std::log(sum));
-    last_logprobs_.resize(logits.size());
-    for (size_t i = 0; i < logits.size(); ++i) last_logprobs_[i] = logits[i] - lse;
-  }
-
   if (params_.temperature <= 0.0f) {
     last_token_ = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     return last_token_;
@@ -79,8 +71,9 @@ int32_t Sampler::sample(const float* raw) {
   std::vector<Cand> c(static_cast<size_t>(n_vocab_));
   for (int i = 0; i < n_vocab_; ++i) c[static_cast<size_t>(i)] = {i, logits[static_cast<size_t>(i)]};
   if (params_.top_k > 0 && params_.top_k < n_vocab_) {
-    std::partial_sort(c.begin(), c.begin() + params_.top_k, c.end(), [](const Cand& a, const Cand& b) { return a.logit > b.logit; });
+    std::nth_element(c.begin(), c.begin() + params_.top_k, c.end(), [](const Cand& a, const Cand& b) { return a.logit > b.logit; });
     c.resize(static_cast<size_t>(params_.top_k));
+    sort_desc(c);
   } else {
     sort_desc(c);
   }
@@ -135,14 +128,29 @@ int32_t Sampler::sample(const float* raw) {
   return last_token_;
 }
 
+const std::vector<float>& Sampler::logprobs() const {
+  if (!logprobs_ready_) {
+    last_logprobs_.resize(logits_.size());
+    if (!logits_.empty()) {
+      const float mx = *std::max_element(logits_.begin(), logits_.end());
+      double sum = 0;
+      for (float l : logits_) sum += std::exp(l - mx);
+      const float lse = mx + static_cast<float>(std::log(sum));
+      for (size_t i = 0; i < logits_.size(); ++i) last_logprobs_[i] = logits_[i] - lse;
+    }
+    logprobs_ready_ = true;
+  }
+  return last_logprobs_;
+}
+
 TokenLogprob Sampler::chosen_logprob() const {
-  if (last_token_ < 0 || last_logprobs_.empty()) return {last_token_, 0.0f};
+  if (last_token_ < 0 || logprobs().empty()) return {last_token_, 0.0f};
   return {last_token_, last_logprobs_[static_cast<size_t>(last_token_)]};
 }
 
 std::vector<TokenLogprob> Sampler::top_logprobs(int n) const {
   std::vector<TokenLogprob> out;
-  if (last_logprobs_.empty() || n <= 0) return out;
+  if (logprobs().empty() || n <= 0) return out;
   std::vector<int32_t> ids(last_logprobs_.size());
   std::iota(ids.begin(), ids.end(), 0);
   n = std::min<int>(n, static_cast<int>(ids.size()));

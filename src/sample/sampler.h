@@ -63,8 +63,12 @@ class Sampler {
   int n_vocab_;
   std::mt19937_64 rng_;
   std::vector<int32_t> history_;
-  std::vector<float> last_logprobs_;  // log-softmax of the last raw logits
+  std::vector<float> logits_;  // the last biased, penalized logits (reused between calls)
+  // log-softmax of logits_, computed only when logprobs are asked for.
+  mutable std::vector<float> last_logprobs_;
+  mutable bool logprobs_ready_ = false;
   int32_t last_token_ = -1;
+  const std::vector<float>& logprobs() const;
 };
 
 }  // namespace jing::sample

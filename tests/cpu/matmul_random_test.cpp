@@ -1,7 +1,7 @@
 // matmul (fast kernels where the CPU has them, else the portable path) against an independent
 // reference for every zoo type: each weight row decoded with dequantize_row, activations rounded
 // through the partner format (Q8_0 / Q8_1 / Q8_K) and the dot taken in double. Odd row counts
-// and n_tokens in {1, 3, 17}, so tails and the multi-token paths are covered. Weight rows are
+// and n_tokens in {1, 3, 17}, 512 and 1536 columns, so tails and the multi-token paths are covered. Weight rows are
 // ggml's own blocks from the quant zoo (valid scales), repeated to the row count needed.
 #include <gtest/gtest.h>
 
@@ -43,17 +43,23 @@ TEST(MatmulRandom, EveryTypeMatchesReferenceForOddShapes) {
                            "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0", "MXFP4"}) {
     SCOPED_TRACE(name);
     const auto& src = zoo.tensor(std::string(name) + ".w");
-    const int64_t cols = src.ne[0], src_rows = src.ne[1];
-    const size_t rb = src.row_bytes();
-    for (int64_t rows : {int64_t{7}, int64_t{301}}) {
+    const int64_t src_rows = src.ne[1];
+    const size_t src_rb = src.row_bytes();
+    // Width 3 (1536 columns: rows of three zoo rows end to end) crosses the matrix-matrix
+    // kernels' 1024-column chunks.
+    for (auto [width, rows] : {std::pair<int64_t, int64_t>{1, 7}, {1, 301}, {3, 45}}) {
+      const int64_t cols = src.ne[0] * width;
+      const size_t rb = src_rb * static_cast<size_t>(width);
       // Rows cycle through the zoo's rows with a stride, so neighbours differ.
       std::vector<uint8_t> w(rb * static_cast<size_t>(rows));
-      for (int64_t r = 0; r < rows; ++r) std::memcpy(w.data() + r * rb, src.data + ((r * 5) % src_rows) * rb, rb);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t p = 0; p < width; ++p)
+          std::memcpy(w.data() + r * rb + p * src_rb, src.data + ((r * 5 + p) % src_rows) * src_rb, src_rb);
       const cpu::WeightView view{src.type, w.data(), cols, rows, rb};
       std::vector<float> deq(static_cast<size_t>(cols * rows));
       for (int64_t r = 0; r < rows; ++r) dequantize_row(src.type, w.data() + r * rb, deq.data() + r * cols, cols);
       for (int64_t n_tokens : {int64_t{1}, int64_t{3}, int64_t{17}}) {
-        SCOPED_TRACE("rows " + std::to_string(rows) + " tokens " + std::to_string(n_tokens));
+        SCOPED_TRACE("cols " + std::to_string(cols) + " rows " + std::to_string(rows) + " tokens " + std::to_string(n_tokens));
         std::vector<float> x(static_cast<size_t>(cols * n_tokens));
         for (auto& v : x) v = nd(rng);
         const auto xr = rounded(src.type, x, cols);
