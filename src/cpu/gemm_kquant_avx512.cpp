@@ -19,6 +19,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <vector>
@@ -63,23 +64,52 @@ struct KQuant;
 template <>
 struct KQuant<q4_K> {
   static constexpr int kGroups = 8;
-  static void unpack(const q4_K& b, Unpacked& u) {
-    for (int j = 0; j < 4; ++j)
-      for (int l = 0; l < 32; ++l) {
-        u.q[64 * j + l] = b.qs[32 * j + l] & 0xF;
-        u.q[64 * j + 32 + l] = b.qs[32 * j + l] >> 4;
-      }
-    for (int g = 0; g < 8; ++g) {
-      uint8_t sc, m;
-      k4_scale_min(g, b.scales, sc, m);
-      u.sc[g] = sc, u.mn[g] = m;
+  static constexpr bool kGathered = true, kDminIsD = false;
+  // Scales, minimums, d and dmin of one block of sixteen rows, unpacked sixteen lanes at a time
+  // (the same bit surgery as k4_scale_min).
+  static void gather_scales(const uint8_t* base, __m512i idx, __mmask16 m, int32_t* sc, int16_t* mn, float* d, float* dmin) {
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i u0 = _mm512_mask_i32gather_epi32(zero, m, idx, base + 4, 1);
+    const __m512i u1 = _mm512_mask_i32gather_epi32(zero, m, idx, base + 8, 1);
+    const __m512i u2 = _mm512_mask_i32gather_epi32(zero, m, idx, base + 12, 1);
+    const __m512i m6 = _mm512_set1_epi32(0x3f3f3f3f), m4 = _mm512_set1_epi32(0x0f0f0f0f), m2 = _mm512_set1_epi32(0x03030303);
+    const __m512i sc_lo = _mm512_and_si512(u0, m6), mn_lo = _mm512_and_si512(u1, m6);
+    const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(u2, m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), m2), 4));
+    const __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), m2), 4));
+    const __m512i byte = _mm512_set1_epi32(0xFF);
+    for (int g = 0; g < 4; ++g) {
+      _mm512_store_si512(sc + g * kRows, _mm512_and_si512(_mm512_srli_epi32(sc_lo, 8 * g), byte));
+      _mm512_store_si512(sc + (g + 4) * kRows, _mm512_and_si512(_mm512_srli_epi32(sc_hi, 8 * g), byte));
     }
-    u.d = fp16_to_fp32(b.d), u.dmin = fp16_to_fp32(b.dmin);
+    // Minimum pairs (2p, 2p + 1) as two int16 in one lane: bytes 0,1 -> lanes 0,2 of the dword.
+    auto spread = [&](__m512i v) {
+      return _mm512_or_si512(_mm512_and_si512(v, byte), _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0xFF00)), 8));
+    };
+    _mm512_store_si512(mn + 0 * kRows * 2, spread(mn_lo));
+    _mm512_store_si512(mn + 1 * kRows * 2, spread(_mm512_srli_epi32(mn_lo, 16)));
+    _mm512_store_si512(mn + 2 * kRows * 2, spread(mn_hi));
+    _mm512_store_si512(mn + 3 * kRows * 2, spread(_mm512_srli_epi32(mn_hi, 16)));
+    const __m512i dd = _mm512_mask_i32gather_epi32(zero, m, idx, base, 1);
+    _mm512_store_ps(d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd)));
+    _mm512_store_ps(dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16))));
+  }
+  // The values of one block of sixteen rows (row r at base + idx[r]) straight into the panel:
+  // a dword of qs holds four low nibbles (k = 64j + 4m ...) and four high ones (k + 32).
+  static void gather(const uint8_t* base, __m512i idx, __mmask16 m, uint8_t* v) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const uint8_t* qs = base + offsetof(q4_K, qs);
+    for (int j = 0; j < 4; ++j)
+      for (int i = 0; i < 8; ++i) {
+        const __m512i q = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, qs + 32 * j + 4 * i, 1);
+        _mm512_store_si512(v + (16 * j + i) * 2 * 64, _mm512_and_si512(q, low4));
+        _mm512_store_si512(v + (16 * j + 8 + i) * 2 * 64, _mm512_and_si512(_mm512_srli_epi32(q, 4), low4));
+      }
   }
 };
 
 template <>
 struct KQuant<q5_K> {
+  static constexpr bool kGathered = false;
   static constexpr int kGroups = 8;
   static void unpack(const q5_K& b, Unpacked& u) {
     for (int j = 0; j < 4; ++j)
@@ -100,24 +130,50 @@ struct KQuant<q5_K> {
 template <>
 struct KQuant<q6_K> {
   static constexpr int kGroups = 16;
-  static void unpack(const q6_K& b, Unpacked& u) {
-    for (int half = 0; half < 2; ++half) {
-      const uint8_t *ql = b.ql + 64 * half, *qh = b.qh + 32 * half;
-      uint8_t* q = u.q + 128 * half;
-      for (int l = 0; l < 32; ++l) {
-        q[l] = (ql[l] & 0xF) | ((qh[l] & 3) << 4);
-        q[l + 32] = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
-        q[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
-        q[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+  static constexpr bool kGathered = true, kDminIsD = true;
+  static void gather_scales(const uint8_t* base, __m512i idx, __mmask16 m, int32_t* sc, int16_t* mn, float* d, float*) {
+    const __m512i zero = _mm512_setzero_si512();
+    for (int i = 0; i < 4; ++i) {
+      const __m512i v = _mm512_mask_i32gather_epi32(zero, m, idx, base + offsetof(q6_K, scales) + 4 * i, 1);
+      for (int j = 0; j < 4; ++j) {
+        // Byte j of the dword, sign-extended: shift it to the top, then arithmetic shift down.
+        const __m512i s8 = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * j), 24);
+        _mm512_store_si512(sc + (4 * i + j) * kRows, s8);
       }
+      // Pairs (4i, 4i + 1) and (4i + 2, 4i + 3) of 32 * scale as int16.
+      const __m512i lo = _mm512_srai_epi16(_mm512_slli_epi16(v, 8), 8), hi = _mm512_srai_epi16(v, 8);  // bytes 0,2 / 1,3 as int16
+      const __m512i p01 = _mm512_or_si512(_mm512_and_si512(lo, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(hi, 16));
+      const __m512i p23 = _mm512_or_si512(_mm512_srli_epi32(lo, 16), _mm512_andnot_si512(_mm512_set1_epi32(0xFFFF), hi));
+      _mm512_store_si512(mn + (2 * i) * kRows * 2, _mm512_slli_epi16(p01, 5));
+      _mm512_store_si512(mn + (2 * i + 1) * kRows * 2, _mm512_slli_epi16(p23, 5));
     }
-    for (int g = 0; g < 16; ++g) u.sc[g] = b.scales[g], u.mn[g] = static_cast<int16_t>(32 * b.scales[g]);
-    u.d = u.dmin = fp16_to_fp32(b.d);
+    // d is the block's last two bytes: read the dword that ends there (stays inside the block).
+    const __m512i dd = _mm512_mask_i32gather_epi32(zero, m, idx, base + offsetof(q6_K, d) - 2, 1);
+    _mm512_store_ps(d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16))));
+  }
+  // Per half h and dword i: ql[l], ql[l + 32] and qh[l] (l = 4i) give k = 128h + l + {0, 32, 64, 96}.
+  static void gather(const uint8_t* base, __m512i idx, __mmask16 m, uint8_t* v) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(3);
+    const __m512i zero = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h)
+      for (int i = 0; i < 8; ++i) {
+        const uint8_t* ql = base + offsetof(q6_K, ql) + 64 * h + 4 * i;
+        const __m512i a = _mm512_mask_i32gather_epi32(zero, m, idx, ql, 1);
+        const __m512i b = _mm512_mask_i32gather_epi32(zero, m, idx, ql + 32, 1);
+        const __m512i hb = _mm512_mask_i32gather_epi32(zero, m, idx, base + offsetof(q6_K, qh) + 32 * h + 4 * i, 1);
+        auto high = [&](int shift) { return _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, shift), two), 4); };
+        uint8_t* o = v + (32 * h + i) * 2 * 64;
+        _mm512_store_si512(o, _mm512_or_si512(_mm512_and_si512(a, low4), high(0)));
+        _mm512_store_si512(o + 8 * 128, _mm512_or_si512(_mm512_and_si512(b, low4), high(2)));
+        _mm512_store_si512(o + 16 * 128, _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(a, 4), low4), high(4)));
+        _mm512_store_si512(o + 24 * 128, _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(b, 4), low4), high(6)));
+      }
   }
 };
 
 template <>
 struct KQuant<q3_K> {
+  static constexpr bool kGathered = false;
   static constexpr int kGroups = 16;
   static void unpack(const q3_K& b, Unpacked& u) {
     // Stored: 2 low bits in qs, the third bit in hmask; value (q - 4) with q = low | (bit << 2).
@@ -135,6 +191,7 @@ struct KQuant<q3_K> {
 
 template <>
 struct KQuant<q2_K> {
+  static constexpr bool kGathered = false;
   static constexpr int kGroups = 16;
   static void unpack(const q2_K& b, Unpacked& u) {
     for (int half = 0; half < 2; ++half)
@@ -156,24 +213,48 @@ struct Panel {
 template <class B>
 void unpack_panel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nb, Panel& p) {
   constexpr int G = KQuant<B>::kGroups;
-  p.vals.assign(static_cast<size_t>(nb) * QK_K * kRows, 0);
-  p.sc.assign(static_cast<size_t>(nb) * G * kRows, 0);
-  p.mn.assign(static_cast<size_t>(nb) * G * kRows, 0);
-  p.d.assign(static_cast<size_t>(nb) * kRows, 0.f);
-  p.dmin.assign(static_cast<size_t>(nb) * kRows, 0.f);
-  Unpacked u;
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const auto* blocks = reinterpret_cast<const B*>(w + r * row_bytes);
-    for (int64_t b = 0; b < nb; ++b) {
-      KQuant<B>::unpack(blocks[b], u);
-      // Four k of this row go to lane r of the register for k-group kg.
-      uint8_t* v = p.vals.data() + static_cast<size_t>(b) * QK_K * kRows + r * 4;
-      for (int kg = 0; kg < QK_K / 4; ++kg) std::memcpy(v + kg * kRows * 4, u.q + 4 * kg, 4);
-      for (int g = 0; g < G; ++g) {
-        p.sc[(b * G + g) * kRows + r] = u.sc[g];
-        p.mn[((b * G / 2 + g / 2) * kRows + r) * 2 + g % 2] = u.mn[g];
+  p.vals.resize(static_cast<size_t>(nb) * QK_K * kRows);
+  p.sc.resize(static_cast<size_t>(nb) * G * kRows);
+  p.mn.resize(static_cast<size_t>(nb) * G * kRows);
+  p.d.resize(static_cast<size_t>(nb) * kRows);
+  p.dmin.resize(static_cast<size_t>(nb) * kRows);
+  if (n_rows < kRows) {  // rows past the matrix's end multiply as zeros
+    std::fill(p.vals.begin(), p.vals.end(), 0), std::fill(p.sc.begin(), p.sc.end(), 0);
+    std::fill(p.mn.begin(), p.mn.end(), 0), std::fill(p.d.begin(), p.d.end(), 0.f), std::fill(p.dmin.begin(), p.dmin.end(), 0.f);
+  }
+  if constexpr (KQuant<B>::kGathered) {
+    // Values: sixteen rows per gather, one block at a time.
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32(static_cast<int>(row_bytes)));
+    for (int half = 0; half < 2; ++half) {
+      const int64_t rows_here = std::clamp<int64_t>(n_rows - 16 * half, 0, 16);
+      if (rows_here == 0) break;
+      const __mmask16 m = rows_here == 16 ? 0xFFFF : static_cast<__mmask16>((1u << rows_here) - 1);
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* base = w + 16 * half * row_bytes + b * sizeof(B);
+        KQuant<B>::gather(base, idx, m, p.vals.data() + static_cast<size_t>(b) * QK_K * kRows + half * 64);
+        float* d = p.d.data() + b * kRows + 16 * half;
+        float* dmin = p.dmin.data() + b * kRows + 16 * half;
+        KQuant<B>::gather_scales(base, idx, m, p.sc.data() + b * G * kRows + 16 * half,
+                                 p.mn.data() + (b * G / 2 * kRows + 16 * half) * 2, d, dmin);
+        if (KQuant<B>::kDminIsD) std::memcpy(dmin, d, 16 * sizeof(float));
       }
-      p.d[b * kRows + r] = u.d, p.dmin[b * kRows + r] = u.dmin;
+    }
+  } else {
+    Unpacked u;
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const auto* blocks = reinterpret_cast<const B*>(w + r * row_bytes);
+      for (int64_t b = 0; b < nb; ++b) {
+        KQuant<B>::unpack(blocks[b], u);
+        // Four k of this row go to lane r of the register for k-group kg.
+        uint8_t* v = p.vals.data() + static_cast<size_t>(b) * QK_K * kRows + r * 4;
+        for (int kg = 0; kg < QK_K / 4; ++kg) std::memcpy(v + kg * kRows * 4, u.q + 4 * kg, 4);
+        for (int g = 0; g < G; ++g) {
+          p.sc[(b * G + g) * kRows + r] = u.sc[g];
+          p.mn[((b * G / 2 + g / 2) * kRows + r) * 2 + g % 2] = u.mn[g];
+        }
+        p.d[b * kRows + r] = u.d, p.dmin[b * kRows + r] = u.dmin;
+      }
     }
   }
 }

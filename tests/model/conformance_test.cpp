@@ -17,6 +17,14 @@
 using namespace jing;
 
 namespace {
+// Batched and alone runs see different token counts, so their matrix products take different
+// kernels (matrix-vector vs matrix-matrix) and sum in a different order; a last-bit difference
+// can then round a value stored in the f16 KV cache the other way (5e-4 relative). Mixing up two
+// sequences moves logits by whole units.
+constexpr float kBatchTolerance = 2e-3f;
+}  // namespace
+
+namespace {
 
 struct Case {
   std::filesystem::path model, reference;
@@ -130,14 +138,14 @@ TEST(Conformance, BatchedSequencesAndTruncationAreExact) {
   // Output rows come in batch order: seq 1 ends first (i=2), then seq 0 (i=4), then seq 2 (i=6).
   const int order[3] = {1, 0, 2};
   for (int r = 0; r < 3; ++r)
-    for (int v = 0; v < V; ++v) ASSERT_NEAR(together[static_cast<size_t>(r) * V + v], alone[static_cast<size_t>(order[r])][static_cast<size_t>(v)], 1e-4);
+    for (int v = 0; v < V; ++v) ASSERT_NEAR(together[static_cast<size_t>(r) * V + v], alone[static_cast<size_t>(order[r])][static_cast<size_t>(v)], kBatchTolerance);
 
   m->kv_truncate(2, 4);
   EXPECT_EQ(m->kv_length(2), 4);
   model::Batch rest;
   for (size_t i = 4; i < 7; ++i) rest.add(prompts[2][i], static_cast<int>(i), 2, i == 6);
   auto again = m->forward(rest);
-  for (int v = 0; v < V; ++v) ASSERT_NEAR(again[static_cast<size_t>(v)], alone[2][static_cast<size_t>(v)], 1e-4);
+  for (int v = 0; v < V; ++v) ASSERT_NEAR(again[static_cast<size_t>(v)], alone[2][static_cast<size_t>(v)], kBatchTolerance);
 
   model::Batch gap;  // a position that skips ahead is an error, not silent garbage
   gap.add(1, 20, 0, true);

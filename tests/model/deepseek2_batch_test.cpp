@@ -9,6 +9,14 @@
 using namespace jing;
 
 namespace {
+// Batched and alone runs see different token counts, so their matrix products take different
+// kernels (matrix-vector vs matrix-matrix) and sum in a different order; a last-bit difference
+// can then round a value stored in the f16 KV cache the other way (5e-4 relative). Mixing up two
+// sequences moves logits by whole units.
+constexpr float kBatchTolerance = 2e-3f;
+}  // namespace
+
+namespace {
 
 std::vector<float> run_alone(model::Model& m, const std::vector<int32_t>& ids, int seq) {
   model::Batch b;
@@ -41,7 +49,7 @@ void check_deepseek2_batching(const char* fixture) {
   ASSERT_EQ(together.size(), static_cast<size_t>(3) * V);
   for (int r = 0; r < 3; ++r)
     for (int v = 0; v < V; ++v)
-      ASSERT_NEAR(together[static_cast<size_t>(r) * V + v], alone[static_cast<size_t>(order[r])][static_cast<size_t>(v)], 1e-4)
+      ASSERT_NEAR(together[static_cast<size_t>(r) * V + v], alone[static_cast<size_t>(order[r])][static_cast<size_t>(v)], kBatchTolerance)
           << "row " << r << " vocab " << v;
 
   // Prompt in one call vs one token per call (decode path) on sequence 2.
