@@ -57,6 +57,27 @@ struct Unpacked {
   float d, dmin;
 };
 
+// out[j] lane r = dword j of the 64 bytes at base + r * stride, for r < n (later lanes zero): a
+// 16 x 16 transpose of 32-bit words in four shuffle stages.
+inline void transpose16(const uint8_t* base, size_t stride, int n, __m512i out[16]) {
+  __m512i r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = i < n ? _mm512_loadu_si512(base + i * stride) : _mm512_setzero_si512();
+  for (int i = 0; i < 16; i += 2) t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  // u[4g + c]: rows 4g..4g+3, dword 4L + c in 128-bit lane L.
+  for (int g = 0; g < 4; ++g) {
+    r[4 * g + 0] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+    r[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    r[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+    r[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i v0 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xEE);
+    const __m512i v2 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44), v3 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xEE);
+    out[c] = _mm512_shuffle_i32x4(v0, v2, 0x88), out[4 + c] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+    out[8 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88), out[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+  }
+}
+
 // Per type: the group count of a block and the block decoder.
 template <class B>
 struct KQuant;
@@ -93,17 +114,19 @@ struct KQuant<q4_K> {
     _mm512_store_ps(d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd)));
     _mm512_store_ps(dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16))));
   }
-  // The values of one block of sixteen rows (row r at base + idx[r]) straight into the panel:
-  // a dword of qs holds four low nibbles (k = 64j + 4m ...) and four high ones (k + 32).
-  static void gather(const uint8_t* base, __m512i idx, __mmask16 m, uint8_t* v) {
+  // The values of one block of sixteen rows (row r at base + r * stride) straight into the panel:
+  // a dword of qs holds four low nibbles (k = 64j + 4i ...) and four high ones (k + 32).
+  static void values(const uint8_t* base, size_t stride, int n, uint8_t* v) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
-    const uint8_t* qs = base + offsetof(q4_K, qs);
-    for (int j = 0; j < 4; ++j)
-      for (int i = 0; i < 8; ++i) {
-        const __m512i q = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, qs + 32 * j + 4 * i, 1);
-        _mm512_store_si512(v + (16 * j + i) * 2 * 64, _mm512_and_si512(q, low4));
-        _mm512_store_si512(v + (16 * j + 8 + i) * 2 * 64, _mm512_and_si512(_mm512_srli_epi32(q, 4), low4));
+    __m512i q[16];
+    for (int part = 0; part < 2; ++part) {
+      transpose16(base + offsetof(q4_K, qs) + 64 * part, stride, n, q);
+      for (int m = 0; m < 16; ++m) {
+        const int j = 2 * part + m / 8, i = m % 8;
+        _mm512_store_si512(v + (16 * j + i) * 2 * 64, _mm512_and_si512(q[m], low4));
+        _mm512_store_si512(v + (16 * j + 8 + i) * 2 * 64, _mm512_and_si512(_mm512_srli_epi32(q[m], 4), low4));
       }
+    }
   }
 };
 
@@ -152,15 +175,14 @@ struct KQuant<q6_K> {
     _mm512_store_ps(d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16))));
   }
   // Per half h and dword i: ql[l], ql[l + 32] and qh[l] (l = 4i) give k = 128h + l + {0, 32, 64, 96}.
-  static void gather(const uint8_t* base, __m512i idx, __mmask16 m, uint8_t* v) {
+  static void values(const uint8_t* base, size_t stride, int n, uint8_t* v) {
     const __m512i low4 = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(3);
-    const __m512i zero = _mm512_setzero_si512();
-    for (int h = 0; h < 2; ++h)
+    __m512i ql[16], qh[16];
+    transpose16(base + offsetof(q6_K, qh), stride, n, qh);  // dwords 0..7: half 0, 8..15: half 1
+    for (int h = 0; h < 2; ++h) {
+      transpose16(base + offsetof(q6_K, ql) + 64 * h, stride, n, ql);
       for (int i = 0; i < 8; ++i) {
-        const uint8_t* ql = base + offsetof(q6_K, ql) + 64 * h + 4 * i;
-        const __m512i a = _mm512_mask_i32gather_epi32(zero, m, idx, ql, 1);
-        const __m512i b = _mm512_mask_i32gather_epi32(zero, m, idx, ql + 32, 1);
-        const __m512i hb = _mm512_mask_i32gather_epi32(zero, m, idx, base + offsetof(q6_K, qh) + 32 * h + 4 * i, 1);
+        const __m512i a = ql[i], b = ql[8 + i], hb = qh[8 * h + i];
         auto high = [&](int shift) { return _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, shift), two), 4); };
         uint8_t* o = v + (32 * h + i) * 2 * 64;
         _mm512_store_si512(o, _mm512_or_si512(_mm512_and_si512(a, low4), high(0)));
@@ -168,6 +190,7 @@ struct KQuant<q6_K> {
         _mm512_store_si512(o + 16 * 128, _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(a, 4), low4), high(4)));
         _mm512_store_si512(o + 24 * 128, _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(b, 4), low4), high(6)));
       }
+    }
   }
 };
 
@@ -223,7 +246,7 @@ void unpack_panel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nb
     std::fill(p.mn.begin(), p.mn.end(), 0), std::fill(p.d.begin(), p.d.end(), 0.f), std::fill(p.dmin.begin(), p.dmin.end(), 0.f);
   }
   if constexpr (KQuant<B>::kGathered) {
-    // Values: sixteen rows per gather, one block at a time.
+    // Sixteen rows at a time, one block at a time: values by transposes, scales by gathers.
     const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                            _mm512_set1_epi32(static_cast<int>(row_bytes)));
     for (int half = 0; half < 2; ++half) {
@@ -232,7 +255,7 @@ void unpack_panel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nb
       const __mmask16 m = rows_here == 16 ? 0xFFFF : static_cast<__mmask16>((1u << rows_here) - 1);
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* base = w + 16 * half * row_bytes + b * sizeof(B);
-        KQuant<B>::gather(base, idx, m, p.vals.data() + static_cast<size_t>(b) * QK_K * kRows + half * 64);
+        KQuant<B>::values(base, row_bytes, static_cast<int>(rows_here), p.vals.data() + static_cast<size_t>(b) * QK_K * kRows + half * 64);
         float* d = p.d.data() + b * kRows + 16 * half;
         float* dmin = p.dmin.data() + b * kRows + 16 * half;
         KQuant<B>::gather_scales(base, idx, m, p.sc.data() + b * G * kRows + 16 * half,
@@ -360,6 +383,14 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
 #pragma omp for schedule(static)
     for (int64_t pi = 0; pi < n_panels; ++pi) {
       const int64_t r0 = pi * kRows, n_rows = std::min<int64_t>(kRows, rows - r0);
+      // The panel is one contiguous run of rows; its gathers stride across sixteen rows, which the
+      // hardware prefetcher does not follow, so the next panel is fetched into L2 while this one
+      // is multiplied.
+      if (pi + 1 < n_panels) {
+        const auto* next = static_cast<const char*>(w.data) + (r0 + kRows) * w.row_bytes;
+        const size_t bytes = static_cast<size_t>(std::min<int64_t>(kRows, rows - r0 - kRows)) * w.row_bytes;
+        for (size_t off = 0; off < bytes; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
+      }
       unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nb, p);
       const __mmask16 m0 = n_rows >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n_rows) - 1);
       const __mmask16 m1 = n_rows >= 32 ? 0xFFFF : n_rows <= 16 ? 0 : static_cast<__mmask16>((1u << (n_rows - 16)) - 1);
