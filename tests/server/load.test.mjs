@@ -1,9 +1,20 @@
 // Concurrency: 32 streaming clients at once (JING_SOAK_SECONDS, default 20 s in CI; the issue's
 // full run is 60 s), then 100 clients that disconnect mid-stream; every slot must end free.
+//
+// Two models. The fixture model (2 M parameters) measures the server's per-token overhead: its
+// decode step costs ~0.1 ms, so HTTP, JSON and the node client set the pace and batching cannot
+// multiply throughput (llama-server on the same model and clients: the same ~1.5x). The real-shape
+// model (Qwen2-1.5B layer shapes, 12 layers, random Q4_K_M weights from `jing synth`, with the
+// fixture's tokenizer and chat template) is weight-bound like the models people serve: there
+// continuous batching must give >= 3x one stream.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI from 'openai';
-import { startServer, FIXTURES, percentile } from './helpers.mjs';
+import { startServer, FIXTURES, JING, percentile } from './helpers.mjs';
 
 // A fixture model (JING_LOAD_MODEL picks another).
 const MODEL = `${FIXTURES}/models/${process.env.JING_LOAD_MODEL ?? 'qwen2-f16.gguf'}`;
@@ -45,13 +56,14 @@ async function run(client, clients, seconds) {
   return stats;
 }
 
-test('32 concurrent streams: every request completes; throughput and latency reported', async () => {
-  const s = await startServer(['--model', MODEL, '--parallel', '32', '--ctx-size', '512', '--max-queue', '256']);
+async function soak(model, label) {
+  const s = await startServer(['--model', model, '--parallel', '32', '--ctx-size', '512', '--max-queue', '256']);
   try {
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'none', maxRetries: 0 });
     const single = await run(client, 1, Math.max(4, SECONDS / 4));
     const many = await run(client, 32, SECONDS);
     const report = {
+      model: label,
       single_stream_tokens_per_s: +single.rate.toFixed(1),
       aggregate_tokens_per_s_32: +many.rate.toFixed(1),
       ratio: +(many.rate / single.rate).toFixed(2),
@@ -62,12 +74,31 @@ test('32 concurrent streams: every request completes; throughput and latency rep
     };
     console.log('[load] ' + JSON.stringify(report));
     assert.ok(many.done >= 32);
-    // The issue's bar is aggregate >= 3x one stream. On the tiny fixture models on 2 shared cores
-    // the server is bound by per-token overhead, not model compute, and does not reach it yet
-    // (see docs/PERFORMANCE.md); JING_LOAD_MIN_RATIO enforces a bar where one is expected to hold.
-    const min = Number(process.env.JING_LOAD_MIN_RATIO ?? 0);
-    assert.ok(many.rate >= min * single.rate, `aggregate ${many.rate.toFixed(1)} t/s vs single ${single.rate.toFixed(1)} t/s`);
+    return { single, many };
   } finally { await s.stop(); }
+}
+
+test('32 concurrent streams on the fixture model: every request completes; throughput and latency reported', async () => {
+  const { single, many } = await soak(MODEL, 'qwen2-f16 fixture (2M)');
+  // Per-token overhead bound (see the top of this file): a bar only where one is asked for.
+  const min = Number(process.env.JING_LOAD_MIN_RATIO ?? 0);
+  assert.ok(many.rate >= min * single.rate, `aggregate ${many.rate.toFixed(1)} t/s vs single ${single.rate.toFixed(1)} t/s`);
+});
+
+// The matrix-matrix kernels that make a batched step cheap are AVX-512 VNNI ones; on an AVX2-only
+// CPU the batched step still runs one matrix-vector pass per token and the figures are reported only.
+const hasVnni = (() => { try { return /\bavx512_vnni\b/.test(readFileSync('/proc/cpuinfo', 'utf8')); } catch { return false; } })();
+
+test('32 concurrent streams on a real-shape model: aggregate >= 3x one stream', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'jing-load-'));
+  try {
+    const model = join(dir, 'qwen2-1.5b-shape-12l.gguf');
+    execFileSync(JING, ['synth', '--arch', 'qwen2', '--shape', '1.5b', '--layers', '12', '--type', 'Q4_K_M',
+      '--vocab', `${FIXTURES}/models/qwen2-f16.gguf`, model], { stdio: 'ignore' });
+    const { single, many } = await soak(model, 'qwen2 1.5b shape, 12 layers, Q4_K_M (synth)');
+    const min = Number(process.env.JING_LOAD_MIN_RATIO ?? (hasVnni ? 3 : 0));
+    assert.ok(many.rate >= min * single.rate, `aggregate ${many.rate.toFixed(1)} t/s is not ${min}x single ${single.rate.toFixed(1)} t/s`);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
 test('100 clients that disconnect mid-stream leave every slot free', async () => {
