@@ -13,6 +13,7 @@
 #include <new>
 #include <vector>
 
+#include "cpu/avx512_util.h"
 #include "cpu/kernels_simd.h"
 #include "cpu/matmul.h"
 #include "quant/dequant.h"
@@ -25,7 +26,6 @@ namespace jing::cpu::avx512 {
 
 namespace {
 
-constexpr int kRows = 32;
 constexpr int64_t kChunk = 1024;  // k per panel chunk: 1024 x 32 floats = 128 KiB
 
 struct AlignedFloats {

@@ -24,6 +24,7 @@
 #include <new>
 #include <vector>
 
+#include "cpu/avx512_util.h"
 #include "cpu/kernels_simd.h"
 #include "cpu/matmul.h"
 #include "quant/blocks.h"
@@ -35,20 +36,6 @@ using namespace blocks;
 
 namespace {
 
-constexpr int kRows = 32;  // rows per panel: two 16-lane registers
-
-// Cache-line-aligned storage for the panel (every register load in the kernel is aligned).
-template <class V>
-struct AlignedAlloc {
-  using value_type = V;
-  AlignedAlloc() = default;
-  template <class U>
-  AlignedAlloc(const AlignedAlloc<U>&) {}
-  V* allocate(size_t n) { return static_cast<V*>(::operator new(n * sizeof(V), std::align_val_t{64})); }
-  void deallocate(V* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
-  bool operator==(const AlignedAlloc&) const { return true; }
-};
-
 // One 256-value block of one row, unpacked: q[k] unsigned, group scales and minimums.
 struct Unpacked {
   alignas(64) uint8_t q[QK_K];
@@ -56,27 +43,6 @@ struct Unpacked {
   int16_t mn[16];
   float d, dmin;
 };
-
-// out[j] lane r = dword j of the 64 bytes at base + r * stride, for r < n (later lanes zero): a
-// 16 x 16 transpose of 32-bit words in four shuffle stages.
-inline void transpose16(const uint8_t* base, size_t stride, int n, __m512i out[16]) {
-  __m512i r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = i < n ? _mm512_loadu_si512(base + i * stride) : _mm512_setzero_si512();
-  for (int i = 0; i < 16; i += 2) t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  // u[4g + c]: rows 4g..4g+3, dword 4L + c in 128-bit lane L.
-  for (int g = 0; g < 4; ++g) {
-    r[4 * g + 0] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
-    r[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
-    r[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
-    r[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512i v0 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xEE);
-    const __m512i v2 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44), v3 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xEE);
-    out[c] = _mm512_shuffle_i32x4(v0, v2, 0x88), out[4 + c] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
-    out[8 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88), out[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
-  }
-}
 
 // Per type: the group count of a block and the block decoder.
 template <class B>
@@ -227,10 +193,10 @@ struct KQuant<q2_K> {
 
 // 32 rows of a weight matrix in the kernel's layout (see the file comment).
 struct Panel {
-  std::vector<uint8_t, AlignedAlloc<uint8_t>> vals;  // [k/4][32 rows][4]
-  std::vector<int32_t, AlignedAlloc<int32_t>> sc;    // [block][group][32 rows]
-  std::vector<int16_t, AlignedAlloc<int16_t>> mn;    // [block][group pair][32 rows][2]
-  std::vector<float, AlignedAlloc<float>> d, dmin;   // [block][32 rows]
+  AlignedVector<uint8_t> vals;  // [k/4][32 rows][4]
+  AlignedVector<int32_t> sc;    // [block][group][32 rows]
+  AlignedVector<int16_t> mn;    // [block][group pair][32 rows][2]
+  AlignedVector<float> d, dmin;   // [block][32 rows]
 };
 
 template <class B>
@@ -282,11 +248,6 @@ void unpack_panel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nb
   }
 }
 
-inline int32_t load32(const void* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
 
 // out[t][0..32) = panel rows . activation row t, for T tokens. gsum[t]: the token's int16 sums over
 // each weight group (G per block).

@@ -103,17 +103,25 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
     case GgmlType::Q4_0: dot = avx2::dot_q4_0, act = GgmlType::Q8_0; break;
     case GgmlType::Q5_0: dot = avx2::dot_q5_0, act = GgmlType::Q8_0; break;
     case GgmlType::IQ4_NL: dot = avx2::dot_iq4_nl, act = GgmlType::Q8_0; break;
+    // No AVX2 kernel: the AVX-512 one serves every token count (it also reproduces ggml's use
+    // of the Q8_1 block's f16 sum for Q4_1/Q5_1).
+    case GgmlType::Q4_1: case GgmlType::Q5_1: act = GgmlType::Q8_1; break;
+    case GgmlType::MXFP4: act = GgmlType::Q8_0; break;
     default: return false;
   }
+  if (!dot && !has_avx512_vnni()) return false;
   if (cols % traits(act).block_size) return false;
   // Activations to 8-bit blocks once per call, shared by every row.
   const size_t act_row = row_size(act, cols);
   std::vector<uint8_t> xq(act_row * static_cast<size_t>(n_tokens));
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_tokens > 1 && n_threads > 1)
   for (int64_t t = 0; t < n_tokens; ++t) quantize_row(act, x + t * cols, xq.data() + static_cast<size_t>(t) * act_row, cols);
-  if (n_tokens >= kGemmMinTokens && act == GgmlType::Q8_K && has_avx512_vnni() &&
-      avx512::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads))
-    return true;
+  if ((n_tokens >= kGemmMinTokens || !dot) && has_avx512_vnni()) {
+    if (act == GgmlType::Q8_K ? avx512::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads)
+                              : avx512::gemm_q8(w, xq.data(), act_row, n_tokens, y, n_threads))
+      return true;
+    if (!dot) return false;
+  }
   // Rows in blocks of 16 per task; tokens inner, so each weight row is read once from memory.
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
   for (int64_t r = 0; r < rows; ++r) {

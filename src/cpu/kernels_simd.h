@@ -38,5 +38,8 @@ namespace jing::cpu::avx512 {
 // rows (act_row bytes apart). False when the type or shape is not covered.
 // gemm_float_avx512.cpp: F16 / BF16 / F32 weights, float activations.
 bool gemm_float(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads);
+// gemm_q8_avx512.cpp: the 32-value block formats (Q8_0, Q4_0, Q5_0, IQ4_NL, MXFP4 with Q8_0
+// activation rows; Q4_1, Q5_1 with Q8_1 rows).
+bool gemm_q8(const WeightView& w, const void* x_blocks, size_t act_row, int64_t n_tokens, float* y, int n_threads);
 bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t n_tokens, float* y, int n_threads);
 }  // namespace jing::cpu::avx512

@@ -2,16 +2,20 @@
 // reference for every zoo type: each weight row decoded with dequantize_row, activations rounded
 // through the partner format (Q8_0 / Q8_1 / Q8_K) and the dot taken in double. Odd row counts
 // and n_tokens in {1, 3, 17}, 512 and 1536 columns, so tails and the multi-token paths are covered. Weight rows are
-// ggml's own blocks from the quant zoo (valid scales), repeated to the row count needed.
+// ggml's own blocks from the quant zoo (valid scales), repeated to the row count needed. Q4_1/Q5_1
+// follow ggml in using the Q8_1 block's f16 sum (modelled in the reference).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <random>
 
+#include "cpu/kernels.h"
 #include "cpu/matmul.h"
 #include "gguf/gguf.h"
+#include "quant/blocks.h"
 #include "quant/dequant.h"
+#include "quant/fp16.h"
 #include "quant/quantize_row.h"
 #include "test_support.h"
 
@@ -30,6 +34,24 @@ std::vector<float> rounded(GgmlType weight, const std::vector<float>& x, int64_t
     dequantize_row(a, q.data(), out.data() + t * cols, cols);
   }
   return out;
+}
+
+// ggml's Q4_1/Q5_1 dot takes the minimum's term as m * s with s the Q8_1 block's sum stored in
+// f16, not d * sum(q) exactly: the difference that makes for one weight row and one token.
+double q8_1_sum_rounding(GgmlType wtype, const uint8_t* w_row, const float* x, int64_t cols) {
+  std::vector<uint8_t> q(row_size(GgmlType::Q8_1, cols));
+  quantize_row(GgmlType::Q8_1, x, q.data(), cols);
+  const auto* xb = reinterpret_cast<const blocks::q8_1*>(q.data());
+  const size_t w_block = traits(wtype).type_size;  // m: the f16 after d in both formats
+  double diff = 0;
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    uint16_t m;
+    std::memcpy(&m, w_row + b * w_block + 2, 2);
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) sum += xb[b].qs[j];
+    diff += static_cast<double>(fp16_to_fp32(m)) * (fp16_to_fp32(xb[b].s) - static_cast<double>(fp16_to_fp32(xb[b].d)) * sum);
+  }
+  return diff;
 }
 
 }  // namespace
@@ -73,6 +95,8 @@ TEST(MatmulRandom, EveryTypeMatchesReferenceForOddShapes) {
               const double p = static_cast<double>(deq[r * cols + k]) * xr[t * cols + k];
               ref += p, mag += std::fabs(p);
             }
+            // (The AVX-512 kernel follows ggml there; the portable path sums exactly.)
+            if (cpu::activation_type(src.type) == GgmlType::Q8_1 && cpu::avx512_available()) ref += q8_1_sum_rounding(src.type, w.data() + r * rb, x.data() + t * cols, cols);
             // Relative to the sum of |products|: float summation order is free, cancellation is not an error.
             const double err = std::fabs(y[t * rows + r] - ref) / std::max(mag, 1e-20);
             if (!(err <= worst)) worst = err;  // (a NaN output sticks and fails below)

@@ -1,0 +1,58 @@
+// Small AVX-512 helpers shared by the *_avx512.cpp kernel files (include only from those: they
+// need the AVX-512 flags their file names give them).
+#pragma once
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <vector>
+
+namespace jing::cpu::avx512 {
+
+constexpr int kRows = 32;  // weight rows per panel: two 16-lane registers
+
+// Cache-line-aligned storage for the panel (every register load in the kernel is aligned).
+template <class V>
+struct AlignedAlloc {
+  using value_type = V;
+  AlignedAlloc() = default;
+  template <class U>
+  AlignedAlloc(const AlignedAlloc<U>&) {}
+  V* allocate(size_t n) { return static_cast<V*>(::operator new(n * sizeof(V), std::align_val_t{64})); }
+  void deallocate(V* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
+  bool operator==(const AlignedAlloc&) const { return true; }
+};
+
+template <class V>
+using AlignedVector = std::vector<V, AlignedAlloc<V>>;
+
+inline int32_t load32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// out[j] lane r = dword j of the 64 bytes at base + r * stride, for r < n (later lanes zero): a
+// 16 x 16 transpose of 32-bit words in four shuffle stages.
+inline void transpose16(const uint8_t* base, size_t stride, int n, __m512i out[16]) {
+  __m512i r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = i < n ? _mm512_loadu_si512(base + i * stride) : _mm512_setzero_si512();
+  for (int i = 0; i < 16; i += 2) t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  // u[4g + c]: rows 4g..4g+3, dword 4L + c in 128-bit lane L.
+  for (int g = 0; g < 4; ++g) {
+    r[4 * g + 0] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+    r[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    r[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+    r[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i v0 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xEE);
+    const __m512i v2 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44), v3 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xEE);
+    out[c] = _mm512_shuffle_i32x4(v0, v2, 0x88), out[4 + c] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+    out[8 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88), out[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+  }
+}
+
+}  // namespace jing::cpu::avx512

@@ -1,0 +1,291 @@
+// Matrix products of the 32-value block formats (Q8_0, Q4_0, Q5_0, IQ4_NL, MXFP4 with Q8_0
+// activations; Q4_1, Q5_1 with Q8_1 activations) on AVX-512 VNNI.
+//
+// Each weight block is d * v (v a small signed integer) or d * v + m. Panels of 32 rows hold
+// v + offset as unsigned bytes in VPDPBUSD order (see gemm_kquant_avx512.cpp), with d and m per
+// block and row; the offset comes back out through the activation block sums:
+//   sum (v + o) * x = sum v * x + o * sum x.
+// Per block, the int32 sum meets d_w * d_x in float, and the _1 formats add m * s_x, with s_x the
+// Q8_1 block's stored f16 sum, as ggml's dot products compute it.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "cpu/avx512_util.h"
+#include "cpu/kernels_simd.h"
+#include "cpu/matmul.h"
+#include "quant/blocks.h"
+#include "quant/fp16.h"
+#include "quant/iq_tables.h"
+
+// GCC 12 reports the undefined source operand inside the AVX-512 conversion intrinsics as
+// "may be used uninitialized"; it is not.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace jing::cpu::avx512 {
+
+using namespace blocks;
+
+namespace {
+
+constexpr int QK = 32;
+
+// Per format: the offset that makes its values unsigned, whether it has a minimum, and a decoder
+// of one block into 32 unsigned values (in k order), d and m.
+template <class B>
+struct Format;
+
+template <>
+struct Format<q8_0> {
+  static constexpr int kOffset = 128;
+  static constexpr bool kMin = false;
+  static void decode(const q8_0& b, uint8_t* q, float& d, float&) {
+    for (int j = 0; j < 32; ++j) q[j] = static_cast<uint8_t>(b.qs[j] + 128);
+    d = fp16_to_fp32(b.d);
+  }
+};
+
+template <>
+struct Format<q4_0> {
+  static constexpr int kOffset = 8;
+  static constexpr bool kMin = false;
+  static void decode(const q4_0& b, uint8_t* q, float& d, float&) {
+    for (int j = 0; j < 16; ++j) q[j] = b.qs[j] & 0xF, q[j + 16] = b.qs[j] >> 4;
+    d = fp16_to_fp32(b.d);
+  }
+};
+
+template <class B>
+void decode_q5(const B& b, uint8_t* q) {
+  uint32_t qh;
+  std::memcpy(&qh, b.qh, 4);
+  for (int j = 0; j < 16; ++j) {
+    q[j] = static_cast<uint8_t>((b.qs[j] & 0xF) | (((qh >> j) << 4) & 0x10));
+    q[j + 16] = static_cast<uint8_t>((b.qs[j] >> 4) | ((qh >> (j + 12)) & 0x10));
+  }
+}
+
+template <>
+struct Format<q5_0> {
+  static constexpr int kOffset = 16;
+  static constexpr bool kMin = false;
+  static void decode(const q5_0& b, uint8_t* q, float& d, float&) {
+    decode_q5(b, q);
+    d = fp16_to_fp32(b.d);
+  }
+};
+
+template <>
+struct Format<iq4_nl> {
+  static constexpr int kOffset = 128;
+  static constexpr bool kMin = false;
+  static void decode(const iq4_nl& b, uint8_t* q, float& d, float&) {
+    for (int j = 0; j < 16; ++j) {
+      q[j] = static_cast<uint8_t>(iq::kvalues_iq4nl[b.qs[j] & 0xF] + 128);
+      q[j + 16] = static_cast<uint8_t>(iq::kvalues_iq4nl[b.qs[j] >> 4] + 128);
+    }
+    d = fp16_to_fp32(b.d);
+  }
+};
+
+template <>
+struct Format<mxfp4> {
+  static constexpr int kOffset = 16;
+  static constexpr bool kMin = false;
+  static void decode(const mxfp4& b, uint8_t* q, float& d, float&) {
+    for (int j = 0; j < 16; ++j) {
+      q[j] = static_cast<uint8_t>(iq::kvalues_fp4[b.qs[j] & 0xF] + 16);
+      q[j + 16] = static_cast<uint8_t>(iq::kvalues_fp4[b.qs[j] >> 4] + 16);
+    }
+    // ggml's E8M0 scale, halved (the table holds doubled values).
+    const uint32_t bits = b.e < 2 ? (0x00200000u << b.e) : (static_cast<uint32_t>(b.e - 1) << 23);
+    std::memcpy(&d, &bits, 4);
+  }
+};
+
+template <>
+struct Format<q4_1> {
+  static constexpr int kOffset = 0;
+  static constexpr bool kMin = true;
+  static void decode(const q4_1& b, uint8_t* q, float& d, float& m) {
+    for (int j = 0; j < 16; ++j) q[j] = b.qs[j] & 0xF, q[j + 16] = b.qs[j] >> 4;
+    d = fp16_to_fp32(b.d), m = fp16_to_fp32(b.m);
+  }
+};
+
+template <>
+struct Format<q5_1> {
+  static constexpr int kOffset = 0;
+  static constexpr bool kMin = true;
+  static void decode(const q5_1& b, uint8_t* q, float& d, float& m) {
+    decode_q5(b, q);
+    d = fp16_to_fp32(b.d), m = fp16_to_fp32(b.m);
+  }
+};
+
+struct Panel {
+  AlignedVector<uint8_t> vals;  // [k/4][32 rows][4]
+  AlignedVector<float> d, m;    // [block][32 rows]
+};
+
+// Rows are decoded eight blocks at a time into a row-major scratch, then transposed sixteen rows
+// at a time into the panel.
+template <class B>
+void unpack_panel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nblk, Panel& p) {
+  p.vals.resize(static_cast<size_t>(nblk) * QK * kRows);
+  p.d.resize(static_cast<size_t>(nblk) * kRows);
+  p.m.resize(static_cast<size_t>(nblk) * kRows);
+  if (n_rows < kRows) std::fill(p.d.begin(), p.d.end(), 0.f), std::fill(p.m.begin(), p.m.end(), 0.f);
+  alignas(64) uint8_t scratch[16][8 * QK];
+  __m512i out[16];
+  for (int half = 0; half < 2; ++half) {
+    const int rows_here = static_cast<int>(std::clamp<int64_t>(n_rows - 16 * half, 0, 16));
+    for (int64_t c = 0; c < nblk; c += 8) {
+      const int nb = static_cast<int>(std::min<int64_t>(8, nblk - c));
+      for (int r = 0; r < rows_here; ++r) {
+        const auto* blocks = reinterpret_cast<const B*>(w + (16 * half + r) * row_bytes) + c;
+        for (int i = 0; i < nb; ++i) {
+          const size_t at = static_cast<size_t>(c + i) * kRows + 16 * half + r;
+          Format<B>::decode(blocks[i], scratch[r] + QK * i, p.d[at], p.m[at]);
+        }
+      }
+      const int groups = nb * QK / 4;  // k-groups of four in this chunk
+      for (int q = 0; q * 16 < groups; ++q) {
+        transpose16(scratch[0] + 64 * q, sizeof scratch[0], rows_here, out);
+        for (int j = 0; j < 16 && 16 * q + j < groups; ++j)
+          _mm512_store_si512(p.vals.data() + ((c * QK / 4 + 16 * q + j) * 2 + half) * 64, out[j]);
+      }
+    }
+  }
+}
+
+// Per token: where its activation blocks are, and per block d_x, o * sum(q_x) and (Q8_1) s_x.
+struct Activations {
+  const uint8_t* blocks;
+  size_t block_bytes, qs_offset;
+  const float *d, *s;
+  const int32_t* offset_sum;
+};
+
+template <int T, bool kMin>
+void tile(const Panel& p, int64_t nblk, const Activations* x, float* const* out, __mmask16 m0, __mmask16 m1) {
+  // Minimum terms go to their own sums, added at the end, as ggml keeps them (rows whose two parts
+  // nearly cancel then round the same way).
+  __m512 C[2][T], M[2][T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) C[0][t] = C[1][t] = M[0][t] = M[1][t] = _mm512_setzero_ps();
+  const uint8_t* v = p.vals.data();
+  for (int64_t b = 0; b < nblk; ++b) {
+    __m512i A[2][T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) A[0][t] = A[1][t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int kk = 0; kk < QK / 4; ++kk, v += 2 * 64) {
+      const __m512i w0 = _mm512_load_si512(v), w1 = _mm512_load_si512(v + 64);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        const __m512i a = _mm512_set1_epi32(load32(x[t].blocks + b * x[t].block_bytes + x[t].qs_offset + 4 * kk));
+        A[0][t] = _mm512_dpbusd_epi32(A[0][t], w0, a);
+        A[1][t] = _mm512_dpbusd_epi32(A[1][t], w1, a);
+      }
+    }
+    const __m512 d0 = _mm512_load_ps(p.d.data() + b * kRows), d1 = _mm512_load_ps(p.d.data() + b * kRows + 16);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const __m512 dx = _mm512_set1_ps(x[t].d[b]);
+      if constexpr (!kMin) {
+        const __m512i o = _mm512_set1_epi32(x[t].offset_sum[b]);
+        A[0][t] = _mm512_sub_epi32(A[0][t], o), A[1][t] = _mm512_sub_epi32(A[1][t], o);
+      }
+      C[0][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(A[0][t]), _mm512_mul_ps(d0, dx), C[0][t]);
+      C[1][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(A[1][t]), _mm512_mul_ps(d1, dx), C[1][t]);
+      if constexpr (kMin) {
+        const __m512 s = _mm512_set1_ps(x[t].s[b]);
+        M[0][t] = _mm512_add_ps(M[0][t], _mm512_mul_ps(_mm512_load_ps(p.m.data() + b * kRows), s));
+        M[1][t] = _mm512_add_ps(M[1][t], _mm512_mul_ps(_mm512_load_ps(p.m.data() + b * kRows + 16), s));
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) {
+    _mm512_mask_storeu_ps(out[t], m0, kMin ? _mm512_add_ps(C[0][t], M[0][t]) : C[0][t]);
+    _mm512_mask_storeu_ps(out[t] + 16, m1, kMin ? _mm512_add_ps(C[1][t], M[1][t]) : C[1][t]);
+  }
+}
+
+template <class B>
+void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_tokens, float* y, int n_threads) {
+  constexpr bool kMin = Format<B>::kMin;
+  const int64_t nblk = w.cols / QK, rows = w.rows;
+  // Activation block scales and sums, once per call.
+  const size_t block_bytes = kMin ? sizeof(q8_1) : sizeof(q8_0), qs_offset = kMin ? offsetof(q8_1, qs) : offsetof(q8_0, qs);
+  std::vector<float> xd(static_cast<size_t>(n_tokens * nblk)), xs(kMin ? xd.size() : 0);
+  std::vector<int32_t> xo(kMin ? 0 : xd.size());
+  for (int64_t t = 0; t < n_tokens; ++t)
+    for (int64_t b = 0; b < nblk; ++b) {
+      const uint8_t* blk = xq + t * act_row + b * block_bytes;
+      uint16_t h[2];
+      std::memcpy(h, blk, 4);
+      const size_t i = static_cast<size_t>(t * nblk + b);
+      xd[i] = fp16_to_fp32(h[0]);
+      if constexpr (kMin) {
+        xs[i] = fp16_to_fp32(h[1]);
+      } else {
+        int32_t sum = 0;
+        for (int j = 0; j < QK; ++j) sum += static_cast<int8_t>(blk[qs_offset + j]);
+        xo[i] = Format<B>::kOffset * sum;
+      }
+    }
+  const int64_t n_panels = (rows + kRows - 1) / kRows;
+  constexpr int T = 4;
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
+  {
+    Panel p;
+#pragma omp for schedule(static)
+    for (int64_t pi = 0; pi < n_panels; ++pi) {
+      const int64_t r0 = pi * kRows, n_rows = std::min<int64_t>(kRows, rows - r0);
+      unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nblk, p);
+      const __mmask16 m0 = n_rows >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n_rows) - 1);
+      const __mmask16 m1 = n_rows >= 32 ? 0xFFFF : n_rows <= 16 ? 0 : static_cast<__mmask16>((1u << (n_rows - 16)) - 1);
+      Activations x[T];
+      float* out[T];
+      auto point = [&](int64_t t0, int n) {
+        for (int k = 0; k < n; ++k) {
+          const size_t at = static_cast<size_t>((t0 + k) * nblk);
+          x[k] = {xq + (t0 + k) * act_row, block_bytes, qs_offset, xd.data() + at, kMin ? xs.data() + at : nullptr,
+                  kMin ? nullptr : xo.data() + at};
+          out[k] = y + (t0 + k) * rows + r0;
+        }
+      };
+      int64_t t = 0;
+      for (; t + T <= n_tokens; t += T) point(t, T), tile<T, kMin>(p, nblk, x, out, m0, m1);
+      switch (n_tokens - t) {
+        case 3: point(t, 3), tile<3, kMin>(p, nblk, x, out, m0, m1); break;
+        case 2: point(t, 2), tile<2, kMin>(p, nblk, x, out, m0, m1); break;
+        case 1: point(t, 1), tile<1, kMin>(p, nblk, x, out, m0, m1); break;
+        default: break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool gemm_q8(const WeightView& w, const void* xq_blocks, size_t act_row, int64_t n_tokens, float* y, int n_threads) {
+  if (w.cols % QK) return false;
+  const auto* xq = static_cast<const uint8_t*>(xq_blocks);
+  switch (w.type) {
+    case GgmlType::Q8_0: gemm<q8_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::Q4_0: gemm<q4_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::Q5_0: gemm<q5_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::IQ4_NL: gemm<iq4_nl>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::MXFP4: gemm<mxfp4>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::Q4_1: gemm<q4_1>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::Q5_1: gemm<q5_1>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    default: return false;
+  }
+}
+
+}  // namespace jing::cpu::avx512
