@@ -104,8 +104,29 @@ GEMV(Q4_0)
 GEMV(IQ4_XS)
 GEMV(IQ1_S)
 GEMV(Q4_1)
-BENCHMARK_CAPTURE(gemm, Q4_K_8960x1536_b512, GgmlType::Q4_K, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
-BENCHMARK_CAPTURE(gemm, Q6_K_8960x1536_b512, GgmlType::Q6_K, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
-BENCHMARK_CAPTURE(gemm, Q8_0_8960x1536_b512, GgmlType::Q8_0, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+GEMV(Q5_1)
+GEMV(MXFP4)
+GEMV(IQ4_NL)
+GEMV(IQ2_XS)
+GEMV(IQ3_S)
+GEMV(TQ2_0)
+GEMV(BF16)
+
+#define GEMM(T) \
+  BENCHMARK_CAPTURE(gemm, T##_8960x1536_b512, GgmlType::T, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+GEMM(Q4_K)
+GEMM(Q6_K)
+GEMM(Q5_K)
+GEMM(Q3_K)
+GEMM(Q2_K)
+GEMM(Q8_0)
+GEMM(Q4_0)
+GEMM(Q4_1)
+GEMM(IQ4_NL)
+GEMM(IQ4_XS)
+GEMM(IQ1_S)
+GEMM(IQ2_XS)
+GEMM(F16)
+GEMM(BF16)
 
 BENCHMARK_MAIN();

@@ -29,6 +29,7 @@
 #include "cpu/matmul.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
+#include "quant/iq_tables.h"
 
 namespace jing::cpu::avx512 {
 
@@ -191,6 +192,78 @@ struct KQuant<q2_K> {
   }
 };
 
+// The i-quants and ternary formats fit the same mould with a constant offset o written as a
+// minimum (d * sc * v = d * sc * (v + o) - d * (o * sc)) and d divided by the factor that makes
+// their values integers.
+template <>
+struct KQuant<iq4_xs> {
+  static constexpr bool kGathered = false;
+  static constexpr int kGroups = 8;
+  static void unpack(const iq4_xs& b, Unpacked& u) {
+    for (int g = 0; g < 8; ++g) {
+      const uint8_t* qs = b.qs + 16 * g;
+      for (int j = 0; j < 16; ++j) {
+        u.q[32 * g + j] = static_cast<uint8_t>(iq::kvalues_iq4nl[qs[j] & 0xF] + 128);
+        u.q[32 * g + j + 16] = static_cast<uint8_t>(iq::kvalues_iq4nl[qs[j] >> 4] + 128);
+      }
+      const int ls = ((b.scales_l[g / 2] >> 4 * (g % 2)) & 0xF) | (((b.scales_h >> 2 * g) & 3) << 4);
+      u.sc[g] = ls - 32, u.mn[g] = static_cast<int16_t>(128 * (ls - 32));
+    }
+    u.d = u.dmin = fp16_to_fp32(b.d);
+  }
+};
+
+template <>
+struct KQuant<iq1_s> {
+  static constexpr bool kGathered = false;
+  static constexpr int kGroups = 8;
+  // Values 8 * (grid +- 1/8) = 8 * grid +- 1 in [-9, 9], offset 9; d / 8 (exact).
+  static void unpack(const iq1_s& b, Unpacked& u) {
+    for (int g = 0; g < 8; ++g) {
+      const int delta = b.qh[g] & 0x8000 ? -1 : 1;
+      for (int l = 0; l < 4; ++l) {
+        const auto* grid = reinterpret_cast<const int8_t*>(iq::iq1s_grid + (b.qs[4 * g + l] | (((b.qh[g] >> 3 * l) & 7) << 8)));
+        for (int j = 0; j < 8; ++j) u.q[32 * g + 8 * l + j] = static_cast<uint8_t>(8 * grid[j] + delta + 9);
+      }
+      const int sc = 2 * ((b.qh[g] >> 12) & 7) + 1;
+      u.sc[g] = sc, u.mn[g] = static_cast<int16_t>(9 * sc);
+    }
+    u.d = u.dmin = fp16_to_fp32(b.d) * 0.125f;
+  }
+};
+
+template <>
+struct KQuant<tq2_0> {
+  static constexpr bool kGathered = false;
+  static constexpr int kGroups = 8;
+  static void unpack(const tq2_0& b, Unpacked& u) {  // stored q in 0..2, value q - 1
+    for (int j = 0; j < 64; j += 32)
+      for (int l = 0; l < 4; ++l)
+        for (int m = 0; m < 32; ++m) u.q[4 * j + 32 * l + m] = (b.qs[j + m] >> (2 * l)) & 3;
+    for (int g = 0; g < 8; ++g) u.sc[g] = 1, u.mn[g] = 1;
+    u.d = u.dmin = fp16_to_fp32(b.d);
+  }
+};
+
+template <>
+struct KQuant<tq1_0> {
+  static constexpr bool kGathered = false;
+  static constexpr int kGroups = 8;
+  static void unpack(const tq1_0& b, Unpacked& u) {  // base-3 digits in 0..2, value digit - 1
+    static constexpr uint8_t pow3[5] = {1, 3, 9, 27, 81};
+    auto trit = [](uint8_t byte, uint8_t p) { return static_cast<uint8_t>((static_cast<uint16_t>(static_cast<uint8_t>(byte * p)) * 3) >> 8); };
+    uint8_t* q = u.q;
+    for (int k = 0; k < 5; ++k)
+      for (int m = 0; m < 32; ++m) *q++ = trit(b.qs[m], pow3[k]);
+    for (int k = 0; k < 5; ++k)
+      for (int m = 0; m < 16; ++m) *q++ = trit(b.qs[32 + m], pow3[k]);
+    for (int k = 0; k < 4; ++k)
+      for (int m = 0; m < 4; ++m) *q++ = trit(b.qh[m], pow3[k]);
+    for (int g = 0; g < 8; ++g) u.sc[g] = 1, u.mn[g] = 1;
+    u.d = u.dmin = fp16_to_fp32(b.d);
+  }
+};
+
 // 32 rows of a weight matrix in the kernel's layout (see the file comment).
 struct Panel {
   AlignedVector<uint8_t> vals;  // [k/4][32 rows][4]
@@ -230,30 +303,34 @@ void unpack_panel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nb
       }
     }
   } else {
+    // Sixteen rows of one block decoded into a row-major scratch, then transposed into place.
+    alignas(64) uint8_t scratch[16][QK_K];
+    __m512i out[16];
     Unpacked u;
-    for (int64_t r = 0; r < n_rows; ++r) {
-      const auto* blocks = reinterpret_cast<const B*>(w + r * row_bytes);
+    for (int half = 0; half < 2; ++half) {
+      const int rows_here = static_cast<int>(std::clamp<int64_t>(n_rows - 16 * half, 0, 16));
+      if (rows_here == 0) break;
       for (int64_t b = 0; b < nb; ++b) {
-        KQuant<B>::unpack(blocks[b], u);
-        // Four k of this row go to lane r of the register for k-group kg.
-        uint8_t* v = p.vals.data() + static_cast<size_t>(b) * QK_K * kRows + r * 4;
-        for (int kg = 0; kg < QK_K / 4; ++kg) std::memcpy(v + kg * kRows * 4, u.q + 4 * kg, 4);
-        for (int g = 0; g < G; ++g) {
-          p.sc[(b * G + g) * kRows + r] = u.sc[g];
-          p.mn[((b * G / 2 + g / 2) * kRows + r) * 2 + g % 2] = u.mn[g];
+        for (int r = 0; r < rows_here; ++r) {
+          const int row = 16 * half + r;
+          KQuant<B>::unpack(reinterpret_cast<const B*>(w + row * row_bytes)[b], u);
+          std::memcpy(scratch[r], u.q, QK_K);
+          for (int g = 0; g < G; ++g) {
+            p.sc[(b * G + g) * kRows + row] = u.sc[g];
+            p.mn[((b * G / 2 + g / 2) * kRows + row) * 2 + g % 2] = u.mn[g];
+          }
+          p.d[b * kRows + row] = u.d, p.dmin[b * kRows + row] = u.dmin;
         }
-        p.d[b * kRows + r] = u.d, p.dmin[b * kRows + r] = u.dmin;
+        uint8_t* v = p.vals.data() + static_cast<size_t>(b) * QK_K * kRows + half * 64;
+        for (int q = 0; q < 4; ++q) {
+          transpose16(scratch[0] + 64 * q, QK_K, rows_here, out);
+          for (int j = 0; j < 16; ++j) _mm512_store_si512(v + (16 * q + j) * 2 * 64, out[j]);
+        }
       }
     }
   }
 }
 
-
-// out[t][0..32) = panel rows . activation row t, for T tokens. gsum[t]: the token's int16 sums over
-// each weight group (G per block).
-//
-// Bounds: a group's VPDPBUSD sum is at most 32 * 31 * 127 (Q5_K) or 16 * 63 * 128 (Q6_K) and a
-// block's scaled sum at most 16 * 127 * 129024 < 2^31, so int32 never overflows.
 template <int T, int G>
 void tile(const Panel& p, int64_t nb, const q8_K* const* x, const int16_t* const* gsum, float* const* out, __mmask16 m0,
           __mmask16 m1) {
@@ -388,6 +465,10 @@ bool gemm_kquant(const WeightView& w, const void* xq_q8k, size_t act_row, int64_
     case GgmlType::Q6_K: gemm<q6_K>(w, xq, act_row, n_tokens, y, n_threads); return true;
     case GgmlType::Q3_K: gemm<q3_K>(w, xq, act_row, n_tokens, y, n_threads); return true;
     case GgmlType::Q2_K: gemm<q2_K>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::IQ4_XS: gemm<iq4_xs>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::IQ1_S: gemm<iq1_s>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::TQ1_0: gemm<tq1_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::TQ2_0: gemm<tq2_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
     default: return false;
   }
 }

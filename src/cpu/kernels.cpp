@@ -107,6 +107,7 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
     // of the Q8_1 block's f16 sum for Q4_1/Q5_1).
     case GgmlType::Q4_1: case GgmlType::Q5_1: act = GgmlType::Q8_1; break;
     case GgmlType::MXFP4: act = GgmlType::Q8_0; break;
+    case GgmlType::TQ1_0: case GgmlType::TQ2_0: act = GgmlType::Q8_K; break;
     default: return false;
   }
   if (!dot && !has_avx512_vnni()) return false;
