@@ -9,6 +9,13 @@
 #include <new>
 #include <vector>
 
+// GCC 12 reports the undefined pass-through operand inside several AVX-512 intrinsics (unpack,
+// conversions) as "(may be) used uninitialized"; it is not.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 namespace jing::cpu::avx512 {
 
 constexpr int kRows = 32;  // weight rows per panel: two 16-lane registers

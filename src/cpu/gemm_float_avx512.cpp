@@ -18,12 +18,6 @@
 #include "cpu/matmul.h"
 #include "quant/dequant.h"
 
-// GCC 12 reports the undefined source operand inside the AVX-512 intrinsics as "may be used
-// uninitialized"; it is not.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 namespace jing::cpu::avx512 {
 
 namespace {

@@ -14,12 +14,6 @@
 // the order of the float additions.
 #include <immintrin.h>
 
-// GCC 12 reports the undefined source operand inside the AVX-512 conversion intrinsics as
-// "may be used uninitialized"; it is not.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include <algorithm>
 #include <cstddef>
 #include <cstring>

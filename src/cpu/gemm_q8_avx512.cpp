@@ -20,12 +20,6 @@
 #include "quant/fp16.h"
 #include "quant/iq_tables.h"
 
-// GCC 12 reports the undefined source operand inside the AVX-512 conversion intrinsics as
-// "may be used uninitialized"; it is not.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 namespace jing::cpu::avx512 {
 
 using namespace blocks;
