@@ -57,6 +57,12 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
   const bool float_type = w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16;
   if (float_type && n_tokens >= kGemmFloatMinTokens && has_avx512_vnni())
     return avx512::gemm_float(w, x, n_tokens, y, n_threads);
+  if (w.type == GgmlType::BF16 && n_tokens < kGemmFloatMinTokens) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t t = 0; t < n_tokens; ++t) y[t * rows + r] = avx2::dot_bf16(base + r * w.row_bytes, x + t * cols, cols);
+    return true;
+  }
   if (w.type == GgmlType::F32 || w.type == GgmlType::F16) {
     const bool f16 = w.type == GgmlType::F16;
     if (n_tokens < 4) {
@@ -103,10 +109,10 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
     case GgmlType::Q4_0: dot = avx2::dot_q4_0, act = GgmlType::Q8_0; break;
     case GgmlType::Q5_0: dot = avx2::dot_q5_0, act = GgmlType::Q8_0; break;
     case GgmlType::IQ4_NL: dot = avx2::dot_iq4_nl, act = GgmlType::Q8_0; break;
-    // No AVX2 kernel: the AVX-512 one serves every token count (it also reproduces ggml's use
-    // of the Q8_1 block's f16 sum for Q4_1/Q5_1).
-    case GgmlType::Q4_1: case GgmlType::Q5_1: act = GgmlType::Q8_1; break;
-    case GgmlType::MXFP4: act = GgmlType::Q8_0; break;
+    case GgmlType::MXFP4: dot = avx2::dot_mxfp4, act = GgmlType::Q8_0; break;
+    case GgmlType::Q4_1: dot = avx2::dot_q4_1, act = GgmlType::Q8_1; break;
+    case GgmlType::Q5_1: dot = avx2::dot_q5_1, act = GgmlType::Q8_1; break;
+    // No AVX2 kernel: the AVX-512 one serves every token count.
     case GgmlType::TQ1_0: case GgmlType::TQ2_0: act = GgmlType::Q8_K; break;
     default: return false;
   }

@@ -1,5 +1,6 @@
 // AVX2 integer dot products of further common formats with 8-bit activations: Q5_K (Q5_K_M
-// models), Q4_0 / Q5_0 / IQ4_NL (with Q8_0 blocks) and IQ4_XS (with Q8_K). Each decodes a block
+// models), Q4_0 / Q5_0 / IQ4_NL / MXFP4 (with Q8_0 blocks), Q4_1 / Q5_1 (with Q8_1) and IQ4_XS
+// (with Q8_K); and BF16 rows with float activations. Each decodes a block
 // to signed bytes in registers and sums exact integer products per (sub-)block, then scales once.
 #include <immintrin.h>
 
@@ -39,7 +40,75 @@ inline __m256i iq4_values(const uint8_t* qs) {
   return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(table), nibbles(qs));
 }
 
+// ggml's E8M0 scale, halved (MXFP4's value table holds doubled values).
+inline float e8m0_half(uint8_t e) {
+  const uint32_t bits = e < 2 ? (0x00200000u << e) : (static_cast<uint32_t>(e - 1) << 23);
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Q4_1 / Q5_1 rows (unsigned values, d and minimum m per block) with Q8_1 activations, summed as
+// ggml does: d_w * d_x * sum(q * x) per block, plus m * s_x with s_x the Q8_1 block's f16 sum.
+template <class B, bool kFifthBit>
+float dot_q_1(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const B*>(wv);
+  const auto* x = static_cast<const q8_1*>(xv);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  float summs = 0;
+  for (int64_t i = 0; i < n / 32; ++i) {
+    __m256i q = nibbles(w[i].qs);
+    if constexpr (kFifthBit) {
+      uint32_t qh;
+      __builtin_memcpy(&qh, w[i].qh, 4);
+      q = _mm256_or_si256(q, _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10)));
+    }
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs))), ones);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+    summs += h2f(w[i].m) * h2f(x[i].s);
+  }
+  return hsum(acc) + summs;
+}
+
 }  // namespace
+
+float dot_q4_1(const void* w, const void* x, int64_t n) { return dot_q_1<q4_1, false>(w, x, n); }
+float dot_q5_1(const void* w, const void* x, int64_t n) { return dot_q_1<q5_1, true>(w, x, n); }
+
+float dot_mxfp4(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const mxfp4*>(wv);
+  const auto* x = static_cast<const q8_0*>(xv);
+  const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(iq::kvalues_fp4)));
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const __m256i v = _mm256_shuffle_epi8(table, nibbles(w[i].qs));
+    const __m256i p = dot_i8(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs)));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(e8m0_half(w[i].e) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_bf16(const void* wv, const float* b, int64_t n) {
+  const auto* w = static_cast<const uint16_t*>(wv);
+  auto widen = [](const uint16_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  };
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(widen(w + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(widen(w + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  float s = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(w[i]) << 16;
+    float f;
+    __builtin_memcpy(&f, &bits, 4);
+    s += f * b[i];
+  }
+  return s;
+}
 
 float dot_q4_0(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const q4_0*>(wv);

@@ -19,6 +19,10 @@ float dot_iq4_xs(const void* w, const void* x_q8k, int64_t n);
 float dot_q4_0(const void* w, const void* x_q80, int64_t n);
 float dot_q5_0(const void* w, const void* x_q80, int64_t n);
 float dot_iq4_nl(const void* w, const void* x_q80, int64_t n);
+float dot_mxfp4(const void* w, const void* x_q80, int64_t n);
+float dot_q4_1(const void* w, const void* x_q81, int64_t n);
+float dot_q5_1(const void* w, const void* x_q81, int64_t n);
+float dot_bf16(const void* w, const float* b, int64_t n);
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f16(const void* w, const float* b, int64_t n);
 }  // namespace jing::cpu::avx2

@@ -95,8 +95,8 @@ TEST(MatmulRandom, EveryTypeMatchesReferenceForOddShapes) {
               const double p = static_cast<double>(deq[r * cols + k]) * xr[t * cols + k];
               ref += p, mag += std::fabs(p);
             }
-            // (The AVX-512 kernel follows ggml there; the portable path sums exactly.)
-            if (cpu::activation_type(src.type) == GgmlType::Q8_1 && cpu::avx512_available()) ref += q8_1_sum_rounding(src.type, w.data() + r * rb, x.data() + t * cols, cols);
+            // (The AVX2/AVX-512 kernels follow ggml there; the portable path sums exactly.)
+            if (cpu::activation_type(src.type) == GgmlType::Q8_1 && cpu::simd_available()) ref += q8_1_sum_rounding(src.type, w.data() + r * rb, x.data() + t * cols, cols);
             // Relative to the sum of |products|: float summation order is free, cancellation is not an error.
             const double err = std::fabs(y[t * rows + r] - ref) / std::max(mag, 1e-20);
             if (!(err <= worst)) worst = err;  // (a NaN output sticks and fails below)
