@@ -260,6 +260,148 @@ struct KQuant<tq1_0> {
   }
 };
 
+// Signed grid value times a sign bit (ggml's kmask_iq2xs: bit j), offset to unsigned.
+inline uint8_t signed_offset(uint8_t value, uint8_t signs, int j, int offset) {
+  return static_cast<uint8_t>((signs >> j & 1 ? -value : value) + offset);
+}
+
+template <>
+struct KQuant<iq2_xxs> {  // d/8 * (2 ls + 1) * (+-grid), grid in {8, 25, 43}: offset 43
+  static constexpr bool kGathered = false;
+  static constexpr int kGroups = 8;
+  static void unpack(const iq2_xxs& b, Unpacked& u) {
+    for (int g = 0; g < 8; ++g) {
+      uint32_t aux[2];
+      std::memcpy(aux, b.qs + 4 * g, 8);
+      const auto* idx = reinterpret_cast<const uint8_t*>(aux);
+      for (int l = 0; l < 4; ++l) {
+        const auto* grid = reinterpret_cast<const uint8_t*>(iq::iq2xxs_grid + idx[l]);
+        const uint8_t signs = iq::ksigns_iq2xs[(aux[1] >> 7 * l) & 127];
+        for (int j = 0; j < 8; ++j) u.q[32 * g + 8 * l + j] = signed_offset(grid[j], signs, j, 43);
+      }
+      const int sc = 2 * static_cast<int>(aux[1] >> 28) + 1;
+      u.sc[g] = sc, u.mn[g] = static_cast<int16_t>(43 * sc);
+    }
+    u.d = u.dmin = fp16_to_fp32(b.d) * 0.125f;
+  }
+};
+
+template <>
+struct KQuant<iq2_xs> {  // as IQ2_XXS with a scale per 16 values
+  static constexpr bool kGathered = false;
+  static constexpr int kGroups = 16;
+  static void unpack(const iq2_xs& b, Unpacked& u) {
+    for (int g = 0; g < 8; ++g) {
+      for (int l = 0; l < 4; ++l) {
+        const uint16_t q = b.qs[4 * g + l];
+        const auto* grid = reinterpret_cast<const uint8_t*>(iq::iq2xs_grid + (q & 511));
+        const uint8_t signs = iq::ksigns_iq2xs[q >> 9];
+        for (int j = 0; j < 8; ++j) u.q[32 * g + 8 * l + j] = signed_offset(grid[j], signs, j, 43);
+      }
+      for (int h = 0; h < 2; ++h) {
+        const int sc = 2 * ((b.scales[g] >> 4 * h) & 0xF) + 1;
+        u.sc[2 * g + h] = sc, u.mn[2 * g + h] = static_cast<int16_t>(43 * sc);
+      }
+    }
+    u.d = u.dmin = fp16_to_fp32(b.d) * 0.125f;
+  }
+};
+
+template <>
+struct KQuant<iq2_s> {
+  static constexpr bool kGathered = false;
+  static constexpr int kGroups = 16;
+  static void unpack(const iq2_s& b, Unpacked& u) {
+    const uint8_t* signs = b.qs + QK_K / 8;
+    for (int g = 0; g < 8; ++g) {
+      for (int l = 0; l < 4; ++l) {
+        const auto* grid = reinterpret_cast<const uint8_t*>(iq::iq2s_grid + (b.qs[4 * g + l] | ((b.qh[g] << (8 - 2 * l)) & 0x300)));
+        for (int j = 0; j < 8; ++j) u.q[32 * g + 8 * l + j] = signed_offset(grid[j], signs[4 * g + l], j, 43);
+      }
+      for (int h = 0; h < 2; ++h) {
+        const int sc = 2 * ((b.scales[g] >> 4 * h) & 0xF) + 1;
+        u.sc[2 * g + h] = sc, u.mn[2 * g + h] = static_cast<int16_t>(43 * sc);
+      }
+    }
+    u.d = u.dmin = fp16_to_fp32(b.d) * 0.125f;
+  }
+};
+
+template <>
+struct KQuant<iq3_xxs> {  // d/4 * (2 ls + 1) * (+-grid), grid up to 62: offset 62
+  static constexpr bool kGathered = false;
+  static constexpr int kGroups = 8;
+  static void unpack(const iq3_xxs& b, Unpacked& u) {
+    const uint8_t* scales_and_signs = b.qs + QK_K / 4;
+    for (int g = 0; g < 8; ++g) {
+      uint32_t aux;
+      std::memcpy(&aux, scales_and_signs + 4 * g, 4);
+      const uint8_t* qs = b.qs + 8 * g;
+      for (int l = 0; l < 4; ++l) {
+        const uint8_t signs = iq::ksigns_iq2xs[(aux >> 7 * l) & 127];
+        const auto* g1 = reinterpret_cast<const uint8_t*>(iq::iq3xxs_grid + qs[2 * l]);
+        const auto* g2 = reinterpret_cast<const uint8_t*>(iq::iq3xxs_grid + qs[2 * l + 1]);
+        for (int j = 0; j < 4; ++j) {
+          u.q[32 * g + 8 * l + j] = signed_offset(g1[j], signs, j, 62);
+          u.q[32 * g + 8 * l + j + 4] = signed_offset(g2[j], signs, j + 4, 62);
+        }
+      }
+      const int sc = 2 * static_cast<int>(aux >> 28) + 1;
+      u.sc[g] = sc, u.mn[g] = static_cast<int16_t>(62 * sc);
+    }
+    u.d = u.dmin = fp16_to_fp32(b.d) * 0.25f;
+  }
+};
+
+template <>
+struct KQuant<iq3_s> {  // d * (2 s + 1) * (+-grid), grid up to 15: offset 15
+  static constexpr bool kGathered = false;
+  static constexpr int kGroups = 8;
+  static void unpack(const iq3_s& b, Unpacked& u) {
+    const uint8_t *qs = b.qs, *signs = b.signs;
+    for (int g = 0; g < 8; ++g, qs += 8, signs += 4) {
+      const uint8_t qh = b.qh[g];
+      for (int l = 0; l < 4; ++l) {
+        const auto* g1 = reinterpret_cast<const uint8_t*>(iq::iq3s_grid + (qs[2 * l] | ((qh << (8 - 2 * l)) & 256)));
+        const auto* g2 = reinterpret_cast<const uint8_t*>(iq::iq3s_grid + (qs[2 * l + 1] | ((qh << (7 - 2 * l)) & 256)));
+        for (int j = 0; j < 4; ++j) {
+          u.q[32 * g + 8 * l + j] = signed_offset(g1[j], signs[l], j, 15);
+          u.q[32 * g + 8 * l + j + 4] = signed_offset(g2[j], signs[l], j + 4, 15);
+        }
+      }
+      const int sc = 2 * ((b.scales[g / 2] >> 4 * (g % 2)) & 0xF) + 1;
+      u.sc[g] = sc, u.mn[g] = static_cast<int16_t>(15 * sc);
+    }
+    u.d = u.dmin = fp16_to_fp32(b.d);
+  }
+};
+
+template <>
+struct KQuant<iq1_m> {  // as IQ1_S with a scale per 16 values and a delta sign per 8; d in the scales
+  static constexpr bool kGathered = false;
+  static constexpr int kGroups = 16;
+  static void unpack(const iq1_m& b, Unpacked& u) {
+    uint16_t sc[4];
+    std::memcpy(sc, b.scales, 8);
+    const uint16_t packed = (sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000);
+    const uint8_t *qs = b.qs, *qh = b.qh;
+    for (int g = 0; g < 8; ++g, qs += 4, qh += 2) {
+      const int idx[4] = {qs[0] | ((qh[0] << 8) & 0x700), qs[1] | ((qh[0] << 4) & 0x700), qs[2] | ((qh[1] << 8) & 0x700),
+                          qs[3] | ((qh[1] << 4) & 0x700)};
+      const int delta[4] = {qh[0] & 0x08 ? -1 : 1, qh[0] & 0x80 ? -1 : 1, qh[1] & 0x08 ? -1 : 1, qh[1] & 0x80 ? -1 : 1};
+      for (int l = 0; l < 4; ++l) {
+        const auto* grid = reinterpret_cast<const int8_t*>(iq::iq1s_grid + idx[l]);
+        for (int j = 0; j < 8; ++j) u.q[32 * g + 8 * l + j] = static_cast<uint8_t>(8 * grid[j] + delta[l] + 9);
+      }
+      for (int h = 0; h < 2; ++h) {
+        const int s = 2 * ((sc[g / 2] >> (6 * (g % 2) + 3 * h)) & 7) + 1;
+        u.sc[2 * g + h] = s, u.mn[2 * g + h] = static_cast<int16_t>(9 * s);
+      }
+    }
+    u.d = u.dmin = fp16_to_fp32(packed) * 0.125f;
+  }
+};
+
 // 32 rows of a weight matrix in the kernel's layout (see the file comment).
 struct Panel {
   AlignedVector<uint8_t> vals;  // [k/4][32 rows][4]
@@ -463,6 +605,12 @@ bool gemm_kquant(const WeightView& w, const void* xq_q8k, size_t act_row, int64_
     case GgmlType::Q2_K: gemm<q2_K>(w, xq, act_row, n_tokens, y, n_threads); return true;
     case GgmlType::IQ4_XS: gemm<iq4_xs>(w, xq, act_row, n_tokens, y, n_threads); return true;
     case GgmlType::IQ1_S: gemm<iq1_s>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::IQ2_XXS: gemm<iq2_xxs>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::IQ2_XS: gemm<iq2_xs>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::IQ2_S: gemm<iq2_s>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::IQ3_XXS: gemm<iq3_xxs>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::IQ3_S: gemm<iq3_s>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::IQ1_M: gemm<iq1_m>(w, xq, act_row, n_tokens, y, n_threads); return true;
     case GgmlType::TQ1_0: gemm<tq1_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
     case GgmlType::TQ2_0: gemm<tq2_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
     default: return false;

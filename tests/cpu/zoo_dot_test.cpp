@@ -44,15 +44,15 @@ TEST(QuantZoo, RowDotsMatchGgml) {
       EXPECT_LE(worst_exact, 1e-5);
     } else {
       std::printf("[dot] %-8s max relative difference to ggml %.2e\n", name, worst);
-      // Known deviations (see docs/PERFORMANCE.md): IQ2_XS differs in summation order on a row
-      // that nearly cancels; without AVX2, Q4_1/Q5_1 take the portable path, which sums d * sum(q) exactly where ggml uses the Q8_1 block's f16 sum.
+      // Known deviations (see docs/PERFORMANCE.md): on the portable path (no AVX-512) IQ2_XS
+      // differs in summation order on a row that nearly cancels; without AVX2, Q4_1/Q5_1 take the portable path, which sums d * sum(q) exactly where ggml uses the Q8_1 block's f16 sum.
       // The ternary types differ by ~4e-5 in absolute terms on rows whose terms cancel ~190-fold
       // (an exact integer dot with the same Q8_K activations lands on our side; not explained),
       // far below what float activations would change (1e-2). Everything else within 1e-5.
       const std::string n(name);
       const bool simd = cpu::simd_available();
       const double bound = n == "Q4_1" ? (simd ? 1e-5 : 6e-2) : n == "Q5_1" ? (simd ? 1e-5 : 1e-2)
-                           : n == "IQ2_XS" ? 5e-5 : (n == "TQ1_0" || n == "TQ2_0") ? 2e-3 : 1e-5;
+                           : n == "IQ2_XS" ? (cpu::avx512_available() ? 1e-5 : 5e-5) : (n == "TQ1_0" || n == "TQ2_0") ? 2e-3 : 1e-5;
       EXPECT_LE(worst, bound);
     }
   }
