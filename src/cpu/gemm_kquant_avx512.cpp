@@ -188,6 +188,29 @@ struct KQuant<q2_K> {
   }
 };
 
+// Eight grid bytes with their sign bits applied and an offset added, in one 64-bit word: no
+// byte leaves 0..255 on the way (offset >= every grid value), so no carry crosses a byte.
+inline uint64_t signed_offset8(uint64_t grid, uint8_t signs, uint8_t offset) {
+  const uint64_t neg = _pdep_u64(signs, 0x0101010101010101ull) * 0xFF;
+  return offset * 0x0101010101010101ull + (grid & ~neg) - (grid & neg);
+}
+inline void put8(uint8_t* q, uint64_t v) { std::memcpy(q, &v, 8); }
+
+// IQ1 grids (bytes -1, 0, 1) as 8 * (g + 1): 0, 8, 16; built once from the transcribed table.
+const uint64_t* iq1_grid_x8() {
+  static const auto table = [] {
+    std::vector<uint64_t> t(2048);
+    for (int i = 0; i < 2048; ++i) {
+      const auto* g = reinterpret_cast<const int8_t*>(iq::iq1s_grid + i);
+      uint8_t b[8];
+      for (int j = 0; j < 8; ++j) b[j] = static_cast<uint8_t>(8 * (g[j] + 1));
+      std::memcpy(&t[static_cast<size_t>(i)], b, 8);
+    }
+    return t;
+  }();
+  return table.data();
+}
+
 // The i-quants and ternary formats fit the same mould with a constant offset o written as a
 // minimum (d * sc * v = d * sc * (v + o) - d * (o * sc)) and d divided by the factor that makes
 // their values integers.
@@ -216,11 +239,10 @@ struct KQuant<iq1_s> {
   // Values 8 * (grid +- 1/8) = 8 * grid +- 1 in [-9, 9], offset 9; d / 8 (exact).
   static void unpack(const iq1_s& b, Unpacked& u) {
     for (int g = 0; g < 8; ++g) {
-      const int delta = b.qh[g] & 0x8000 ? -1 : 1;
-      for (int l = 0; l < 4; ++l) {
-        const auto* grid = reinterpret_cast<const int8_t*>(iq::iq1s_grid + (b.qs[4 * g + l] | (((b.qh[g] >> 3 * l) & 7) << 8)));
-        for (int j = 0; j < 8; ++j) u.q[32 * g + 8 * l + j] = static_cast<uint8_t>(8 * grid[j] + delta + 9);
-      }
+      // 8 * grid + delta + 9 = 8 * (grid + 1) + (delta + 1), delta + 1 in {0, 2}.
+      const uint64_t delta = b.qh[g] & 0x8000 ? 0 : 0x0202020202020202ull;
+      const uint64_t* grid8 = iq1_grid_x8();
+      for (int l = 0; l < 4; ++l) put8(u.q + 32 * g + 8 * l, grid8[b.qs[4 * g + l] | (((b.qh[g] >> 3 * l) & 7) << 8)] + delta);
       const int sc = 2 * ((b.qh[g] >> 12) & 7) + 1;
       u.sc[g] = sc, u.mn[g] = static_cast<int16_t>(9 * sc);
     }
@@ -260,11 +282,6 @@ struct KQuant<tq1_0> {
   }
 };
 
-// Signed grid value times a sign bit (ggml's kmask_iq2xs: bit j), offset to unsigned.
-inline uint8_t signed_offset(uint8_t value, uint8_t signs, int j, int offset) {
-  return static_cast<uint8_t>((signs >> j & 1 ? -value : value) + offset);
-}
-
 template <>
 struct KQuant<iq2_xxs> {  // d/8 * (2 ls + 1) * (+-grid), grid in {8, 25, 43}: offset 43
   static constexpr bool kGathered = false;
@@ -275,9 +292,7 @@ struct KQuant<iq2_xxs> {  // d/8 * (2 ls + 1) * (+-grid), grid in {8, 25, 43}: o
       std::memcpy(aux, b.qs + 4 * g, 8);
       const auto* idx = reinterpret_cast<const uint8_t*>(aux);
       for (int l = 0; l < 4; ++l) {
-        const auto* grid = reinterpret_cast<const uint8_t*>(iq::iq2xxs_grid + idx[l]);
-        const uint8_t signs = iq::ksigns_iq2xs[(aux[1] >> 7 * l) & 127];
-        for (int j = 0; j < 8; ++j) u.q[32 * g + 8 * l + j] = signed_offset(grid[j], signs, j, 43);
+        put8(u.q + 32 * g + 8 * l, signed_offset8(iq::iq2xxs_grid[idx[l]], iq::ksigns_iq2xs[(aux[1] >> 7 * l) & 127], 43));
       }
       const int sc = 2 * static_cast<int>(aux[1] >> 28) + 1;
       u.sc[g] = sc, u.mn[g] = static_cast<int16_t>(43 * sc);
@@ -294,9 +309,7 @@ struct KQuant<iq2_xs> {  // as IQ2_XXS with a scale per 16 values
     for (int g = 0; g < 8; ++g) {
       for (int l = 0; l < 4; ++l) {
         const uint16_t q = b.qs[4 * g + l];
-        const auto* grid = reinterpret_cast<const uint8_t*>(iq::iq2xs_grid + (q & 511));
-        const uint8_t signs = iq::ksigns_iq2xs[q >> 9];
-        for (int j = 0; j < 8; ++j) u.q[32 * g + 8 * l + j] = signed_offset(grid[j], signs, j, 43);
+        put8(u.q + 32 * g + 8 * l, signed_offset8(iq::iq2xs_grid[q & 511], iq::ksigns_iq2xs[q >> 9], 43));
       }
       for (int h = 0; h < 2; ++h) {
         const int sc = 2 * ((b.scales[g] >> 4 * h) & 0xF) + 1;
@@ -315,8 +328,8 @@ struct KQuant<iq2_s> {
     const uint8_t* signs = b.qs + QK_K / 8;
     for (int g = 0; g < 8; ++g) {
       for (int l = 0; l < 4; ++l) {
-        const auto* grid = reinterpret_cast<const uint8_t*>(iq::iq2s_grid + (b.qs[4 * g + l] | ((b.qh[g] << (8 - 2 * l)) & 0x300)));
-        for (int j = 0; j < 8; ++j) u.q[32 * g + 8 * l + j] = signed_offset(grid[j], signs[4 * g + l], j, 43);
+        const uint64_t grid = iq::iq2s_grid[b.qs[4 * g + l] | ((b.qh[g] << (8 - 2 * l)) & 0x300)];
+        put8(u.q + 32 * g + 8 * l, signed_offset8(grid, signs[4 * g + l], 43));
       }
       for (int h = 0; h < 2; ++h) {
         const int sc = 2 * ((b.scales[g] >> 4 * h) & 0xF) + 1;
@@ -338,13 +351,8 @@ struct KQuant<iq3_xxs> {  // d/4 * (2 ls + 1) * (+-grid), grid up to 62: offset 
       std::memcpy(&aux, scales_and_signs + 4 * g, 4);
       const uint8_t* qs = b.qs + 8 * g;
       for (int l = 0; l < 4; ++l) {
-        const uint8_t signs = iq::ksigns_iq2xs[(aux >> 7 * l) & 127];
-        const auto* g1 = reinterpret_cast<const uint8_t*>(iq::iq3xxs_grid + qs[2 * l]);
-        const auto* g2 = reinterpret_cast<const uint8_t*>(iq::iq3xxs_grid + qs[2 * l + 1]);
-        for (int j = 0; j < 4; ++j) {
-          u.q[32 * g + 8 * l + j] = signed_offset(g1[j], signs, j, 62);
-          u.q[32 * g + 8 * l + j + 4] = signed_offset(g2[j], signs, j + 4, 62);
-        }
+        const uint64_t grid = iq::iq3xxs_grid[qs[2 * l]] | static_cast<uint64_t>(iq::iq3xxs_grid[qs[2 * l + 1]]) << 32;
+        put8(u.q + 32 * g + 8 * l, signed_offset8(grid, iq::ksigns_iq2xs[(aux >> 7 * l) & 127], 62));
       }
       const int sc = 2 * static_cast<int>(aux >> 28) + 1;
       u.sc[g] = sc, u.mn[g] = static_cast<int16_t>(62 * sc);
@@ -362,12 +370,9 @@ struct KQuant<iq3_s> {  // d * (2 s + 1) * (+-grid), grid up to 15: offset 15
     for (int g = 0; g < 8; ++g, qs += 8, signs += 4) {
       const uint8_t qh = b.qh[g];
       for (int l = 0; l < 4; ++l) {
-        const auto* g1 = reinterpret_cast<const uint8_t*>(iq::iq3s_grid + (qs[2 * l] | ((qh << (8 - 2 * l)) & 256)));
-        const auto* g2 = reinterpret_cast<const uint8_t*>(iq::iq3s_grid + (qs[2 * l + 1] | ((qh << (7 - 2 * l)) & 256)));
-        for (int j = 0; j < 4; ++j) {
-          u.q[32 * g + 8 * l + j] = signed_offset(g1[j], signs[l], j, 15);
-          u.q[32 * g + 8 * l + j + 4] = signed_offset(g2[j], signs[l], j + 4, 15);
-        }
+        const uint64_t grid = iq::iq3s_grid[qs[2 * l] | ((qh << (8 - 2 * l)) & 256)] |
+                              static_cast<uint64_t>(iq::iq3s_grid[qs[2 * l + 1] | ((qh << (7 - 2 * l)) & 256)]) << 32;
+        put8(u.q + 32 * g + 8 * l, signed_offset8(grid, signs[l], 15));
       }
       const int sc = 2 * ((b.scales[g / 2] >> 4 * (g % 2)) & 0xF) + 1;
       u.sc[g] = sc, u.mn[g] = static_cast<int16_t>(15 * sc);
@@ -388,11 +393,10 @@ struct KQuant<iq1_m> {  // as IQ1_S with a scale per 16 values and a delta sign 
     for (int g = 0; g < 8; ++g, qs += 4, qh += 2) {
       const int idx[4] = {qs[0] | ((qh[0] << 8) & 0x700), qs[1] | ((qh[0] << 4) & 0x700), qs[2] | ((qh[1] << 8) & 0x700),
                           qs[3] | ((qh[1] << 4) & 0x700)};
-      const int delta[4] = {qh[0] & 0x08 ? -1 : 1, qh[0] & 0x80 ? -1 : 1, qh[1] & 0x08 ? -1 : 1, qh[1] & 0x80 ? -1 : 1};
-      for (int l = 0; l < 4; ++l) {
-        const auto* grid = reinterpret_cast<const int8_t*>(iq::iq1s_grid + idx[l]);
-        for (int j = 0; j < 8; ++j) u.q[32 * g + 8 * l + j] = static_cast<uint8_t>(8 * grid[j] + delta[l] + 9);
-      }
+      const uint8_t flags[4] = {static_cast<uint8_t>(qh[0] & 0x08), static_cast<uint8_t>(qh[0] & 0x80),
+                                static_cast<uint8_t>(qh[1] & 0x08), static_cast<uint8_t>(qh[1] & 0x80)};
+      const uint64_t* grid8 = iq1_grid_x8();
+      for (int l = 0; l < 4; ++l) put8(u.q + 32 * g + 8 * l, grid8[idx[l]] + (flags[l] ? 0 : 0x0202020202020202ull));
       for (int h = 0; h < 2; ++h) {
         const int s = 2 * ((sc[g / 2] >> (6 * (g % 2) + 3 * h)) & 7) + 1;
         u.sc[2 * g + h] = s, u.mn[2 * g + h] = static_cast<int16_t>(9 * s);
