@@ -28,11 +28,12 @@ bool has_avx2() {
   return ok;
 }
 
-// AVX-512 with VNNI (and BW/VL/DQ/BF16, which the *_avx512.cpp files are compiled for).
+// AVX-512 with VNNI (and BW/VL/DQ/BF16 and BMI2, which the *_avx512.cpp files are compiled for).
 bool has_avx512_vnni() {
   static const bool ok = has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                          __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16") &&
+                         __builtin_cpu_supports("bmi2") &&
                          std::getenv("JING_NO_AVX512") == nullptr;
   return ok;
 }
