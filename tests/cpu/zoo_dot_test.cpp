@@ -3,6 +3,7 @@
 // Jing keeps them in float, so those agree to the error f16 rounding implies (documented bound).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "cpu/kernels.h"
@@ -53,7 +54,9 @@ TEST(QuantZoo, RowDotsMatchGgml) {
       const bool simd = cpu::simd_available();
       const double bound = n == "Q4_1" ? (simd ? 1e-5 : 6e-2) : n == "Q5_1" ? (simd ? 1e-5 : 1e-2)
                            : n == "IQ2_XS" ? (cpu::avx512_available() ? 1e-5 : 5e-5) : (n == "TQ1_0" || n == "TQ2_0") ? 2e-3 : 1e-5;
-      EXPECT_LE(worst, bound);
+      // The portable path (no AVX2) sums float products of decoded weights, not integers: on
+      // rows that nearly cancel that order shows (4e-5 for Q6_K).
+      EXPECT_LE(worst, simd ? bound : std::max(bound, 1e-4));
     }
   }
 }
