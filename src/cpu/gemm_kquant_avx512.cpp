@@ -22,6 +22,7 @@
 
 #include "cpu/avx512_util.h"
 #include "cpu/kernels_simd.h"
+#include "cpu/kquant_unpack.h"
 #include "cpu/matmul.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
@@ -33,22 +34,16 @@ using namespace blocks;
 
 namespace {
 
-// One 256-value block of one row, unpacked: q[k] unsigned, group scales and minimums.
-struct Unpacked {
-  alignas(64) uint8_t q[QK_K];
-  int32_t sc[16];
-  int16_t mn[16];
-  float d, dmin;
+// Q4_K and Q6_K (the bulk of Q4_K_M files) skip the scalar decoder: sixteen rows at a time,
+// values by in-register transposes and scales by gathers.
+template <class B>
+struct Gathered {
+  static constexpr bool kOn = false, kDminIsD = false;
 };
 
-// Per type: the group count of a block and the block decoder.
-template <class B>
-struct KQuant;
-
 template <>
-struct KQuant<q4_K> {
-  static constexpr int kGroups = 8;
-  static constexpr bool kGathered = true, kDminIsD = false;
+struct Gathered<q4_K> {
+  static constexpr bool kOn = true, kDminIsD = false;
   // Scales, minimums, d and dmin of one block of sixteen rows, unpacked sixteen lanes at a time
   // (the same bit surgery as k4_scale_min).
   static void gather_scales(const uint8_t* base, __m512i idx, __mmask16 m, int32_t* sc, int16_t* mn, float* d, float* dmin) {
@@ -94,29 +89,8 @@ struct KQuant<q4_K> {
 };
 
 template <>
-struct KQuant<q5_K> {
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 8;
-  static void unpack(const q5_K& b, Unpacked& u) {
-    for (int j = 0; j < 4; ++j)
-      for (int l = 0; l < 32; ++l) {
-        const uint8_t h = b.qh[l] >> (2 * j);
-        u.q[64 * j + l] = (b.qs[32 * j + l] & 0xF) | ((h & 1) << 4);
-        u.q[64 * j + 32 + l] = (b.qs[32 * j + l] >> 4) | ((h & 2) << 3);
-      }
-    for (int g = 0; g < 8; ++g) {
-      uint8_t sc, m;
-      k4_scale_min(g, b.scales, sc, m);
-      u.sc[g] = sc, u.mn[g] = m;
-    }
-    u.d = fp16_to_fp32(b.d), u.dmin = fp16_to_fp32(b.dmin);
-  }
-};
-
-template <>
-struct KQuant<q6_K> {
-  static constexpr int kGroups = 16;
-  static constexpr bool kGathered = true, kDminIsD = true;
+struct Gathered<q6_K> {
+  static constexpr bool kOn = true, kDminIsD = true;
   static void gather_scales(const uint8_t* base, __m512i idx, __mmask16 m, int32_t* sc, int16_t* mn, float* d, float*) {
     const __m512i zero = _mm512_setzero_si512();
     for (int i = 0; i < 4; ++i) {
@@ -157,255 +131,6 @@ struct KQuant<q6_K> {
   }
 };
 
-template <>
-struct KQuant<q3_K> {
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 16;
-  static void unpack(const q3_K& b, Unpacked& u) {
-    // Stored: 2 low bits in qs, the third bit in hmask; value (q - 4) with q = low | (bit << 2).
-    for (int half = 0; half < 2; ++half)
-      for (int s = 0; s < 4; ++s)
-        for (int l = 0; l < 32; ++l)
-          u.q[128 * half + 32 * s + l] =
-              ((b.qs[32 * half + l] >> (2 * s)) & 3) | (((b.hmask[l] >> (4 * half + s)) & 1) << 2);
-    int8_t sc[16];
-    q3k_scales(b.scales, sc);
-    for (int g = 0; g < 16; ++g) u.sc[g] = sc[g] - 32, u.mn[g] = static_cast<int16_t>(4 * (sc[g] - 32));
-    u.d = u.dmin = fp16_to_fp32(b.d);
-  }
-};
-
-template <>
-struct KQuant<q2_K> {
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 16;
-  static void unpack(const q2_K& b, Unpacked& u) {
-    for (int half = 0; half < 2; ++half)
-      for (int s = 0; s < 4; ++s)
-        for (int l = 0; l < 32; ++l) u.q[128 * half + 32 * s + l] = (b.qs[32 * half + l] >> (2 * s)) & 3;
-    for (int g = 0; g < 16; ++g) u.sc[g] = b.scales[g] & 0xF, u.mn[g] = b.scales[g] >> 4;
-    u.d = fp16_to_fp32(b.d), u.dmin = fp16_to_fp32(b.dmin);
-  }
-};
-
-// Eight grid bytes with their sign bits applied and an offset added, in one 64-bit word: no
-// byte leaves 0..255 on the way (offset >= every grid value), so no carry crosses a byte.
-inline uint64_t signed_offset8(uint64_t grid, uint8_t signs, uint8_t offset) {
-  const uint64_t neg = _pdep_u64(signs, 0x0101010101010101ull) * 0xFF;
-  return offset * 0x0101010101010101ull + (grid & ~neg) - (grid & neg);
-}
-inline void put8(uint8_t* q, uint64_t v) { std::memcpy(q, &v, 8); }
-
-// IQ1 grids (bytes -1, 0, 1) as 8 * (g + 1): 0, 8, 16; built once from the transcribed table.
-const uint64_t* iq1_grid_x8() {
-  static const auto table = [] {
-    std::vector<uint64_t> t(2048);
-    for (int i = 0; i < 2048; ++i) {
-      const auto* g = reinterpret_cast<const int8_t*>(iq::iq1s_grid + i);
-      uint8_t b[8];
-      for (int j = 0; j < 8; ++j) b[j] = static_cast<uint8_t>(8 * (g[j] + 1));
-      std::memcpy(&t[static_cast<size_t>(i)], b, 8);
-    }
-    return t;
-  }();
-  return table.data();
-}
-
-// The i-quants and ternary formats fit the same mould with a constant offset o written as a
-// minimum (d * sc * v = d * sc * (v + o) - d * (o * sc)) and d divided by the factor that makes
-// their values integers.
-template <>
-struct KQuant<iq4_xs> {
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 8;
-  static void unpack(const iq4_xs& b, Unpacked& u) {
-    for (int g = 0; g < 8; ++g) {
-      const uint8_t* qs = b.qs + 16 * g;
-      for (int j = 0; j < 16; ++j) {
-        u.q[32 * g + j] = static_cast<uint8_t>(iq::kvalues_iq4nl[qs[j] & 0xF] + 128);
-        u.q[32 * g + j + 16] = static_cast<uint8_t>(iq::kvalues_iq4nl[qs[j] >> 4] + 128);
-      }
-      const int ls = ((b.scales_l[g / 2] >> 4 * (g % 2)) & 0xF) | (((b.scales_h >> 2 * g) & 3) << 4);
-      u.sc[g] = ls - 32, u.mn[g] = static_cast<int16_t>(128 * (ls - 32));
-    }
-    u.d = u.dmin = fp16_to_fp32(b.d);
-  }
-};
-
-template <>
-struct KQuant<iq1_s> {
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 8;
-  // Values 8 * (grid +- 1/8) = 8 * grid +- 1 in [-9, 9], offset 9; d / 8 (exact).
-  static void unpack(const iq1_s& b, Unpacked& u) {
-    for (int g = 0; g < 8; ++g) {
-      // 8 * grid + delta + 9 = 8 * (grid + 1) + (delta + 1), delta + 1 in {0, 2}.
-      const uint64_t delta = b.qh[g] & 0x8000 ? 0 : 0x0202020202020202ull;
-      const uint64_t* grid8 = iq1_grid_x8();
-      for (int l = 0; l < 4; ++l) put8(u.q + 32 * g + 8 * l, grid8[b.qs[4 * g + l] | (((b.qh[g] >> 3 * l) & 7) << 8)] + delta);
-      const int sc = 2 * ((b.qh[g] >> 12) & 7) + 1;
-      u.sc[g] = sc, u.mn[g] = static_cast<int16_t>(9 * sc);
-    }
-    u.d = u.dmin = fp16_to_fp32(b.d) * 0.125f;
-  }
-};
-
-template <>
-struct KQuant<tq2_0> {
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 8;
-  static void unpack(const tq2_0& b, Unpacked& u) {  // stored q in 0..2, value q - 1
-    for (int j = 0; j < 64; j += 32)
-      for (int l = 0; l < 4; ++l)
-        for (int m = 0; m < 32; ++m) u.q[4 * j + 32 * l + m] = (b.qs[j + m] >> (2 * l)) & 3;
-    for (int g = 0; g < 8; ++g) u.sc[g] = 1, u.mn[g] = 1;
-    u.d = u.dmin = fp16_to_fp32(b.d);
-  }
-};
-
-template <>
-struct KQuant<tq1_0> {
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 8;
-  static void unpack(const tq1_0& b, Unpacked& u) {  // base-3 digits in 0..2, value digit - 1
-    static constexpr uint8_t pow3[5] = {1, 3, 9, 27, 81};
-    auto trit = [](uint8_t byte, uint8_t p) { return static_cast<uint8_t>((static_cast<uint16_t>(static_cast<uint8_t>(byte * p)) * 3) >> 8); };
-    uint8_t* q = u.q;
-    for (int k = 0; k < 5; ++k)
-      for (int m = 0; m < 32; ++m) *q++ = trit(b.qs[m], pow3[k]);
-    for (int k = 0; k < 5; ++k)
-      for (int m = 0; m < 16; ++m) *q++ = trit(b.qs[32 + m], pow3[k]);
-    for (int k = 0; k < 4; ++k)
-      for (int m = 0; m < 4; ++m) *q++ = trit(b.qh[m], pow3[k]);
-    for (int g = 0; g < 8; ++g) u.sc[g] = 1, u.mn[g] = 1;
-    u.d = u.dmin = fp16_to_fp32(b.d);
-  }
-};
-
-template <>
-struct KQuant<iq2_xxs> {  // d/8 * (2 ls + 1) * (+-grid), grid in {8, 25, 43}: offset 43
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 8;
-  static void unpack(const iq2_xxs& b, Unpacked& u) {
-    for (int g = 0; g < 8; ++g) {
-      uint32_t aux[2];
-      std::memcpy(aux, b.qs + 4 * g, 8);
-      const auto* idx = reinterpret_cast<const uint8_t*>(aux);
-      for (int l = 0; l < 4; ++l) {
-        put8(u.q + 32 * g + 8 * l, signed_offset8(iq::iq2xxs_grid[idx[l]], iq::ksigns_iq2xs[(aux[1] >> 7 * l) & 127], 43));
-      }
-      const int sc = 2 * static_cast<int>(aux[1] >> 28) + 1;
-      u.sc[g] = sc, u.mn[g] = static_cast<int16_t>(43 * sc);
-    }
-    u.d = u.dmin = fp16_to_fp32(b.d) * 0.125f;
-  }
-};
-
-template <>
-struct KQuant<iq2_xs> {  // as IQ2_XXS with a scale per 16 values
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 16;
-  static void unpack(const iq2_xs& b, Unpacked& u) {
-    for (int g = 0; g < 8; ++g) {
-      for (int l = 0; l < 4; ++l) {
-        const uint16_t q = b.qs[4 * g + l];
-        put8(u.q + 32 * g + 8 * l, signed_offset8(iq::iq2xs_grid[q & 511], iq::ksigns_iq2xs[q >> 9], 43));
-      }
-      for (int h = 0; h < 2; ++h) {
-        const int sc = 2 * ((b.scales[g] >> 4 * h) & 0xF) + 1;
-        u.sc[2 * g + h] = sc, u.mn[2 * g + h] = static_cast<int16_t>(43 * sc);
-      }
-    }
-    u.d = u.dmin = fp16_to_fp32(b.d) * 0.125f;
-  }
-};
-
-template <>
-struct KQuant<iq2_s> {
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 16;
-  static void unpack(const iq2_s& b, Unpacked& u) {
-    const uint8_t* signs = b.qs + QK_K / 8;
-    for (int g = 0; g < 8; ++g) {
-      for (int l = 0; l < 4; ++l) {
-        const uint64_t grid = iq::iq2s_grid[b.qs[4 * g + l] | ((b.qh[g] << (8 - 2 * l)) & 0x300)];
-        put8(u.q + 32 * g + 8 * l, signed_offset8(grid, signs[4 * g + l], 43));
-      }
-      for (int h = 0; h < 2; ++h) {
-        const int sc = 2 * ((b.scales[g] >> 4 * h) & 0xF) + 1;
-        u.sc[2 * g + h] = sc, u.mn[2 * g + h] = static_cast<int16_t>(43 * sc);
-      }
-    }
-    u.d = u.dmin = fp16_to_fp32(b.d) * 0.125f;
-  }
-};
-
-template <>
-struct KQuant<iq3_xxs> {  // d/4 * (2 ls + 1) * (+-grid), grid up to 62: offset 62
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 8;
-  static void unpack(const iq3_xxs& b, Unpacked& u) {
-    const uint8_t* scales_and_signs = b.qs + QK_K / 4;
-    for (int g = 0; g < 8; ++g) {
-      uint32_t aux;
-      std::memcpy(&aux, scales_and_signs + 4 * g, 4);
-      const uint8_t* qs = b.qs + 8 * g;
-      for (int l = 0; l < 4; ++l) {
-        const uint64_t grid = iq::iq3xxs_grid[qs[2 * l]] | static_cast<uint64_t>(iq::iq3xxs_grid[qs[2 * l + 1]]) << 32;
-        put8(u.q + 32 * g + 8 * l, signed_offset8(grid, iq::ksigns_iq2xs[(aux >> 7 * l) & 127], 62));
-      }
-      const int sc = 2 * static_cast<int>(aux >> 28) + 1;
-      u.sc[g] = sc, u.mn[g] = static_cast<int16_t>(62 * sc);
-    }
-    u.d = u.dmin = fp16_to_fp32(b.d) * 0.25f;
-  }
-};
-
-template <>
-struct KQuant<iq3_s> {  // d * (2 s + 1) * (+-grid), grid up to 15: offset 15
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 8;
-  static void unpack(const iq3_s& b, Unpacked& u) {
-    const uint8_t *qs = b.qs, *signs = b.signs;
-    for (int g = 0; g < 8; ++g, qs += 8, signs += 4) {
-      const uint8_t qh = b.qh[g];
-      for (int l = 0; l < 4; ++l) {
-        const uint64_t grid = iq::iq3s_grid[qs[2 * l] | ((qh << (8 - 2 * l)) & 256)] |
-                              static_cast<uint64_t>(iq::iq3s_grid[qs[2 * l + 1] | ((qh << (7 - 2 * l)) & 256)]) << 32;
-        put8(u.q + 32 * g + 8 * l, signed_offset8(grid, signs[l], 15));
-      }
-      const int sc = 2 * ((b.scales[g / 2] >> 4 * (g % 2)) & 0xF) + 1;
-      u.sc[g] = sc, u.mn[g] = static_cast<int16_t>(15 * sc);
-    }
-    u.d = u.dmin = fp16_to_fp32(b.d);
-  }
-};
-
-template <>
-struct KQuant<iq1_m> {  // as IQ1_S with a scale per 16 values and a delta sign per 8; d in the scales
-  static constexpr bool kGathered = false;
-  static constexpr int kGroups = 16;
-  static void unpack(const iq1_m& b, Unpacked& u) {
-    uint16_t sc[4];
-    std::memcpy(sc, b.scales, 8);
-    const uint16_t packed = (sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000);
-    const uint8_t *qs = b.qs, *qh = b.qh;
-    for (int g = 0; g < 8; ++g, qs += 4, qh += 2) {
-      const int idx[4] = {qs[0] | ((qh[0] << 8) & 0x700), qs[1] | ((qh[0] << 4) & 0x700), qs[2] | ((qh[1] << 8) & 0x700),
-                          qs[3] | ((qh[1] << 4) & 0x700)};
-      const uint8_t flags[4] = {static_cast<uint8_t>(qh[0] & 0x08), static_cast<uint8_t>(qh[0] & 0x80),
-                                static_cast<uint8_t>(qh[1] & 0x08), static_cast<uint8_t>(qh[1] & 0x80)};
-      const uint64_t* grid8 = iq1_grid_x8();
-      for (int l = 0; l < 4; ++l) put8(u.q + 32 * g + 8 * l, grid8[idx[l]] + (flags[l] ? 0 : 0x0202020202020202ull));
-      for (int h = 0; h < 2; ++h) {
-        const int s = 2 * ((sc[g / 2] >> (6 * (g % 2) + 3 * h)) & 7) + 1;
-        u.sc[2 * g + h] = s, u.mn[2 * g + h] = static_cast<int16_t>(9 * s);
-      }
-    }
-    u.d = u.dmin = fp16_to_fp32(packed) * 0.125f;
-  }
-};
-
 // 32 rows of a weight matrix in the kernel's layout (see the file comment).
 struct Panel {
   AlignedVector<uint8_t> vals;  // [k/4][32 rows][4]
@@ -426,7 +151,7 @@ void unpack_panel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nb
     std::fill(p.vals.begin(), p.vals.end(), 0), std::fill(p.sc.begin(), p.sc.end(), 0);
     std::fill(p.mn.begin(), p.mn.end(), 0), std::fill(p.d.begin(), p.d.end(), 0.f), std::fill(p.dmin.begin(), p.dmin.end(), 0.f);
   }
-  if constexpr (KQuant<B>::kGathered) {
+  if constexpr (Gathered<B>::kOn) {
     // Sixteen rows at a time, one block at a time: values by transposes, scales by gathers.
     const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                            _mm512_set1_epi32(static_cast<int>(row_bytes)));
@@ -436,12 +161,12 @@ void unpack_panel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nb
       const __mmask16 m = rows_here == 16 ? 0xFFFF : static_cast<__mmask16>((1u << rows_here) - 1);
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* base = w + 16 * half * row_bytes + b * sizeof(B);
-        KQuant<B>::values(base, row_bytes, static_cast<int>(rows_here), p.vals.data() + static_cast<size_t>(b) * QK_K * kRows + half * 64);
+        Gathered<B>::values(base, row_bytes, static_cast<int>(rows_here), p.vals.data() + static_cast<size_t>(b) * QK_K * kRows + half * 64);
         float* d = p.d.data() + b * kRows + 16 * half;
         float* dmin = p.dmin.data() + b * kRows + 16 * half;
-        KQuant<B>::gather_scales(base, idx, m, p.sc.data() + b * G * kRows + 16 * half,
+        Gathered<B>::gather_scales(base, idx, m, p.sc.data() + b * G * kRows + 16 * half,
                                  p.mn.data() + (b * G / 2 * kRows + 16 * half) * 2, d, dmin);
-        if (KQuant<B>::kDminIsD) std::memcpy(dmin, d, 16 * sizeof(float));
+        if (Gathered<B>::kDminIsD) std::memcpy(dmin, d, 16 * sizeof(float));
       }
     }
   } else {
