@@ -120,16 +120,17 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
       break;
     default: return false;
   }
-  if (!dot && !has_avx512_vnni()) return false;
+  if (!dot && !has_avx512_vnni() && act != GgmlType::Q8_K) return false;
   if (cols % traits(act).block_size) return false;
   // Activations to 8-bit blocks once per call, shared by every row.
   const size_t act_row = row_size(act, cols);
   std::vector<uint8_t> xq(act_row * static_cast<size_t>(n_tokens));
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_tokens > 1 && n_threads > 1)
   for (int64_t t = 0; t < n_tokens; ++t) quantize_row(act, x + t * cols, xq.data() + static_cast<size_t>(t) * act_row, cols);
-  if ((n_tokens >= kGemmMinTokens || !dot) && has_avx512_vnni()) {
-    if (act == GgmlType::Q8_K ? avx512::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads)
-                              : avx512::gemm_q8(w, xq.data(), act_row, n_tokens, y, n_threads))
+  if (n_tokens >= kGemmMinTokens || !dot) {
+    if (has_avx512_vnni() ? (act == GgmlType::Q8_K ? avx512::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads)
+                                                   : avx512::gemm_q8(w, xq.data(), act_row, n_tokens, y, n_threads))
+                          : act == GgmlType::Q8_K && avx2::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads))
       return true;
     if (!dot) return false;
   }

@@ -23,6 +23,15 @@ float dot_mxfp4(const void* w, const void* x_q80, int64_t n);
 float dot_q4_1(const void* w, const void* x_q81, int64_t n);
 float dot_q5_1(const void* w, const void* x_q81, int64_t n);
 float dot_bf16(const void* w, const float* b, int64_t n);
+}  // namespace jing::cpu::avx2
+
+namespace jing::cpu {
+struct WeightView;
+}
+namespace jing::cpu::avx2 {
+// gemm_kquant_avx2.cpp: the 256-value formats but IQ4_XS with n_tokens Q8_K rows (act_row bytes
+// apart). False when the type or shape is not covered.
+bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t n_tokens, float* y, int n_threads);
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f16(const void* w, const float* b, int64_t n);
 }  // namespace jing::cpu::avx2
