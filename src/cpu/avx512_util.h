@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <utility>
 #include <vector>
 
 // GCC 12 reports the undefined pass-through operand inside several AVX-512 intrinsics (unpack,
@@ -34,6 +35,12 @@ struct AlignedAlloc {
 
 template <class V>
 using AlignedVector = std::vector<V, AlignedAlloc<V>>;
+
+// Store masks of a panel's two 16-row registers when only n_rows of its 32 rows exist.
+inline std::pair<__mmask16, __mmask16> row_masks(int64_t n_rows) {
+  auto mask = [](int64_t n) { return n >= 16 ? __mmask16{0xFFFF} : n <= 0 ? __mmask16{0} : static_cast<__mmask16>((1u << n) - 1); };
+  return {mask(n_rows), mask(n_rows - 16)};
+}
 
 inline int32_t load32(const void* p) {
   int32_t v;

@@ -16,6 +16,7 @@
 #include "cpu/avx512_util.h"
 #include "cpu/kernels_simd.h"
 #include "cpu/matmul.h"
+#include "cpu/tiles.h"
 #include "quant/dequant.h"
 
 namespace jing::cpu::avx512 {
@@ -136,27 +137,18 @@ bool gemm_float(const WeightView& w, const float* x, int64_t n_tokens, float* y,
 #pragma omp for schedule(static)
     for (int64_t pi = 0; pi < n_panels; ++pi) {
       const int64_t r0 = pi * kRows, n_rows = std::min<int64_t>(kRows, rows - r0);
-      const __mmask16 m0 = n_rows >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n_rows) - 1);
-      const __mmask16 m1 = n_rows >= 32 ? 0xFFFF : n_rows <= 16 ? 0 : static_cast<__mmask16>((1u << (n_rows - 16)) - 1);
+      const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
+      const __mmask16 m0 = masks.first, m1 = masks.second;
       for (int64_t k0 = 0; k0 < cols; k0 += kChunk) {
         const int64_t kn = std::min(kChunk, cols - k0);
         widen_panel(w, r0, n_rows, k0, kn, panel, decoded);
-        const float* xs[T];
-        float* out[T];
-        auto point = [&](int64_t t0, int n) {
-          for (int i = 0; i < n; ++i) xs[i] = x + (t0 + i) * cols + k0, out[i] = y + (t0 + i) * rows + r0;
-        };
         const bool acc = k0 > 0;
-        int64_t t = 0;
-        for (; t + T <= n_tokens; t += T) point(t, T), tile<T>(panel, kn, xs, out, acc, m0, m1);
-        switch (n_tokens - t) {
-          case 5: point(t, 5), tile<5>(panel, kn, xs, out, acc, m0, m1); break;
-          case 4: point(t, 4), tile<4>(panel, kn, xs, out, acc, m0, m1); break;
-          case 3: point(t, 3), tile<3>(panel, kn, xs, out, acc, m0, m1); break;
-          case 2: point(t, 2), tile<2>(panel, kn, xs, out, acc, m0, m1); break;
-          case 1: point(t, 1), tile<1>(panel, kn, xs, out, acc, m0, m1); break;
-          default: break;
-        }
+        token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
+          const float* xs[n];
+          float* out[n];
+          for (int i = 0; i < n; ++i) xs[i] = x + (t0 + i) * cols + k0, out[i] = y + (t0 + i) * rows + r0;
+          tile<n>(panel, kn, xs, out, acc, m0, m1);
+        });
       }
     }
   }

@@ -19,6 +19,7 @@
 #include "cpu/kernels_simd.h"
 #include "cpu/kquant_unpack.h"
 #include "cpu/matmul.h"
+#include "cpu/tiles.h"
 
 namespace jing::cpu::avx2 {
 
@@ -133,14 +134,7 @@ template <class B>
 void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_tokens, float* y, int n_threads) {
   constexpr int G = KQuant<B>::kGroups;
   const int64_t nb = w.cols / QK_K, rows = w.rows;
-  std::vector<int16_t> gsum(static_cast<size_t>(n_tokens * nb * G));
-  for (int64_t t = 0; t < n_tokens; ++t)
-    for (int64_t b = 0; b < nb; ++b) {
-      const auto& xb = reinterpret_cast<const q8_K*>(xq + t * act_row)[b];
-      int16_t* gs = gsum.data() + (t * nb + b) * G;
-      for (int g = 0; g < G; ++g)
-        gs[g] = G == 16 ? xb.bsums[g] : static_cast<int16_t>(xb.bsums[2 * g] + xb.bsums[2 * g + 1]);
-    }
+  const std::vector<int16_t> gsum = group_sums<G>(xq, act_row, n_tokens, nb);
   const int64_t n_panels = (rows + kPanelRows - 1) / kPanelRows;
   constexpr int T = 2;  // 2 x 2 accumulators + 2 x 2 sums: the rest of the 16 registers feed them
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
@@ -151,19 +145,17 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
       const int64_t r0 = pi * kPanelRows;
       const int n_rows = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
       unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nb, p);
-      const q8_K* x[T];
-      const int16_t* gs[T];
-      float* out[T];
-      auto point = [&](int64_t t0, int n) {
+      token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
+        const q8_K* x[n];
+        const int16_t* gs[n];
+        float* out[n];
         for (int k = 0; k < n; ++k) {
           x[k] = reinterpret_cast<const q8_K*>(xq + (t0 + k) * act_row);
           gs[k] = gsum.data() + (t0 + k) * nb * G;
           out[k] = y + (t0 + k) * rows + r0;
         }
-      };
-      int64_t t = 0;
-      for (; t + T <= n_tokens; t += T) point(t, T), tile<T, G>(p, nb, x, gs, out, n_rows);
-      if (t < n_tokens) point(t, 1), tile<1, G>(p, nb, x, gs, out, n_rows);
+        tile<n, G>(p, nb, x, gs, out, n_rows);
+      });
     }
   }
 }

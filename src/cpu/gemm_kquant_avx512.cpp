@@ -24,6 +24,7 @@
 #include "cpu/kernels_simd.h"
 #include "cpu/kquant_unpack.h"
 #include "cpu/matmul.h"
+#include "cpu/tiles.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
 #include "quant/iq_tables.h"
@@ -271,15 +272,7 @@ template <class B>
 void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_tokens, float* y, int n_threads) {
   constexpr int G = KQuant<B>::kGroups;
   const int64_t nb = w.cols / QK_K, rows = w.rows;
-  // Activation sums per weight group (Q8_K keeps them per 16 values; Q4_K/Q5_K groups are 32).
-  std::vector<int16_t> gsum(static_cast<size_t>(n_tokens * nb * G));
-  for (int64_t t = 0; t < n_tokens; ++t)
-    for (int64_t b = 0; b < nb; ++b) {
-      const auto& xb = reinterpret_cast<const q8_K*>(xq + t * act_row)[b];
-      int16_t* gs = gsum.data() + (t * nb + b) * G;
-      for (int g = 0; g < G; ++g)
-        gs[g] = G == 16 ? xb.bsums[g] : static_cast<int16_t>(xb.bsums[2 * g] + xb.bsums[2 * g + 1]);
-    }
+  const std::vector<int16_t> gsum = group_sums<G>(xq, act_row, n_tokens, nb);
   const int64_t n_panels = (rows + kRows - 1) / kRows;
   constexpr int T = 4;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
@@ -297,26 +290,19 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
         for (size_t off = 0; off < bytes; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
       }
       unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nb, p);
-      const __mmask16 m0 = n_rows >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n_rows) - 1);
-      const __mmask16 m1 = n_rows >= 32 ? 0xFFFF : n_rows <= 16 ? 0 : static_cast<__mmask16>((1u << (n_rows - 16)) - 1);
-      const q8_K* x[T];
-      const int16_t* gs[T];
-      float* out[T];
-      auto point = [&](int64_t t0, int n) {
+      const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
+      const __mmask16 m0 = masks.first, m1 = masks.second;
+      token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
+        const q8_K* x[n];
+        const int16_t* gs[n];
+        float* out[n];
         for (int k = 0; k < n; ++k) {
           x[k] = reinterpret_cast<const q8_K*>(xq + (t0 + k) * act_row);
           gs[k] = gsum.data() + (t0 + k) * nb * G;
           out[k] = y + (t0 + k) * rows + r0;
         }
-      };
-      int64_t t = 0;
-      for (; t + T <= n_tokens; t += T) point(t, T), tile<T, G>(p, nb, x, gs, out, m0, m1);
-      switch (n_tokens - t) {
-        case 3: point(t, 3), tile<3, G>(p, nb, x, gs, out, m0, m1); break;
-        case 2: point(t, 2), tile<2, G>(p, nb, x, gs, out, m0, m1); break;
-        case 1: point(t, 1), tile<1, G>(p, nb, x, gs, out, m0, m1); break;
-        default: break;
-      }
+        tile<n, G>(p, nb, x, gs, out, m0, m1);
+      });
     }
   }
 }

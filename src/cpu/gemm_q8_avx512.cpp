@@ -16,6 +16,7 @@
 #include "cpu/avx512_util.h"
 #include "cpu/kernels_simd.h"
 #include "cpu/matmul.h"
+#include "cpu/tiles.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
 #include "quant/iq_tables.h"
@@ -243,26 +244,19 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
     for (int64_t pi = 0; pi < n_panels; ++pi) {
       const int64_t r0 = pi * kRows, n_rows = std::min<int64_t>(kRows, rows - r0);
       unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nblk, p);
-      const __mmask16 m0 = n_rows >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n_rows) - 1);
-      const __mmask16 m1 = n_rows >= 32 ? 0xFFFF : n_rows <= 16 ? 0 : static_cast<__mmask16>((1u << (n_rows - 16)) - 1);
-      Activations x[T];
-      float* out[T];
-      auto point = [&](int64_t t0, int n) {
+      const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
+      const __mmask16 m0 = masks.first, m1 = masks.second;
+      token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
+        Activations x[n];
+        float* out[n];
         for (int k = 0; k < n; ++k) {
           const size_t at = static_cast<size_t>((t0 + k) * nblk);
           x[k] = {xq + (t0 + k) * act_row, block_bytes, qs_offset, xd.data() + at, kMin ? xs.data() + at : nullptr,
                   kMin ? nullptr : xo.data() + at};
           out[k] = y + (t0 + k) * rows + r0;
         }
-      };
-      int64_t t = 0;
-      for (; t + T <= n_tokens; t += T) point(t, T), tile<T, kMin>(p, nblk, x, out, m0, m1);
-      switch (n_tokens - t) {
-        case 3: point(t, 3), tile<3, kMin>(p, nblk, x, out, m0, m1); break;
-        case 2: point(t, 2), tile<2, kMin>(p, nblk, x, out, m0, m1); break;
-        case 1: point(t, 1), tile<1, kMin>(p, nblk, x, out, m0, m1); break;
-        default: break;
-      }
+        tile<n, kMin>(p, nblk, x, out, m0, m1);
+      });
     }
   }
 }

@@ -36,6 +36,15 @@ struct Unpacked {
 template <class B>
 struct KQuant;
 
+// The eight 6-bit scales and minimums of a Q4_K / Q5_K block.
+inline void k4_scales(const uint8_t* packed, Unpacked& u) {
+  for (int g = 0; g < 8; ++g) {
+    uint8_t sc, m;
+    k4_scale_min(g, packed, sc, m);
+    u.sc[g] = sc, u.mn[g] = m;
+  }
+}
+
 template <>
 struct KQuant<q4_K> {
   static constexpr int kGroups = 8;
@@ -45,11 +54,7 @@ struct KQuant<q4_K> {
         u.q[64 * j + l] = b.qs[32 * j + l] & 0xF;
         u.q[64 * j + 32 + l] = b.qs[32 * j + l] >> 4;
       }
-    for (int g = 0; g < 8; ++g) {
-      uint8_t sc, m;
-      k4_scale_min(g, b.scales, sc, m);
-      u.sc[g] = sc, u.mn[g] = m;
-    }
+    k4_scales(b.scales, u);
     u.d = fp16_to_fp32(b.d), u.dmin = fp16_to_fp32(b.dmin);
   }
 };
@@ -64,11 +69,7 @@ struct KQuant<q5_K> {
         u.q[64 * j + l] = (b.qs[32 * j + l] & 0xF) | ((h & 1) << 4);
         u.q[64 * j + 32 + l] = (b.qs[32 * j + l] >> 4) | ((h & 2) << 3);
       }
-    for (int g = 0; g < 8; ++g) {
-      uint8_t sc, m;
-      k4_scale_min(g, b.scales, sc, m);
-      u.sc[g] = sc, u.mn[g] = m;
-    }
+    k4_scales(b.scales, u);
     u.d = fp16_to_fp32(b.d), u.dmin = fp16_to_fp32(b.dmin);
   }
 };
@@ -328,6 +329,21 @@ struct KQuant<iq1_m> {  // as IQ1_S with a scale per 16 values and a delta sign 
     u.d = u.dmin = fp16_to_fp32(packed) * 0.125f;
   }
 };
+
+// Each token's activation sums over the weight groups of a format with G groups per block (Q8_K
+// keeps them per 16 values; 32-value groups add two): [token][block][group].
+template <int G>
+std::vector<int16_t> group_sums(const uint8_t* xq, size_t act_row, int64_t n_tokens, int64_t nb) {
+  std::vector<int16_t> out(static_cast<size_t>(n_tokens * nb * G));
+  for (int64_t t = 0; t < n_tokens; ++t)
+    for (int64_t b = 0; b < nb; ++b) {
+      const auto& xb = reinterpret_cast<const q8_K*>(xq + t * act_row)[b];
+      int16_t* gs = out.data() + (t * nb + b) * G;
+      for (int g = 0; g < G; ++g)
+        gs[g] = G == 16 ? xb.bsums[g] : static_cast<int16_t>(xb.bsums[2 * g] + xb.bsums[2 * g + 1]);
+    }
+  return out;
+}
 
 }  // namespace
 }  // namespace jing::cpu
