@@ -29,8 +29,8 @@ namespace {
 
 constexpr int QK = 32;
 
-// Per format: the offset that makes its values unsigned, whether it has a minimum, and a decoder
-// of one block into 32 unsigned values (in k order), d and m.
+// Per format: whether it has a minimum, else the offset that makes its values unsigned, and a
+// decoder of one block into 32 unsigned values (in k order), d and m.
 template <class B>
 struct Format;
 
@@ -104,7 +104,6 @@ struct Format<mxfp4> {
 
 template <>
 struct Format<q4_1> {
-  static constexpr int kOffset = 0;
   static constexpr bool kMin = true;
   static void decode(const q4_1& b, uint8_t* q, float& d, float& m) {
     for (int j = 0; j < 16; ++j) q[j] = b.qs[j] & 0xF, q[j + 16] = b.qs[j] >> 4;
@@ -114,7 +113,6 @@ struct Format<q4_1> {
 
 template <>
 struct Format<q5_1> {
-  static constexpr int kOffset = 0;
   static constexpr bool kMin = true;
   static void decode(const q5_1& b, uint8_t* q, float& d, float& m) {
     decode_q5(b, q);

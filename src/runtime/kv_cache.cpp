@@ -9,7 +9,7 @@
 namespace jing::runtime {
 
 KvCache::KvCache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type)
-    : n_layer_(n_layer), n_seq_(n_seq), n_ctx_(n_ctx), k_width_(k_width), v_width_(v_width), type_(type) {
+    : n_seq_(n_seq), n_ctx_(n_ctx), k_width_(k_width), v_width_(v_width), type_(type) {
   if (type != GgmlType::F16 && type != GgmlType::Q8_0 && type != GgmlType::F32)
     throw Error("unsupported KV cache type " + std::string(traits(type).name) + " (use f16 or q8_0)");
   if (type == GgmlType::Q8_0 && (k_width % 32 || v_width % 32)) type_ = GgmlType::F16;  // rows must hold whole blocks

@@ -28,7 +28,7 @@ class KvCache {
 
  private:
   size_t offset(int layer, int seq, int pos, size_t row_bytes) const;
-  int n_layer_, n_seq_, n_ctx_, k_width_, v_width_;
+  int n_seq_, n_ctx_, k_width_, v_width_;
   GgmlType type_;
   size_t k_row_, v_row_;
   std::vector<uint8_t> k_, v_;

@@ -13,7 +13,7 @@ namespace {
 void send_error(HttpResponder& out, int status, const std::string& message, const std::string& type) {
   json body = {{"error", {{"message", message}, {"type", type}, {"code", status}}}};
   std::map<std::string, std::string> extra;
-  if (status == 503) extra["Retry-After"] = "1";
+  if (status == 503) extra.emplace("Retry-After", std::string(1, '1'));  // (GCC 12 misreads a "1" literal here: -Wrestrict)
   out.send(status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace), extra);
 }
 
