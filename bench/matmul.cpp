@@ -8,6 +8,8 @@
 #include <random>
 #include <vector>
 
+#include "cpu/kernels.h"
+#include "cpu/kernels_simd.h"
 #include "cpu/matmul.h"
 #include "quant/quantize.h"
 
@@ -87,6 +89,20 @@ void gemm(benchmark::State& st, GgmlType t, int64_t rows, int64_t cols) {
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * rows * cols * n * st.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 
+// The same product with float activations: the weight panel decoded to float and multiplied by
+// FMA (the AVX-512 float kernel), for comparison with the 8-bit integer kernels above.
+void gemm_float_activations(benchmark::State& st, GgmlType t, int64_t rows, int64_t cols) {
+  if (!cpu::avx512_available()) {
+    st.SkipWithError("needs AVX-512");
+    return;
+  }
+  auto w = make(t, rows, cols);
+  const int64_t n = 512;
+  std::vector<float> x(static_cast<size_t>(cols * n), 0.5f), y(static_cast<size_t>(rows * n));
+  for (auto _ : st) cpu::avx512::gemm_float(w.view, x.data(), n, y.data(), cpu::default_threads());
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * rows * cols * n * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
 #define GEMV(T) \
@@ -128,5 +144,7 @@ GEMM(IQ1_S)
 GEMM(IQ2_XS)
 GEMM(F16)
 GEMM(BF16)
+BENCHMARK_CAPTURE(gemm_float_activations, Q4_K_8960x1536_b512, GgmlType::Q4_K, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK_CAPTURE(gemm_float_activations, Q8_0_8960x1536_b512, GgmlType::Q8_0, 8960, 1536)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
 BENCHMARK_MAIN();
