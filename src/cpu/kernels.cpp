@@ -114,10 +114,13 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
     case GgmlType::Q4_1: dot = avx2::dot_q4_1, act = GgmlType::Q8_1; break;
     case GgmlType::Q5_1: dot = avx2::dot_q5_1, act = GgmlType::Q8_1; break;
     // No AVX2 kernel: the AVX-512 one serves every token count.
-    case GgmlType::TQ1_0: case GgmlType::TQ2_0: case GgmlType::IQ1_M: case GgmlType::IQ2_XXS: case GgmlType::IQ2_XS:
-    case GgmlType::IQ2_S: case GgmlType::IQ3_XXS: case GgmlType::IQ3_S:
-      act = GgmlType::Q8_K;
-      break;
+    case GgmlType::IQ1_M: dot = avx2::dot_iq1_m; break;
+    case GgmlType::IQ2_XXS: dot = avx2::dot_iq2_xxs; break;
+    case GgmlType::IQ2_XS: dot = avx2::dot_iq2_xs; break;
+    case GgmlType::IQ2_S: dot = avx2::dot_iq2_s; break;
+    case GgmlType::IQ3_XXS: dot = avx2::dot_iq3_xxs; break;
+    case GgmlType::IQ3_S: dot = avx2::dot_iq3_s; break;
+    case GgmlType::TQ1_0: case GgmlType::TQ2_0: act = GgmlType::Q8_K; break;
     default: return false;
   }
   if (!dot && !has_avx512_vnni() && act != GgmlType::Q8_K) return false;

@@ -1,7 +1,7 @@
-// AVX2 integer dot products of the low-bit formats of DeepSeek-R1's big quantizations: Q2_K and
-// Q3_K (the 671B Q2_K mixes) and IQ1_S (Unsloth's UD-IQ1_S experts), all with Q8_K activations.
-// Constant offsets (Q2_K's minimums, Q3_K's -4, IQ1_S's delta) go through the activation block
-// sums, so the inner loops are plain unsigned-by-signed byte products.
+// AVX2 integer dot products of the low-bit K-quants of DeepSeek-R1's big quantizations: Q2_K and
+// Q3_K (the 671B Q2_K mixes), with Q8_K activations. Constant offsets (Q2_K's minimums, Q3_K's -4)
+// go through the activation block sums, so the inner loops are plain unsigned-by-signed byte
+// products. (The i-quants are in kernels_iq_avx2.cpp.)
 #include <immintrin.h>
 
 #include "cpu/avx2_util.h"
@@ -18,7 +18,6 @@ namespace {
 // 16-bit scales for 32 values whose low 16 use scale 2k and high 16 use scale 2k+1.
 inline __m256i pair_scales(__m256i sc, int k) { return _mm256_blend_epi32(spread16(sc, 2 * k), spread16(sc, 2 * k + 1), 0xF0); }
 
-inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 }  // namespace
 
@@ -83,35 +82,6 @@ float dot_q3_K(const void* wv, const void* xv, int64_t n) {
     acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(sumi), acc);
   }
   return hsum(acc);
-}
-
-float dot_iq1_s(const void* wv, const void* xv, int64_t n) {
-  const auto* w = static_cast<const iq1_s*>(wv);
-  const auto* x = static_cast<const q8_K*>(xv);
-  __m256 acc = _mm256_setzero_ps();
-  float acc_delta = 0;
-  for (int64_t i = 0; i < n / QK_K; ++i) {
-    __m256i sumi = _mm256_setzero_si256();
-    int sum_delta = 0;  // sum of +-scale * (activation sum) per sub-block: the delta's share
-    const uint8_t* qs = w[i].qs;
-    for (int ib = 0; ib < 8; ++ib, qs += 4) {
-      const uint16_t qh = w[i].qh[ib];
-      const int ls = 2 * ((qh >> 12) & 7) + 1;
-      const __m256i g = _mm256_set_epi64x(static_cast<int64_t>(iq::iq1s_grid[qs[3] | ((qh >> 1) & 0x700)]),
-                                          static_cast<int64_t>(iq::iq1s_grid[qs[2] | ((qh << 2) & 0x700)]),
-                                          static_cast<int64_t>(iq::iq1s_grid[qs[1] | ((qh << 5) & 0x700)]),
-                                          static_cast<int64_t>(iq::iq1s_grid[qs[0] | ((qh << 8) & 0x700)]));
-      const __m256i q8 = load(x[i].qs + 32 * ib);
-      // The scale rides in the 16-bit multiply-add (pair sums fit: |g| <= 1).
-      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(g, g), _mm256_sign_epi8(q8, g));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16(static_cast<int16_t>(ls))));
-      sum_delta += (qh & 0x8000 ? -ls : ls) * (x[i].bsums[2 * ib] + x[i].bsums[2 * ib + 1]);
-    }
-    const float d = x[i].d * h2f(w[i].d);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-    acc_delta += d * static_cast<float>(sum_delta);
-  }
-  return hsum(acc) + iq::kIq1sDelta * acc_delta;
 }
 
 }  // namespace jing::cpu::avx2

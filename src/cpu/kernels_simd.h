@@ -12,7 +12,14 @@ float dot_q8_0(const void* w, const void* x_q80, int64_t n);
 // kernels_low_avx2.cpp
 float dot_q2_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q3_K(const void* w, const void* x_q8k, int64_t n);
+// kernels_iq_avx2.cpp
 float dot_iq1_s(const void* w, const void* x_q8k, int64_t n);
+float dot_iq1_m(const void* w, const void* x_q8k, int64_t n);
+float dot_iq2_xxs(const void* w, const void* x_q8k, int64_t n);
+float dot_iq2_xs(const void* w, const void* x_q8k, int64_t n);
+float dot_iq2_s(const void* w, const void* x_q8k, int64_t n);
+float dot_iq3_xxs(const void* w, const void* x_q8k, int64_t n);
+float dot_iq3_s(const void* w, const void* x_q8k, int64_t n);
 // kernels_more_avx2.cpp
 float dot_q5_K(const void* w, const void* x_q8k, int64_t n);
 float dot_iq4_xs(const void* w, const void* x_q8k, int64_t n);

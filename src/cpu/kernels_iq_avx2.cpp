@@ -1,0 +1,212 @@
+// AVX2 dot products of the grid-coded i-quants (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS,
+// IQ3_S) with Q8_K activations: the decode path of Unsloth's dynamic DeepSeek-R1 quantizations.
+//
+// Per 32 values: four (IQ2) or eight (IQ3) table lookups give the magnitudes, the sign bits turn
+// into a byte mask that flips the matching activations (PSIGNB), PMADDUBSW multiplies magnitudes
+// by activations and PMADDWD folds in the group scale. IQ1's grid values g in {-1, 0, 1} with
+// their +-1/8 shift become the integers 8 g +- 1, so they need no separate delta sum.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "cpu/avx2_util.h"
+#include "cpu/kernels_simd.h"
+#include "quant/blocks.h"
+#include "quant/iq_tables.h"
+
+namespace jing::cpu::avx2 {
+
+using namespace blocks;
+
+namespace {
+
+// Activations with the weights' signs applied: byte i negated where bit i of `signs` is set.
+inline __m256i signed_x(const int8_t* x, uint32_t signs) {
+  return _mm256_sign_epi8(load(x), _mm256_or_si256(bits_to_bytes(signs), _mm256_set1_epi8(1)));
+}
+
+// Four sign bytes of IQ2_XXS / IQ3_XXS: 7 stored bits each, the eighth makes the parity even.
+inline uint32_t ksigns4(uint32_t packed) {
+  return iq::ksigns_iq2xs[packed & 127] | iq::ksigns_iq2xs[(packed >> 7) & 127] << 8 |
+         iq::ksigns_iq2xs[(packed >> 14) & 127] << 16 | static_cast<uint32_t>(iq::ksigns_iq2xs[(packed >> 21) & 127]) << 24;
+}
+
+// One scale for all 32 values, or the low one for values 0..15 and the high one for 16..31.
+inline __m256i scale16(int s) { return _mm256_set1_epi16(static_cast<int16_t>(s)); }
+inline __m256i scale16(int lo, int hi) { return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(hi)), _mm_set1_epi16(static_cast<int16_t>(lo))); }
+
+// sum += scale * (magnitudes . signed activations), eight int32 lanes.
+inline __m256i mad(__m256i sum, __m256i magnitudes, __m256i xs, __m256i scale) {
+  return _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes, xs), scale));
+}
+
+// IQ1 values 8 g + delta from grid bytes g in {-1, 0, 1} and one delta (+-1) per eight values.
+inline __m256i iq1_values(__m256i g, __m256i delta) {
+  const __m256i g2 = _mm256_add_epi8(g, g), g4 = _mm256_add_epi8(g2, g2);
+  return _mm256_add_epi8(_mm256_add_epi8(g4, g4), delta);
+}
+
+inline __m256i grid64(const uint64_t* grid, int i0, int i1, int i2, int i3) {
+  return _mm256_set_epi64x(static_cast<int64_t>(grid[i3]), static_cast<int64_t>(grid[i2]), static_cast<int64_t>(grid[i1]),
+                           static_cast<int64_t>(grid[i0]));
+}
+
+}  // namespace
+
+float dot_iq2_xxs(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq2_xxs*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const auto* q = reinterpret_cast<const uint8_t*>(w[i].qs);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib) {
+      uint32_t idx, aux;
+      std::memcpy(&idx, q + 8 * ib, 4);
+      std::memcpy(&aux, q + 8 * ib + 4, 4);
+      const __m256i v = grid64(iq::iq2xxs_grid, idx & 255, (idx >> 8) & 255, (idx >> 16) & 255, idx >> 24);
+      sumi = mad(sumi, v, signed_x(x[i].qs + 32 * ib, ksigns4(aux)), scale16(2 * static_cast<int>(aux >> 28) + 1));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return 0.125f * hsum(acc);  // d * (0.5 + ls) / 4 = d * (2 ls + 1) / 8
+}
+
+float dot_iq2_xs(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq2_xs*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    __m256i sumi = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint16_t* q = w[i].qs + 4 * ib;
+      const __m256i v = grid64(iq::iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
+      const uint32_t signs = iq::ksigns_iq2xs[q[0] >> 9] | iq::ksigns_iq2xs[q[1] >> 9] << 8 | iq::ksigns_iq2xs[q[2] >> 9] << 16 |
+                             static_cast<uint32_t>(iq::ksigns_iq2xs[q[3] >> 9]) << 24;
+      const int sc = w[i].scales[ib];
+      sumi = mad(sumi, v, signed_x(x[i].qs + 32 * ib, signs), scale16(2 * (sc & 15) + 1, 2 * (sc >> 4) + 1));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return 0.125f * hsum(acc);
+}
+
+float dot_iq2_s(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq2_s*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const uint8_t* qs = w[i].qs;
+    const uint8_t* sign_bytes = w[i].qs + QK_K / 8;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib, qs += 4, sign_bytes += 4) {
+      const int qh = w[i].qh[ib];
+      const __m256i v = grid64(iq::iq2s_grid, qs[0] | ((qh << 8) & 0x300), qs[1] | ((qh << 6) & 0x300), qs[2] | ((qh << 4) & 0x300),
+                               qs[3] | ((qh << 2) & 0x300));
+      uint32_t signs;
+      std::memcpy(&signs, sign_bytes, 4);
+      const int sc = w[i].scales[ib];
+      sumi = mad(sumi, v, signed_x(x[i].qs + 32 * ib, signs), scale16(2 * (sc & 15) + 1, 2 * (sc >> 4) + 1));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return 0.125f * hsum(acc);
+}
+
+float dot_iq3_xxs(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq3_xxs*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const uint8_t* q = w[i].qs;
+    const uint8_t* scales_and_signs = w[i].qs + QK_K / 4;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib, q += 8) {
+      uint32_t aux;
+      std::memcpy(&aux, scales_and_signs + 4 * ib, 4);
+      const uint32_t* g = iq::iq3xxs_grid;
+      const __m256i v = _mm256_set_epi32(static_cast<int>(g[q[7]]), static_cast<int>(g[q[6]]), static_cast<int>(g[q[5]]), static_cast<int>(g[q[4]]),
+                                         static_cast<int>(g[q[3]]), static_cast<int>(g[q[2]]), static_cast<int>(g[q[1]]), static_cast<int>(g[q[0]]));
+      sumi = mad(sumi, v, signed_x(x[i].qs + 32 * ib, ksigns4(aux)), scale16(2 * static_cast<int>(aux >> 28) + 1));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return 0.25f * hsum(acc);  // d * (0.5 + ls) / 2 = d * (2 ls + 1) / 4
+}
+
+float dot_iq3_s(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq3_s*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const uint8_t* q = w[i].qs;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib, q += 8) {
+      const int qh = w[i].qh[ib];
+      int idx[8];
+      for (int l = 0; l < 4; ++l) {
+        idx[2 * l] = q[2 * l] | ((qh << (8 - 2 * l)) & 256);
+        idx[2 * l + 1] = q[2 * l + 1] | ((qh << (7 - 2 * l)) & 256);
+      }
+      const uint32_t* g = iq::iq3s_grid;
+      const __m256i v = _mm256_set_epi32(static_cast<int>(g[idx[7]]), static_cast<int>(g[idx[6]]), static_cast<int>(g[idx[5]]),
+                                         static_cast<int>(g[idx[4]]), static_cast<int>(g[idx[3]]), static_cast<int>(g[idx[2]]),
+                                         static_cast<int>(g[idx[1]]), static_cast<int>(g[idx[0]]));
+      uint32_t signs;
+      std::memcpy(&signs, w[i].signs + 4 * ib, 4);
+      const int s = (w[i].scales[ib / 2] >> 4 * (ib % 2)) & 15;
+      sumi = mad(sumi, v, signed_x(x[i].qs + 32 * ib, signs), scale16(2 * s + 1));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_iq1_s(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq1_s*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const uint8_t* qs = w[i].qs;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib, qs += 4) {
+      const uint16_t qh = w[i].qh[ib];
+      // Four 11-bit grid indices at once: 8 bits from qs, 3 from qh each (PDEP spreads both).
+      uint32_t q4;
+      std::memcpy(&q4, qs, 4);
+      const uint64_t packed = _pdep_u64(q4, 0x00ff00ff00ff00ffull) | _pdep_u64(qh, 0x0700070007000700ull);
+      const __m256i g = grid64(iq::iq1s_grid, packed & 0xFFFF, (packed >> 16) & 0xFFFF, (packed >> 32) & 0xFFFF, packed >> 48);
+      const __m256i v = iq1_values(g, _mm256_set1_epi8(qh & 0x8000 ? -1 : 1));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(load(x[i].qs + 32 * ib), v)),
+                                                      scale16(2 * ((qh >> 12) & 7) + 1)));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return 0.125f * hsum(acc);  // values were 8 (g +- 1/8)
+}
+
+float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq1_m*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    uint16_t sc[4];
+    std::memcpy(sc, w[i].scales, 8);
+    const uint16_t d16 = (sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000);
+    const uint8_t *qs = w[i].qs, *qh = w[i].qh;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib, qs += 4, qh += 2) {
+      const __m256i g = grid64(iq::iq1s_grid, qs[0] | ((qh[0] << 8) & 0x700), qs[1] | ((qh[0] << 4) & 0x700), qs[2] | ((qh[1] << 8) & 0x700),
+                               qs[3] | ((qh[1] << 4) & 0x700));
+      auto delta = [](int flag) { return static_cast<int64_t>(flag ? 0xFFFFFFFFFFFFFFFFull : 0x0101010101010101ull); };
+      const __m256i v = iq1_values(g, _mm256_set_epi64x(delta(qh[1] & 0x80), delta(qh[1] & 0x08), delta(qh[0] & 0x80), delta(qh[0] & 0x08)));
+      const int s = sc[ib / 2] >> (6 * (ib % 2));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(load(x[i].qs + 32 * ib), v)),
+                                                      scale16(2 * (s & 7) + 1, 2 * ((s >> 3) & 7) + 1)));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(d16) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return 0.125f * hsum(acc);
+}
+
+}  // namespace jing::cpu::avx2
