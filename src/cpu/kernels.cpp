@@ -1,7 +1,10 @@
-// Run-time choice of fast kernels: with AVX2+FMA+F16C, Q2_K..Q6_K / IQ1_S / IQ4_XS (Q8_K) and
-// Q8_0 / Q4_0 / Q5_0 / IQ4_NL (Q8_0) weights meet 8-bit
-// activations in integer dot products and F16/F32 weights use FMA; other types and older CPUs
-// take matmul's portable path.
+// Run-time choice of fast kernels. Activations are rounded to the weight type's 8-bit partner
+// format (Q8_K, Q8_0, Q8_1) once per call, as ggml does; then
+//  - fewer than 8 tokens: the AVX2 dot product of each (row, token) (kernels*_avx2.cpp);
+//  - 8 tokens and more, or a type without a dot product: the matrix kernels over weight panels,
+//    AVX-512 VNNI (gemm_*_avx512.cpp) or AVX2 (gemm_kquant_avx2.cpp, 256-value formats);
+//  - float weights (F16/BF16/F32): FMA dot products, or the AVX-512 float matrix kernel from 4 tokens.
+// CPUs without AVX2+FMA+F16C, and anything not covered, take matmul's portable path.
 #include "cpu/kernels.h"
 
 #include <cpuid.h>
