@@ -191,7 +191,8 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
     uint16_t acc[1024] = {};
     float sum = 0, max = -INFINITY;
     for (int j = 0; j < len; ++j) {
-      const float score = cpu::dot_f32(qh, keys.data() + j * kw + hk * s.dk, s.dk) * s.scale;
+      const float* kj = keys.data() + j * kw + hk * s.dk;
+      const float score = (simd ? cpu::avx2::dot_f32(qh, kj, s.dk) : cpu::dot_f32(qh, kj, s.dk)) * s.scale;
       float ms = 1, vs = 1;
       if (score > max) {
         ms = std::exp(max - score);
