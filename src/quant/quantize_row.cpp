@@ -1,6 +1,7 @@
 #include "quant/quantize_row.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -70,7 +71,27 @@ void q8_K_row(const float* x, q8_K* y, int64_t n) {
 
 }  // namespace
 
+namespace detail {  // quantize_row_avx2.cpp
+void q8_0_row_avx2(const float* x, void* y, int64_t n);
+void q8_1_row_avx2(const float* x, void* y, int64_t n);
+void q8_K_row_avx2(const float* x, void* y, int64_t n);
+}  // namespace detail
+
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
+  // The activation formats (run before every matrix product) have AVX2 versions, bit-identical.
+  static const bool avx2 = __builtin_cpu_supports("avx2") && std::getenv("JING_NO_SIMD") == nullptr;
+  if (avx2) {
+    switch (type) {
+      case GgmlType::Q8_0: return detail::q8_0_row_avx2(src, dst, n);
+      case GgmlType::Q8_1: return detail::q8_1_row_avx2(src, dst, n);
+      case GgmlType::Q8_K: return detail::q8_K_row_avx2(src, dst, n);
+      default: break;
+    }
+  }
+  quantize_row_portable(type, src, dst, n);
+}
+
+void quantize_row_portable(GgmlType type, const float* src, void* dst, int64_t n) {
   switch (type) {
     case GgmlType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
     case GgmlType::F16: {

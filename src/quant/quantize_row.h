@@ -7,7 +7,10 @@
 
 namespace jing {
 
-// n must be a multiple of the type's block size. Throws for other types.
+// n must be a multiple of the type's block size. Throws for other types. Uses AVX2 for the
+// activation formats where the CPU has it (same bytes).
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n);
+// The scalar code alone (the reference the AVX2 versions are tested against).
+void quantize_row_portable(GgmlType type, const float* src, void* dst, int64_t n);
 
 }  // namespace jing
