@@ -56,6 +56,9 @@ struct WeightView;
 namespace jing::cpu::avx512 {
 // gemm_kquant_avx512.cpp: y[t][r] for K-quant weights (Q2_K..Q6_K) and n_tokens Q8_K activation
 // rows (act_row bytes apart). False when the type or shape is not covered.
+// kernels_avx512.cpp: attention's vector primitives (as the avx2:: ones, 16 lanes).
+float dot_f32(const float* a, const float* b, int64_t n);
+void f16_scale_mad(uint16_t* acc, float scale, const float* v, float weight, int n);
 // gemm_float_avx512.cpp: F16 / BF16 / F32 weights, float activations.
 bool gemm_float(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads);
 // gemm_q8_avx512.cpp: the 32-value block formats (Q8_0, Q4_0, Q5_0, IQ4_NL, MXFP4 with Q8_0

@@ -175,7 +175,7 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
   int64_t work = 0;
   for (int64_t t = 0; t < n; ++t) work += static_cast<int64_t>(pos[static_cast<size_t>(t)] + 1) * s.n_head * (s.dk + s.dv);
   const int used = cpu::threads_for(work, threads);
-  const bool simd = cpu::simd_available();
+  const bool simd = cpu::simd_available(), avx512 = cpu::avx512_available();
 #pragma omp parallel for num_threads(used) schedule(dynamic, 1) if (used > 1)
   for (int64_t th = 0; th < n * s.n_head; ++th) {
     const int64_t t = th / s.n_head;
@@ -192,7 +192,7 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
     float sum = 0, max = -INFINITY;
     for (int j = 0; j < len; ++j) {
       const float* kj = keys.data() + j * kw + hk * s.dk;
-      const float score = (simd ? cpu::avx2::dot_f32(qh, kj, s.dk) : cpu::dot_f32(qh, kj, s.dk)) * s.scale;
+      const float score = (avx512 ? cpu::avx512::dot_f32(qh, kj, s.dk) : simd ? cpu::avx2::dot_f32(qh, kj, s.dk) : cpu::dot_f32(qh, kj, s.dk)) * s.scale;
       float ms = 1, vs = 1;
       if (score > max) {
         ms = std::exp(max - score);
@@ -201,7 +201,9 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
         vs = std::exp(score - max);
       }
       const float* vj = vbase + j * vw + hk * (s.v_in_k ? s.dk : s.dv);
-      if (simd) {
+      if (avx512) {
+        cpu::avx512::f16_scale_mad(acc, ms, vj, vs, s.dv);
+      } else if (simd) {
         cpu::avx2::f16_scale_mad(acc, ms, vj, vs, s.dv);
       } else {
         if (ms != 1.0f)
