@@ -163,28 +163,43 @@ void DeepSeek2::attention_block(const Layer& l, int layer, const float* h, const
     kv_->store_k(layer, b.seq[static_cast<size_t>(t)], b.pos[static_cast<size_t>(t)], kv.data() + t * kw);
   }
 
+  // The per-head products below are small (one head's 128 x 512 matrix); the heads run in
+  // parallel, each product on one thread, rather than one after another on all of them.
+  const int threads = ctx_.n_threads > 0 ? ctx_.n_threads : cpu::default_threads();
+  const Ctx one_thread{1};
+
   // Absorbed queries: [W_kb,h q_nope,h | q_pe,h] per head.
-  Act qa(static_cast<size_t>(n * n_head_ * kw)), tmp_in(static_cast<size_t>(n * nope_)), tmp_out(static_cast<size_t>(n * kv_lora_));
-  for (int hd = 0; hd < n_head_; ++hd) {
-    for (int64_t t = 0; t < n; ++t)
-      std::copy_n(q.data() + (t * n_head_ + hd) * head_k_, nope_, tmp_in.data() + t * nope_);
-    matmul(ctx_, expert(l.wk_b, hd), tmp_in.data(), n, tmp_out.data());
-    for (int64_t t = 0; t < n; ++t) {
-      float* dst = qa.data() + (t * n_head_ + hd) * kw;
-      std::copy_n(tmp_out.data() + t * kv_lora_, kv_lora_, dst);
-      std::copy_n(q.data() + (t * n_head_ + hd) * head_k_ + nope_, n_rot_, dst + kv_lora_);
+  Act qa(static_cast<size_t>(n * n_head_ * kw));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    Act tmp_in(static_cast<size_t>(n * nope_)), tmp_out(static_cast<size_t>(n * kv_lora_));
+#pragma omp for schedule(static)
+    for (int hd = 0; hd < n_head_; ++hd) {
+      for (int64_t t = 0; t < n; ++t)
+        std::copy_n(q.data() + (t * n_head_ + hd) * head_k_, nope_, tmp_in.data() + t * nope_);
+      matmul(one_thread, expert(l.wk_b, hd), tmp_in.data(), n, tmp_out.data());
+      for (int64_t t = 0; t < n; ++t) {
+        float* dst = qa.data() + (t * n_head_ + hd) * kw;
+        std::copy_n(tmp_out.data() + t * kv_lora_, kv_lora_, dst);
+        std::copy_n(q.data() + (t * n_head_ + hd) * head_k_ + nope_, n_rot_, dst + kv_lora_);
+      }
     }
   }
   Act latent(static_cast<size_t>(n * n_head_ * kv_lora_));
   attention(ctx_, {n_head_, 1, kw, kv_lora_, kq_scale_, true}, qa.data(), n_head_ * kw, *kv_, layer, b.seq, b.pos, latent.data());
 
   // Decompress each head's attended latent through W_vb,h, then the output projection.
-  Act heads(static_cast<size_t>(n * n_head_ * head_v_)), lin(static_cast<size_t>(n * kv_lora_)), hv(static_cast<size_t>(n * head_v_));
-  for (int hd = 0; hd < n_head_; ++hd) {
-    for (int64_t t = 0; t < n; ++t)
-      std::copy_n(latent.data() + (t * n_head_ + hd) * kv_lora_, kv_lora_, lin.data() + t * kv_lora_);
-    matmul(ctx_, expert(l.wv_b, hd), lin.data(), n, hv.data());
-    for (int64_t t = 0; t < n; ++t) std::copy_n(hv.data() + t * head_v_, head_v_, heads.data() + (t * n_head_ + hd) * head_v_);
+  Act heads(static_cast<size_t>(n * n_head_ * head_v_));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    Act lin(static_cast<size_t>(n * kv_lora_)), hv(static_cast<size_t>(n * head_v_));
+#pragma omp for schedule(static)
+    for (int hd = 0; hd < n_head_; ++hd) {
+      for (int64_t t = 0; t < n; ++t)
+        std::copy_n(latent.data() + (t * n_head_ + hd) * kv_lora_, kv_lora_, lin.data() + t * kv_lora_);
+      matmul(one_thread, expert(l.wv_b, hd), lin.data(), n, hv.data());
+      for (int64_t t = 0; t < n; ++t) std::copy_n(hv.data() + t * head_v_, head_v_, heads.data() + (t * n_head_ + hd) * head_v_);
+    }
   }
   matmul(ctx_, l.wo, heads.data(), n, out);
 }
