@@ -126,7 +126,6 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
     case GgmlType::TQ1_0: case GgmlType::TQ2_0: act = GgmlType::Q8_K; break;
     default: return false;
   }
-  if (!dot && !has_avx512_vnni() && act != GgmlType::Q8_K) return false;
   if (cols % traits(act).block_size) return false;
   // Activations to 8-bit blocks once per call, shared by every row.
   const size_t act_row = row_size(act, cols);
@@ -136,7 +135,8 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
   if (n_tokens >= kGemmMinTokens || !dot) {
     if (has_avx512_vnni() ? (act == GgmlType::Q8_K ? avx512::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads)
                                                    : avx512::gemm_q8(w, xq.data(), act_row, n_tokens, y, n_threads))
-                          : act == GgmlType::Q8_K && avx2::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads))
+                          : (act == GgmlType::Q8_K ? avx2::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads)
+                                                   : avx2::gemm_q8(w, xq.data(), act_row, n_tokens, y, n_threads)))
       return true;
     if (!dot) return false;
   }

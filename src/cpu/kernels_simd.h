@@ -1,14 +1,29 @@
-// Entry points of the instruction-set-specific kernels (compiled with their own flags).
+// Entry points of the instruction-set-specific kernels (compiled with their own flags; call them
+// only after the CPU checks in kernels.cpp). Dot products take one weight row and one activation
+// row in the weight type's partner format (Q8_K, Q8_0, Q8_1) or float; matrix kernels take whole
+// matrices and n_tokens activation rows act_row bytes apart, and return false for a type or shape
+// they do not cover.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
+namespace jing::cpu {
+struct WeightView;
+}
+
 namespace jing::cpu::avx2 {
+// kernels_avx2.cpp
 float dot_q4_K(const void* w, const void* x_q8k, int64_t n);
 // Four activation rows (x_stride bytes apart) against one Q4_K row: out4[t].
 void dot_q4_K_x4(const void* w, const void* x_q8k, size_t x_stride, int64_t n, float* out4);
 float dot_q6_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q8_0(const void* w, const void* x_q80, int64_t n);
+float dot_f32(const float* a, const float* b, int64_t n);
+float dot_f16(const void* w, const float* b, int64_t n);
+// acc[0..n) (f16 values) = f16(f16(acc) * scale + v * weight): ggml's f16 attention accumulator.
+void f16_scale_mad(uint16_t* acc, float scale, const float* v, float weight, int n);
+// out[t][r] = w_r . x_t for 4 tokens at once (weight row as float, read once).
+void dot_rows_x4(const float* w, const float* x, int64_t x_stride, int64_t cols, float* out4);
 // kernels_low_avx2.cpp
 float dot_q2_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q3_K(const void* w, const void* x_q8k, int64_t n);
@@ -30,39 +45,20 @@ float dot_mxfp4(const void* w, const void* x_q80, int64_t n);
 float dot_q4_1(const void* w, const void* x_q81, int64_t n);
 float dot_q5_1(const void* w, const void* x_q81, int64_t n);
 float dot_bf16(const void* w, const float* b, int64_t n);
-}  // namespace jing::cpu::avx2
-
-namespace jing::cpu {
-struct WeightView;
-}
-namespace jing::cpu::avx2 {
-// gemm_kquant_avx2.cpp: the 256-value formats but IQ4_XS with n_tokens Q8_K rows (act_row bytes
-// apart). False when the type or shape is not covered.
+// gemm_kquant_avx2.cpp: the 256-value formats but IQ4_XS (Q8_K rows).
 bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t n_tokens, float* y, int n_threads);
-float dot_f32(const float* a, const float* b, int64_t n);
-float dot_f16(const void* w, const float* b, int64_t n);
+// gemm_q8_avx2.cpp: the 32-value formats (Q8_0 rows; Q8_1 rows for Q4_1, Q5_1).
+bool gemm_q8(const WeightView& w, const void* x_blocks, size_t act_row, int64_t n_tokens, float* y, int n_threads);
 }  // namespace jing::cpu::avx2
 
-namespace jing::cpu::avx2 {
-// acc[0..n) (f16 values) = f16(f16(acc) * scale + v * weight): ggml's f16 attention accumulator.
-void f16_scale_mad(uint16_t* acc, float scale, const float* v, float weight, int n);
-// out[t][r] = w_r . x_t for 4 tokens at once (weight row as float, read once).
-void dot_rows_x4(const float* w, const float* x, int64_t x_stride, int64_t cols, float* out4);
-}  // namespace jing::cpu::avx2
-
-namespace jing::cpu {
-struct WeightView;
-}
 namespace jing::cpu::avx512 {
-// gemm_kquant_avx512.cpp: y[t][r] for K-quant weights (Q2_K..Q6_K) and n_tokens Q8_K activation
-// rows (act_row bytes apart). False when the type or shape is not covered.
 // kernels_avx512.cpp: attention's vector primitives (as the avx2:: ones, 16 lanes).
 float dot_f32(const float* a, const float* b, int64_t n);
 void f16_scale_mad(uint16_t* acc, float scale, const float* v, float weight, int n);
-// gemm_float_avx512.cpp: F16 / BF16 / F32 weights, float activations.
+// gemm_float_avx512.cpp: F16 / BF16 / F32 weights (and any decodable type), float activations.
 bool gemm_float(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads);
-// gemm_q8_avx512.cpp: the 32-value block formats (Q8_0, Q4_0, Q5_0, IQ4_NL, MXFP4 with Q8_0
-// activation rows; Q4_1, Q5_1 with Q8_1 rows).
+// gemm_q8_avx512.cpp: the 32-value formats (Q8_0 rows; Q8_1 rows for Q4_1, Q5_1).
 bool gemm_q8(const WeightView& w, const void* x_blocks, size_t act_row, int64_t n_tokens, float* y, int n_threads);
+// gemm_kquant_avx512.cpp: the K-quants, i-quants and ternary formats (Q8_K rows).
 bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t n_tokens, float* y, int n_threads);
 }  // namespace jing::cpu::avx512

@@ -1,0 +1,183 @@
+// Matrix-matrix product of the 32-value block formats on AVX2 (CPUs without AVX-512): the scheme
+// of gemm_q8_avx512.cpp on 16 ymm registers, with PMADDUBSW + PMADDWD in place of VPDPBUSD.
+//
+// PMADDUBSW saturates a pair at 32767, so the formats whose unsigned form reaches 255 (Q8_0 and
+// IQ4_NL: v + 128) keep their values signed in the panel and go through the sign trick instead:
+// |w| times x with w's sign, per register. Q4_0, Q5_0, MXFP4 (v + offset <= 31) and Q4_1, Q5_1
+// (unsigned with a minimum) multiply directly; their offset comes back out through the
+// activation block sums, as in the AVX-512 kernel.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include "cpu/kernels_simd.h"
+#include "cpu/matmul.h"
+#include "cpu/q8_unpack.h"
+#include "cpu/tiles.h"
+
+namespace jing::cpu::avx2 {
+
+namespace {
+
+constexpr int kPanelRows = 16;
+
+template <class B>
+constexpr bool is_signed() {
+  if constexpr (Format<B>::kMin) return false;
+  else return Format<B>::kOffset == 128;
+}
+template <class B>
+constexpr bool kSigned = is_signed<B>();
+
+struct Panel {
+  std::vector<uint8_t> vals;  // [k/4][16 rows][4]: v + offset, or v itself (signed formats)
+  std::vector<float> d, m;    // [block][16 rows]
+};
+
+template <class B>
+void unpack_panel(const uint8_t* w, size_t row_bytes, int n_rows, int64_t nblk, Panel& p) {
+  p.vals.assign(static_cast<size_t>(nblk) * QK * kPanelRows, 0);
+  p.d.assign(static_cast<size_t>(nblk) * kPanelRows, 0.f);
+  p.m.assign(static_cast<size_t>(nblk) * kPanelRows, 0.f);
+  uint8_t q[QK];
+  for (int r = 0; r < n_rows; ++r) {
+    const auto* blocks = reinterpret_cast<const B*>(w + r * row_bytes);
+    for (int64_t b = 0; b < nblk; ++b) {
+      Format<B>::decode(blocks[b], q, p.d[b * kPanelRows + r], p.m[b * kPanelRows + r]);
+      if constexpr (kSigned<B>)
+        for (auto& v : q) v ^= 0x80;  // back to two's complement v
+      uint8_t* dst = p.vals.data() + static_cast<size_t>(b) * QK * kPanelRows + r * 4;
+      for (int kg = 0; kg < QK / 4; ++kg) std::memcpy(dst + kg * kPanelRows * 4, q + 4 * kg, 4);
+    }
+  }
+}
+
+struct Activations {
+  const uint8_t* blocks;
+  size_t block_bytes, qs_offset;
+  const float *d, *s;
+  const int32_t* offset_sum;
+};
+
+inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+template <int T, class B>
+void tile(const Panel& p, int64_t nblk, const Activations* x, float* const* out, int n_rows) {
+  constexpr bool kMin = Format<B>::kMin;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 C[2][T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) C[0][t] = C[1][t] = _mm256_setzero_ps();
+  const uint8_t* v = p.vals.data();
+  for (int64_t b = 0; b < nblk; ++b) {
+    __m256i A[2][T];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) A[0][t] = A[1][t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int kk = 0; kk < QK / 4; ++kk, v += 64) {
+      __m256i w0 = load(v), w1 = load(v + 32);
+      __m256i s0 = w0, s1 = w1;  // (signed formats: the weights' signs)
+      if constexpr (kSigned<B>) w0 = _mm256_abs_epi8(w0), w1 = _mm256_abs_epi8(w1);
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        int32_t four;
+        std::memcpy(&four, x[t].blocks + b * x[t].block_bytes + x[t].qs_offset + 4 * kk, 4);
+        const __m256i a = _mm256_set1_epi32(four);
+        const __m256i a0 = kSigned<B> ? _mm256_sign_epi8(a, s0) : a, a1 = kSigned<B> ? _mm256_sign_epi8(a, s1) : a;
+        A[0][t] = _mm256_add_epi32(A[0][t], _mm256_madd_epi16(_mm256_maddubs_epi16(w0, a0), ones));
+        A[1][t] = _mm256_add_epi32(A[1][t], _mm256_madd_epi16(_mm256_maddubs_epi16(w1, a1), ones));
+      }
+    }
+    const __m256 d0 = _mm256_loadu_ps(p.d.data() + b * kPanelRows), d1 = _mm256_loadu_ps(p.d.data() + b * kPanelRows + 8);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const __m256 dx = _mm256_set1_ps(x[t].d[b]);
+      if constexpr (!kMin && !kSigned<B>) {
+        const __m256i o = _mm256_set1_epi32(x[t].offset_sum[b]);
+        A[0][t] = _mm256_sub_epi32(A[0][t], o), A[1][t] = _mm256_sub_epi32(A[1][t], o);
+      }
+      C[0][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(A[0][t]), _mm256_mul_ps(d0, dx), C[0][t]);
+      C[1][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(A[1][t]), _mm256_mul_ps(d1, dx), C[1][t]);
+      if constexpr (kMin) {
+        const __m256 s = _mm256_set1_ps(x[t].s[b]);
+        C[0][t] = _mm256_fmadd_ps(_mm256_loadu_ps(p.m.data() + b * kPanelRows), s, C[0][t]);
+        C[1][t] = _mm256_fmadd_ps(_mm256_loadu_ps(p.m.data() + b * kPanelRows + 8), s, C[1][t]);
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    alignas(32) float row[kPanelRows];
+    _mm256_store_ps(row, C[0][t]);
+    _mm256_store_ps(row + 8, C[1][t]);
+    std::memcpy(out[t], row, static_cast<size_t>(n_rows) * sizeof(float));
+  }
+}
+
+template <class B>
+void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_tokens, float* y, int n_threads) {
+  constexpr bool kMin = Format<B>::kMin;
+  const int64_t nblk = w.cols / QK, rows = w.rows;
+  const size_t block_bytes = kMin ? sizeof(q8_1) : sizeof(q8_0), qs_offset = kMin ? offsetof(q8_1, qs) : offsetof(q8_0, qs);
+  std::vector<float> xd(static_cast<size_t>(n_tokens * nblk)), xs(kMin ? xd.size() : 0);
+  std::vector<int32_t> xo(kMin ? 0 : xd.size());
+  for (int64_t t = 0; t < n_tokens; ++t)
+    for (int64_t b = 0; b < nblk; ++b) {
+      const uint8_t* blk = xq + t * act_row + b * block_bytes;
+      uint16_t h[2];
+      std::memcpy(h, blk, 4);
+      const size_t i = static_cast<size_t>(t * nblk + b);
+      xd[i] = fp16_to_fp32(h[0]);
+      if constexpr (kMin) {
+        xs[i] = fp16_to_fp32(h[1]);
+      } else if constexpr (!kSigned<B>) {
+        int32_t sum = 0;
+        for (int j = 0; j < QK; ++j) sum += static_cast<int8_t>(blk[qs_offset + j]);
+        xo[i] = Format<B>::kOffset * sum;
+      }
+    }
+  const int64_t n_panels = (rows + kPanelRows - 1) / kPanelRows;
+  constexpr int T = 2;
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
+  {
+    Panel p;
+#pragma omp for schedule(static)
+    for (int64_t pi = 0; pi < n_panels; ++pi) {
+      const int64_t r0 = pi * kPanelRows;
+      const int n_rows = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
+      unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nblk, p);
+      token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
+        Activations x[n];
+        float* out[n];
+        for (int k = 0; k < n; ++k) {
+          const size_t at = static_cast<size_t>((t0 + k) * nblk);
+          x[k] = {xq + (t0 + k) * act_row, block_bytes, qs_offset, xd.data() + at, kMin ? xs.data() + at : nullptr,
+                  xo.empty() ? nullptr : xo.data() + at};
+          out[k] = y + (t0 + k) * rows + r0;
+        }
+        tile<n, B>(p, nblk, x, out, n_rows);
+      });
+    }
+  }
+}
+
+}  // namespace
+
+bool gemm_q8(const WeightView& w, const void* xq_blocks, size_t act_row, int64_t n_tokens, float* y, int n_threads) {
+  if (w.cols % QK) return false;
+  const auto* xq = static_cast<const uint8_t*>(xq_blocks);
+  switch (w.type) {
+    case GgmlType::Q8_0: gemm<q8_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::Q4_0: gemm<q4_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::Q5_0: gemm<q5_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::IQ4_NL: gemm<iq4_nl>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::MXFP4: gemm<mxfp4>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::Q4_1: gemm<q4_1>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    case GgmlType::Q5_1: gemm<q5_1>(w, xq, act_row, n_tokens, y, n_threads); return true;
+    default: return false;
+  }
+}
+
+}  // namespace jing::cpu::avx2
