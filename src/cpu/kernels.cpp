@@ -41,6 +41,15 @@ bool has_avx512_vnni() {
   return ok;
 }
 
+// AVX-VNNI: VPDPBUSD on 256-bit registers (CPUID leaf 7, sub-leaf 1, EAX bit 4).
+bool has_avx_vnni() {
+  static const bool ok = [] {
+    unsigned a, b, c, d;
+    return has_avx2() && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)) && std::getenv("JING_NO_AVXVNNI") == nullptr;
+  }();
+  return ok;
+}
+
 // Below this many tokens the matrix-vector kernels win: unpacking a weight panel for the
 // matrix-matrix kernel costs about as much as reading it for a few tokens.
 constexpr int64_t kGemmMinTokens = 8;
@@ -135,7 +144,8 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
   if (n_tokens >= kGemmMinTokens || !dot) {
     if (has_avx512_vnni() ? (act == GgmlType::Q8_K ? avx512::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads)
                                                    : avx512::gemm_q8(w, xq.data(), act_row, n_tokens, y, n_threads))
-                          : (act == GgmlType::Q8_K ? avx2::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads)
+                          : (act == GgmlType::Q8_K ? (has_avx_vnni() ? avxvnni::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads)
+                                                                     : avx2::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads))
                                                    : avx2::gemm_q8(w, xq.data(), act_row, n_tokens, y, n_threads)))
       return true;
     if (!dot) return false;

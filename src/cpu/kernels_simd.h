@@ -51,6 +51,11 @@ bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t
 bool gemm_q8(const WeightView& w, const void* x_blocks, size_t act_row, int64_t n_tokens, float* y, int n_threads);
 }  // namespace jing::cpu::avx2
 
+namespace jing::cpu::avxvnni {
+// gemm_kquant_avxvnni.cpp: as avx2::gemm_kquant with VPDPBUSD (and IQ4_XS).
+bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t n_tokens, float* y, int n_threads);
+}  // namespace jing::cpu::avxvnni
+
 namespace jing::cpu::avx512 {
 // kernels_avx512.cpp: attention's vector primitives (as the avx2:: ones, 16 lanes).
 float dot_f32(const float* a, const float* b, int64_t n);
