@@ -185,9 +185,26 @@ float dot_iq1_s(const void* wv, const void* xv, int64_t n) {
   return 0.125f * hsum(acc);  // values were 8 (g +- 1/8)
 }
 
+// IQ1_M's per-8-values delta signs (4 per 32 values) as byte vectors of +-1, by their 4 flag bits.
+const __m256i* iq1m_deltas() {
+  static const auto table = [] {
+    struct Table {
+      __m256i v[16];
+    } t;
+    for (int f = 0; f < 16; ++f) {
+      int8_t b[32];
+      for (int j = 0; j < 32; ++j) b[j] = (f >> (j / 8)) & 1 ? -1 : 1;
+      std::memcpy(&t.v[f], b, 32);
+    }
+    return t;
+  }();
+  return table.v;
+}
+
 float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const iq1_m*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
+  const __m256i* deltas = iq1m_deltas();
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     uint16_t sc[4];
@@ -196,10 +213,14 @@ float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
     const uint8_t *qs = w[i].qs, *qh = w[i].qh;
     __m256i sumi = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ++ib, qs += 4, qh += 2) {
-      const __m256i g = grid64(iq::iq1s_grid, qs[0] | ((qh[0] << 8) & 0x700), qs[1] | ((qh[0] << 4) & 0x700), qs[2] | ((qh[1] << 8) & 0x700),
-                               qs[3] | ((qh[1] << 4) & 0x700));
-      auto delta = [](int flag) { return static_cast<int64_t>(flag ? 0xFFFFFFFFFFFFFFFFull : 0x0101010101010101ull); };
-      const __m256i v = iq1_values(g, _mm256_set_epi64x(delta(qh[1] & 0x80), delta(qh[1] & 0x08), delta(qh[0] & 0x80), delta(qh[0] & 0x08)));
+      // qh: for each of the 4 groups of 8 values, 3 high index bits and a delta sign bit.
+      uint32_t q4;
+      uint16_t h;
+      std::memcpy(&q4, qs, 4);
+      std::memcpy(&h, qh, 2);
+      const uint64_t packed = _pdep_u64(q4, 0x00ff00ff00ff00ffull) | _pdep_u64(h & 0x7777u, 0x0f000f000f000f00ull);
+      const __m256i g = grid64(iq::iq1s_grid, packed & 0xFFFF, (packed >> 16) & 0xFFFF, (packed >> 32) & 0xFFFF, packed >> 48);
+      const __m256i v = iq1_values(g, _mm256_load_si256(deltas + _pext_u32(h, 0x8888u)));
       const int s = sc[ib / 2] >> (6 * (ib % 2));
       sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(load(x[i].qs + 32 * ib), v)),
                                                       scale16(2 * (s & 7) + 1, 2 * ((s >> 3) & 7) + 1)));
