@@ -312,24 +312,7 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
 bool gemm_kquant(const WeightView& w, const void* xq_q8k, size_t act_row, int64_t n_tokens, float* y, int n_threads) {
   if (w.cols % QK_K) return false;
   const auto* xq = static_cast<const uint8_t*>(xq_q8k);
-  switch (w.type) {
-    case GgmlType::Q4_K: gemm<q4_K>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::Q5_K: gemm<q5_K>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::Q6_K: gemm<q6_K>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::Q3_K: gemm<q3_K>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::Q2_K: gemm<q2_K>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::IQ4_XS: gemm<iq4_xs>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::IQ1_S: gemm<iq1_s>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::IQ2_XXS: gemm<iq2_xxs>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::IQ2_XS: gemm<iq2_xs>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::IQ2_S: gemm<iq2_s>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::IQ3_XXS: gemm<iq3_xxs>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::IQ3_S: gemm<iq3_s>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::IQ1_M: gemm<iq1_m>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::TQ1_0: gemm<tq1_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::TQ2_0: gemm<tq2_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    default: return false;
-  }
+  return with_kquant_format(w.type, [&]<class B>() { gemm<B>(w, xq, act_row, n_tokens, y, n_threads); });
 }
 
 }  // namespace jing::cpu::avx512

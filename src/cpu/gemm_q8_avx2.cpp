@@ -55,17 +55,10 @@ void unpack_panel(const uint8_t* w, size_t row_bytes, int n_rows, int64_t nblk, 
   }
 }
 
-struct Activations {
-  const uint8_t* blocks;
-  size_t block_bytes, qs_offset;
-  const float *d, *s;
-  const int32_t* offset_sum;
-};
-
 inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 template <int T, class B>
-void tile(const Panel& p, int64_t nblk, const Activations* x, float* const* out, int n_rows) {
+void tile(const Panel& p, int64_t nblk, const TokenBlocks* x, float* const* out, int n_rows) {
   constexpr bool kMin = Format<B>::kMin;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 C[2][T];
@@ -116,28 +109,18 @@ void tile(const Panel& p, int64_t nblk, const Activations* x, float* const* out,
   }
 }
 
+// The offset the panel's unsigned values carry (0 where there is none to take back out).
+template <class B>
+constexpr int offset() {
+  if constexpr (Format<B>::kMin) return 0;
+  else return kSigned<B> ? 0 : Format<B>::kOffset;
+}
+
 template <class B>
 void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_tokens, float* y, int n_threads) {
   constexpr bool kMin = Format<B>::kMin;
   const int64_t nblk = w.cols / QK, rows = w.rows;
-  const size_t block_bytes = kMin ? sizeof(q8_1) : sizeof(q8_0), qs_offset = kMin ? offsetof(q8_1, qs) : offsetof(q8_0, qs);
-  std::vector<float> xd(static_cast<size_t>(n_tokens * nblk)), xs(kMin ? xd.size() : 0);
-  std::vector<int32_t> xo(kMin ? 0 : xd.size());
-  for (int64_t t = 0; t < n_tokens; ++t)
-    for (int64_t b = 0; b < nblk; ++b) {
-      const uint8_t* blk = xq + t * act_row + b * block_bytes;
-      uint16_t h[2];
-      std::memcpy(h, blk, 4);
-      const size_t i = static_cast<size_t>(t * nblk + b);
-      xd[i] = fp16_to_fp32(h[0]);
-      if constexpr (kMin) {
-        xs[i] = fp16_to_fp32(h[1]);
-      } else if constexpr (!kSigned<B>) {
-        int32_t sum = 0;
-        for (int j = 0; j < QK; ++j) sum += static_cast<int8_t>(blk[qs_offset + j]);
-        xo[i] = Format<B>::kOffset * sum;
-      }
-    }
+  const BlockActivations acts(xq, act_row, n_tokens, nblk, kMin, offset<B>());
   const int64_t n_panels = (rows + kPanelRows - 1) / kPanelRows;
   constexpr int T = 2;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
@@ -149,14 +132,9 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
       const int n_rows = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
       unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nblk, p);
       token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
-        Activations x[n];
+        TokenBlocks x[n];
         float* out[n];
-        for (int k = 0; k < n; ++k) {
-          const size_t at = static_cast<size_t>((t0 + k) * nblk);
-          x[k] = {xq + (t0 + k) * act_row, block_bytes, qs_offset, xd.data() + at, kMin ? xs.data() + at : nullptr,
-                  xo.empty() ? nullptr : xo.data() + at};
-          out[k] = y + (t0 + k) * rows + r0;
-        }
+        for (int k = 0; k < n; ++k) x[k] = acts.token(t0 + k), out[k] = y + (t0 + k) * rows + r0;
         tile<n, B>(p, nblk, x, out, n_rows);
       });
     }
@@ -168,16 +146,7 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
 bool gemm_q8(const WeightView& w, const void* xq_blocks, size_t act_row, int64_t n_tokens, float* y, int n_threads) {
   if (w.cols % QK) return false;
   const auto* xq = static_cast<const uint8_t*>(xq_blocks);
-  switch (w.type) {
-    case GgmlType::Q8_0: gemm<q8_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::Q4_0: gemm<q4_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::Q5_0: gemm<q5_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::IQ4_NL: gemm<iq4_nl>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::MXFP4: gemm<mxfp4>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::Q4_1: gemm<q4_1>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::Q5_1: gemm<q5_1>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    default: return false;
-  }
+  return with_q8_format(w.type, [&]<class B>() { gemm<B>(w, xq, act_row, n_tokens, y, n_threads); });
 }
 
 }  // namespace jing::cpu::avx2

@@ -64,16 +64,8 @@ void unpack_panel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nb
   }
 }
 
-// Per token: where its activation blocks are, and per block d_x, o * sum(q_x) and (Q8_1) s_x.
-struct Activations {
-  const uint8_t* blocks;
-  size_t block_bytes, qs_offset;
-  const float *d, *s;
-  const int32_t* offset_sum;
-};
-
 template <int T, bool kMin>
-void tile(const Panel& p, int64_t nblk, const Activations* x, float* const* out, __mmask16 m0, __mmask16 m1) {
+void tile(const Panel& p, int64_t nblk, const TokenBlocks* x, float* const* out, __mmask16 m0, __mmask16 m1) {
   // Minimum terms go to their own sums, added at the end, as ggml keeps them (rows whose two parts
   // nearly cancel then round the same way).
   __m512 C[2][T], M[2][T];
@@ -118,29 +110,18 @@ void tile(const Panel& p, int64_t nblk, const Activations* x, float* const* out,
   }
 }
 
+// The offset the panel's unsigned values carry (0 where there is none to take back out).
+template <class B>
+constexpr int offset() {
+  if constexpr (Format<B>::kMin) return 0;
+  else return Format<B>::kOffset;
+}
+
 template <class B>
 void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_tokens, float* y, int n_threads) {
   constexpr bool kMin = Format<B>::kMin;
   const int64_t nblk = w.cols / QK, rows = w.rows;
-  // Activation block scales and sums, once per call.
-  const size_t block_bytes = kMin ? sizeof(q8_1) : sizeof(q8_0), qs_offset = kMin ? offsetof(q8_1, qs) : offsetof(q8_0, qs);
-  std::vector<float> xd(static_cast<size_t>(n_tokens * nblk)), xs(kMin ? xd.size() : 0);
-  std::vector<int32_t> xo(kMin ? 0 : xd.size());
-  for (int64_t t = 0; t < n_tokens; ++t)
-    for (int64_t b = 0; b < nblk; ++b) {
-      const uint8_t* blk = xq + t * act_row + b * block_bytes;
-      uint16_t h[2];
-      std::memcpy(h, blk, 4);
-      const size_t i = static_cast<size_t>(t * nblk + b);
-      xd[i] = fp16_to_fp32(h[0]);
-      if constexpr (kMin) {
-        xs[i] = fp16_to_fp32(h[1]);
-      } else {
-        int32_t sum = 0;
-        for (int j = 0; j < QK; ++j) sum += static_cast<int8_t>(blk[qs_offset + j]);
-        xo[i] = Format<B>::kOffset * sum;
-      }
-    }
+  const BlockActivations acts(xq, act_row, n_tokens, nblk, kMin, offset<B>());
   const int64_t n_panels = (rows + kRows - 1) / kRows;
   constexpr int T = 4;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
@@ -153,14 +134,9 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
       const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
       const __mmask16 m0 = masks.first, m1 = masks.second;
       token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
-        Activations x[n];
+        TokenBlocks x[n];
         float* out[n];
-        for (int k = 0; k < n; ++k) {
-          const size_t at = static_cast<size_t>((t0 + k) * nblk);
-          x[k] = {xq + (t0 + k) * act_row, block_bytes, qs_offset, xd.data() + at, kMin ? xs.data() + at : nullptr,
-                  kMin ? nullptr : xo.data() + at};
-          out[k] = y + (t0 + k) * rows + r0;
-        }
+        for (int k = 0; k < n; ++k) x[k] = acts.token(t0 + k), out[k] = y + (t0 + k) * rows + r0;
         tile<n, kMin>(p, nblk, x, out, m0, m1);
       });
     }
@@ -172,16 +148,7 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
 bool gemm_q8(const WeightView& w, const void* xq_blocks, size_t act_row, int64_t n_tokens, float* y, int n_threads) {
   if (w.cols % QK) return false;
   const auto* xq = static_cast<const uint8_t*>(xq_blocks);
-  switch (w.type) {
-    case GgmlType::Q8_0: gemm<q8_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::Q4_0: gemm<q4_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::Q5_0: gemm<q5_0>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::IQ4_NL: gemm<iq4_nl>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::MXFP4: gemm<mxfp4>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::Q4_1: gemm<q4_1>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    case GgmlType::Q5_1: gemm<q5_1>(w, xq, act_row, n_tokens, y, n_threads); return true;
-    default: return false;
-  }
+  return with_q8_format(w.type, [&]<class B>() { gemm<B>(w, xq, act_row, n_tokens, y, n_threads); });
 }
 
 }  // namespace jing::cpu::avx512

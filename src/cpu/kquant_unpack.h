@@ -18,6 +18,7 @@
 #include "quant/blocks.h"
 #include "quant/fp16.h"
 #include "quant/iq_tables.h"
+#include "quant/types.h"
 
 namespace jing::cpu {
 namespace {
@@ -329,6 +330,29 @@ struct KQuant<iq1_m> {  // as IQ1_S with a scale per 16 values and a delta sign 
     u.d = u.dmin = fp16_to_fp32(packed) * 0.125f;
   }
 };
+
+// Calls f.template operator()<B>() with the block struct of a 256-value format; false for others.
+template <class F>
+bool with_kquant_format(GgmlType type, F&& f) {
+  switch (type) {
+    case GgmlType::Q4_K: f.template operator()<q4_K>(); return true;
+    case GgmlType::Q5_K: f.template operator()<q5_K>(); return true;
+    case GgmlType::Q6_K: f.template operator()<q6_K>(); return true;
+    case GgmlType::Q3_K: f.template operator()<q3_K>(); return true;
+    case GgmlType::Q2_K: f.template operator()<q2_K>(); return true;
+    case GgmlType::IQ4_XS: f.template operator()<iq4_xs>(); return true;
+    case GgmlType::IQ1_S: f.template operator()<iq1_s>(); return true;
+    case GgmlType::IQ1_M: f.template operator()<iq1_m>(); return true;
+    case GgmlType::IQ2_XXS: f.template operator()<iq2_xxs>(); return true;
+    case GgmlType::IQ2_XS: f.template operator()<iq2_xs>(); return true;
+    case GgmlType::IQ2_S: f.template operator()<iq2_s>(); return true;
+    case GgmlType::IQ3_XXS: f.template operator()<iq3_xxs>(); return true;
+    case GgmlType::IQ3_S: f.template operator()<iq3_s>(); return true;
+    case GgmlType::TQ1_0: f.template operator()<tq1_0>(); return true;
+    case GgmlType::TQ2_0: f.template operator()<tq2_0>(); return true;
+    default: return false;
+  }
+}
 
 // Each token's activation sums over the weight groups of a format with G groups per block (Q8_K
 // keeps them per 16 values; 32-value groups add two): [token][block][group].

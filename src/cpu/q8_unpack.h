@@ -5,12 +5,15 @@
 // Included by kernel files compiled for different instruction sets, so everything here has
 // internal linkage: each file gets its own copy, built with its own flags.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "quant/blocks.h"
 #include "quant/fp16.h"
 #include "quant/iq_tables.h"
+#include "quant/types.h"
 
 namespace jing::cpu {
 namespace {
@@ -108,6 +111,68 @@ struct Format<q5_1> {
     decode_q5(b, q);
     d = fp16_to_fp32(b.d), m = fp16_to_fp32(b.m);
   }
+};
+
+// Calls f.template operator()<B>() with the block struct of a 32-value format; false for others.
+template <class F>
+bool with_q8_format(GgmlType type, F&& f) {
+  switch (type) {
+    case GgmlType::Q8_0: f.template operator()<q8_0>(); return true;
+    case GgmlType::Q4_0: f.template operator()<q4_0>(); return true;
+    case GgmlType::Q5_0: f.template operator()<q5_0>(); return true;
+    case GgmlType::IQ4_NL: f.template operator()<iq4_nl>(); return true;
+    case GgmlType::MXFP4: f.template operator()<mxfp4>(); return true;
+    case GgmlType::Q4_1: f.template operator()<q4_1>(); return true;
+    case GgmlType::Q5_1: f.template operator()<q5_1>(); return true;
+    default: return false;
+  }
+}
+
+// One token's activation blocks (Q8_0, or Q8_1 for the formats with a minimum) and, per block, its
+// scale d, its stored sum s (Q8_1) and offset * sum(q) (what an unsigned panel adds back out).
+struct TokenBlocks {
+  const uint8_t* blocks;
+  size_t block_bytes, qs_offset;
+  const float *d, *s;
+  const int32_t* offset_sum;
+};
+
+// The per-block numbers above for all tokens, computed once per matrix product.
+class BlockActivations {
+ public:
+  BlockActivations(const uint8_t* xq, size_t act_row, int64_t n_tokens, int64_t nblk, bool has_min, int offset)
+      : xq_(xq), act_row_(act_row), nblk_(nblk), block_bytes_(has_min ? sizeof(q8_1) : sizeof(q8_0)),
+        qs_offset_(has_min ? offsetof(q8_1, qs) : offsetof(q8_0, qs)), d_(static_cast<size_t>(n_tokens * nblk)) {
+    if (has_min) s_.resize(d_.size());
+    if (!has_min && offset) offset_sum_.resize(d_.size());
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t b = 0; b < nblk; ++b) {
+        const uint8_t* blk = xq + t * act_row + b * block_bytes_;
+        uint16_t h[2];
+        std::memcpy(h, blk, 4);
+        const size_t i = static_cast<size_t>(t * nblk + b);
+        d_[i] = fp16_to_fp32(h[0]);
+        if (has_min) s_[i] = fp16_to_fp32(h[1]);
+        if (!offset_sum_.empty()) {
+          int32_t sum = 0;
+          for (int j = 0; j < QK; ++j) sum += static_cast<int8_t>(blk[qs_offset_ + j]);
+          offset_sum_[i] = offset * sum;
+        }
+      }
+  }
+  TokenBlocks token(int64_t t) const {
+    const size_t at = static_cast<size_t>(t * nblk_);
+    return {xq_ + t * act_row_, block_bytes_, qs_offset_, d_.data() + at, s_.empty() ? nullptr : s_.data() + at,
+            offset_sum_.empty() ? nullptr : offset_sum_.data() + at};
+  }
+
+ private:
+  const uint8_t* xq_;
+  size_t act_row_;
+  int64_t nblk_;
+  size_t block_bytes_, qs_offset_;
+  std::vector<float> d_, s_;
+  std::vector<int32_t> offset_sum_;
 };
 
 }  // namespace
