@@ -7,12 +7,11 @@
 // CPUs without AVX2+FMA+F16C, and anything not covered, take matmul's portable path.
 #include "cpu/kernels.h"
 
-#include <cpuid.h>
 #include <omp.h>
 
-#include <cstdlib>
 #include <vector>
 
+#include "common/cpu_features.h"
 #include "cpu/kernels_simd.h"
 #include "quant/fp16.h"
 #include "quant/quantize_row.h"
@@ -20,35 +19,6 @@
 namespace jing::cpu {
 
 namespace {
-
-bool has_avx2() {
-  static const bool ok = [] {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
-    const bool f16c = c & (1u << 29);  // (clang 14 has no "f16c" for __builtin_cpu_supports)
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c && std::getenv("JING_NO_SIMD") == nullptr;
-  }();
-  return ok;
-}
-
-// AVX-512 with VNNI (and BW/VL/DQ/BF16 and BMI2, which the *_avx512.cpp files are compiled for).
-bool has_avx512_vnni() {
-  static const bool ok = has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16") &&
-                         __builtin_cpu_supports("bmi2") &&
-                         std::getenv("JING_NO_AVX512") == nullptr;
-  return ok;
-}
-
-// AVX-VNNI: VPDPBUSD on 256-bit registers (CPUID leaf 7, sub-leaf 1, EAX bit 4).
-bool has_avx_vnni() {
-  static const bool ok = [] {
-    unsigned a, b, c, d;
-    return has_avx2() && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)) && std::getenv("JING_NO_AVXVNNI") == nullptr;
-  }();
-  return ok;
-}
 
 // Below this many tokens the matrix-vector kernels win: unpacking a weight panel for the
 // matrix-matrix kernel costs about as much as reading it for a few tokens.
@@ -59,16 +29,16 @@ using QuantDot = float (*)(const void*, const void*, int64_t);
 
 }  // namespace
 
-bool simd_available() { return has_avx2(); }
-bool avx512_available() { return has_avx512_vnni(); }
+bool simd_available() { return cpu_features::avx2(); }
+bool avx512_available() { return cpu_features::avx512(); }
 
 bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
-  if (!has_avx2()) return false;
+  if (!cpu_features::avx2()) return false;
   const int64_t rows = w.rows, cols = w.cols;
   const auto* base = static_cast<const uint8_t*>(w.data);
   n_threads = threads_for(rows * cols * n_tokens, n_threads);
   const bool float_type = w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16;
-  if (float_type && n_tokens >= kGemmFloatMinTokens && has_avx512_vnni())
+  if (float_type && n_tokens >= kGemmFloatMinTokens && cpu_features::avx512())
     return avx512::gemm_float(w, x, n_tokens, y, n_threads);
   if (w.type == GgmlType::BF16 && n_tokens < kGemmFloatMinTokens) {
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
@@ -142,9 +112,9 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_tokens > 1 && n_threads > 1)
   for (int64_t t = 0; t < n_tokens; ++t) quantize_row(act, x + t * cols, xq.data() + static_cast<size_t>(t) * act_row, cols);
   if (n_tokens >= kGemmMinTokens || !dot) {
-    if (has_avx512_vnni() ? (act == GgmlType::Q8_K ? avx512::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads)
+    if (cpu_features::avx512() ? (act == GgmlType::Q8_K ? avx512::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads)
                                                    : avx512::gemm_q8(w, xq.data(), act_row, n_tokens, y, n_threads))
-                          : (act == GgmlType::Q8_K ? (has_avx_vnni() ? avxvnni::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads)
+                          : (act == GgmlType::Q8_K ? (cpu_features::avx_vnni() ? avxvnni::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads)
                                                                      : avx2::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads))
                                                    : avx2::gemm_q8(w, xq.data(), act_row, n_tokens, y, n_threads)))
       return true;

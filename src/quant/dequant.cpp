@@ -2,12 +2,11 @@
 // ggml's to_float exactly so results match bit for bit; the fast kernels live in src/cpu.
 #include "quant/dequant.h"
 
-#include <cpuid.h>
-
 #include <cmath>
 #include <cstring>
 #include <string>
 
+#include "common/cpu_features.h"
 #include "common/error.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
@@ -444,16 +443,6 @@ namespace detail {
 void f16_to_f32_f16c(const uint16_t* src, float* dst, int64_t n);  // convert_avx2.cpp
 }
 
-namespace {
-bool has_f16c() {
-  static const bool ok = [] {
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) && (c & (1u << 28));  // F16C and AVX
-  }();
-  return ok;
-}
-}  // namespace
-
 bool can_dequantize(GgmlType t) {
   return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 || decoder(t) != nullptr;
 }
@@ -463,7 +452,7 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
     case GgmlType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
     case GgmlType::F16: {
       const auto* s = static_cast<const uint16_t*>(src);
-      if (has_f16c()) return detail::f16_to_f32_f16c(s, dst, n);
+      if (cpu_features::avx2()) return detail::f16_to_f32_f16c(s, dst, n);
       for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(s[i]);
       return;
     }

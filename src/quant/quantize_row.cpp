@@ -1,10 +1,10 @@
 #include "quant/quantize_row.h"
 
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "common/cpu_features.h"
 #include "common/error.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
@@ -79,8 +79,7 @@ void q8_K_row_avx2(const float* x, void* y, int64_t n);
 
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
   // The activation formats (run before every matrix product) have AVX2 versions, bit-identical.
-  static const bool avx2 = __builtin_cpu_supports("avx2") && std::getenv("JING_NO_SIMD") == nullptr;
-  if (avx2) {
+  if (cpu_features::avx2()) {
     switch (type) {
       case GgmlType::Q8_0: return detail::q8_0_row_avx2(src, dst, n);
       case GgmlType::Q8_1: return detail::q8_1_row_avx2(src, dst, n);
