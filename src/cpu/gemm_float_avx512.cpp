@@ -74,7 +74,7 @@ inline float widen1(GgmlType type, const uint8_t* row, int64_t k) {
 void widen_panel(const WeightView& w, int64_t r0, int64_t n_rows, int64_t k0, int64_t kn, float* panel,
                  std::vector<float>& decoded) {
   alignas(64) float tmp[16][16];
-  std::memset(panel, 0, static_cast<size_t>(kn) * kRows * sizeof(float));
+  if (n_rows < kRows) std::memset(panel, 0, static_cast<size_t>(kn) * kRows * sizeof(float));  // (full rows are all written)
   const bool block_format = w.type != GgmlType::F16 && w.type != GgmlType::BF16 && w.type != GgmlType::F32;
   for (int64_t r = 0; r < n_rows; ++r) {
     const auto* row = static_cast<const uint8_t*>(w.data) + (r0 + r) * w.row_bytes;

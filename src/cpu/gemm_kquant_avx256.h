@@ -39,11 +39,15 @@ struct Panel {
 template <class B>
 void unpack_panel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nb, Panel& p) {
   constexpr int G = KQuant<B>::kGroups;
-  p.vals.assign(static_cast<size_t>(nb) * QK_K * kPanelRows, 0);
-  p.sc2.assign(static_cast<size_t>(nb) * G * kPanelRows, 0);
-  p.mn.assign(static_cast<size_t>(nb) * G * kPanelRows, 0);
-  p.d.assign(static_cast<size_t>(nb) * kPanelRows, 0.f);
-  p.dmin.assign(static_cast<size_t>(nb) * kPanelRows, 0.f);
+  p.vals.resize(static_cast<size_t>(nb) * QK_K * kPanelRows);
+  p.sc2.resize(static_cast<size_t>(nb) * G * kPanelRows);
+  p.mn.resize(static_cast<size_t>(nb) * G * kPanelRows);
+  p.d.resize(static_cast<size_t>(nb) * kPanelRows);
+  p.dmin.resize(static_cast<size_t>(nb) * kPanelRows);
+  if (n_rows < kPanelRows) {  // rows past the matrix's end multiply as zeros; the others are all written below
+    std::fill(p.vals.begin(), p.vals.end(), 0), std::fill(p.sc2.begin(), p.sc2.end(), 0), std::fill(p.mn.begin(), p.mn.end(), 0);
+    std::fill(p.d.begin(), p.d.end(), 0.f), std::fill(p.dmin.begin(), p.dmin.end(), 0.f);
+  }
   Unpacked u;
   for (int64_t r = 0; r < n_rows; ++r) {
     const auto* blocks = reinterpret_cast<const B*>(w + r * row_bytes);

@@ -39,9 +39,11 @@ struct Panel {
 
 template <class B>
 void unpack_panel(const uint8_t* w, size_t row_bytes, int n_rows, int64_t nblk, Panel& p) {
-  p.vals.assign(static_cast<size_t>(nblk) * QK * kPanelRows, 0);
-  p.d.assign(static_cast<size_t>(nblk) * kPanelRows, 0.f);
-  p.m.assign(static_cast<size_t>(nblk) * kPanelRows, 0.f);
+  p.vals.resize(static_cast<size_t>(nblk) * QK * kPanelRows);
+  p.d.resize(static_cast<size_t>(nblk) * kPanelRows);
+  p.m.resize(static_cast<size_t>(nblk) * kPanelRows);
+  if (n_rows < kPanelRows)  // rows past the matrix's end multiply as zeros; the others are all written below
+    std::fill(p.vals.begin(), p.vals.end(), 0), std::fill(p.d.begin(), p.d.end(), 0.f), std::fill(p.m.begin(), p.m.end(), 0.f);
   uint8_t q[QK];
   for (int r = 0; r < n_rows; ++r) {
     const auto* blocks = reinterpret_cast<const B*>(w + r * row_bytes);
