@@ -1,11 +1,14 @@
-// Small AVX2 helpers shared by the *_avx2.cpp kernel files (include only from those: they need
-// the AVX2/FMA/F16C flags their file names give them).
+// Small AVX2 helpers shared by the *_avx2.cpp and *_avxvnni.cpp kernel files (include only from
+// those: they need the flags their file names give them). Internal linkage, so each file keeps
+// its own copy built with its own flags.
 #pragma once
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace jing::cpu::avx2 {
+namespace {
 
 // Sum of the eight lanes.
 inline float hsum(__m256 v) {
@@ -18,6 +21,21 @@ inline float hsum(__m256 v) {
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// Four bytes (e.g. four activations) repeated over the register.
+inline __m256i broadcast4(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// The first n of sixteen results (two registers of eight rows) to out.
+inline void store_rows(float* out, __m256 lo, __m256 hi, int n) {
+  alignas(32) float row[16];
+  _mm256_store_ps(row, lo);
+  _mm256_store_ps(row + 8, hi);
+  std::memcpy(out, row, static_cast<size_t>(n) * sizeof(float));
+}
 
 // Eight 32-bit sums of a[i] * b[i] over 32 signed bytes each (maddubs needs an unsigned first operand).
 inline __m256i dot_i8(__m256i a, __m256i b) {
@@ -52,4 +70,5 @@ inline KScales k_scales(const uint8_t* packed) {
           _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(mn_hi), static_cast<int>(mn_lo)))};
 }
 
+}  // namespace
 }  // namespace jing::cpu::avx2

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/avx2_util.h"
 #include "cpu/kernels_simd.h"
 #include "cpu/kquant_unpack.h"
 #include "cpu/matmul.h"
@@ -65,12 +66,7 @@ void unpack_panel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nb
   }
 }
 
-inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-inline __m256i broadcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
+using avx2::broadcast4, avx2::load;
 
 template <int T, int G>
 void tile(const Panel& p, int64_t nb, const q8_K* const* x, const int16_t* const* gsum, float* const* out, int n_rows) {
@@ -152,12 +148,7 @@ void tile(const Panel& p, int64_t nb, const q8_K* const* x, const int16_t* const
     }
   }
 #pragma GCC unroll 4
-  for (int t = 0; t < T; ++t) {
-    alignas(32) float row[kPanelRows];
-    _mm256_store_ps(row, C[0][t]);
-    _mm256_store_ps(row + 8, C[1][t]);
-    std::memcpy(out[t], row, static_cast<size_t>(n_rows) * sizeof(float));
-  }
+  for (int t = 0; t < T; ++t) avx2::store_rows(out[t], C[0][t], C[1][t], n_rows);
 }
 
 template <class B>

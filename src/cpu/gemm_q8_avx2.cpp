@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/avx2_util.h"
 #include "cpu/kernels_simd.h"
 #include "cpu/matmul.h"
 #include "cpu/q8_unpack.h"
@@ -57,8 +58,6 @@ void unpack_panel(const uint8_t* w, size_t row_bytes, int n_rows, int64_t nblk, 
   }
 }
 
-inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-
 template <int T, class B>
 void tile(const Panel& p, int64_t nblk, const TokenBlocks* x, float* const* out, int n_rows) {
   constexpr bool kMin = Format<B>::kMin;
@@ -78,9 +77,7 @@ void tile(const Panel& p, int64_t nblk, const TokenBlocks* x, float* const* out,
       if constexpr (kSigned<B>) w0 = _mm256_abs_epi8(w0), w1 = _mm256_abs_epi8(w1);
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) {
-        int32_t four;
-        std::memcpy(&four, x[t].blocks + b * x[t].block_bytes + x[t].qs_offset + 4 * kk, 4);
-        const __m256i a = _mm256_set1_epi32(four);
+        const __m256i a = broadcast4(x[t].blocks + b * x[t].block_bytes + x[t].qs_offset + 4 * kk);
         const __m256i a0 = kSigned<B> ? _mm256_sign_epi8(a, s0) : a, a1 = kSigned<B> ? _mm256_sign_epi8(a, s1) : a;
         A[0][t] = _mm256_add_epi32(A[0][t], _mm256_madd_epi16(_mm256_maddubs_epi16(w0, a0), ones));
         A[1][t] = _mm256_add_epi32(A[1][t], _mm256_madd_epi16(_mm256_maddubs_epi16(w1, a1), ones));
@@ -103,12 +100,7 @@ void tile(const Panel& p, int64_t nblk, const TokenBlocks* x, float* const* out,
       }
     }
   }
-  for (int t = 0; t < T; ++t) {
-    alignas(32) float row[kPanelRows];
-    _mm256_store_ps(row, C[0][t]);
-    _mm256_store_ps(row + 8, C[1][t]);
-    std::memcpy(out[t], row, static_cast<size_t>(n_rows) * sizeof(float));
-  }
+  for (int t = 0; t < T; ++t) store_rows(out[t], C[0][t], C[1][t], n_rows);
 }
 
 // The offset the panel's unsigned values carry (0 where there is none to take back out).
