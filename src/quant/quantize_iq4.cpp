@@ -25,9 +25,7 @@ int best_index(float v) {
 
 // Scale for 32 values against the grid: a search around max/grid_max, least squares per candidate.
 float fit_grid(const float* x, const float* w, uint8_t* L) {
-  float amax = 0, max = 0;
-  for (int i = 0; i < 32; ++i)
-    if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), max = x[i];
+  const auto [max, amax] = signed_max(x, 32);
   if (amax < 1e-15f) {
     std::fill(L, L + 32, static_cast<uint8_t>(best_index(0)));
     return 0;
@@ -80,12 +78,11 @@ void quantize_iq4_xs(const float* x, void* out, int64_t n, const float* imatrix)
   float w[32], scales[8];
   uint8_t L[QK_K];
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
-    float amax = 0, max = 0;
     for (int ib = 0; ib < 8; ++ib) {
       weights_of(x + 32 * ib, imatrix ? imatrix + i * QK_K + 32 * ib : nullptr, w);
       scales[ib] = fit_grid(x + 32 * ib, w, L + 32 * ib);
-      if (std::fabs(scales[ib]) > amax) amax = std::fabs(scales[ib]), max = scales[ib];
     }
+    const float max = signed_max(scales, 8).value;
     std::memset(&y[i], 0, sizeof y[i]);
     const float d = -max / 32, id = d ? 1 / d : 0;
     y[i].d = fp32_to_fp16(d);

@@ -134,9 +134,7 @@ void quantize_k45(const float* x, Block* y, int64_t n, const float* imatrix) {
 
 // Symmetric scale for 16 values in [-nmax, nmax-1], refined by a small search (weighted).
 float fit_symmetric(int n, int nmax, const float* x, const float* w, int8_t* L) {
-  float amax = 0, max = 0;
-  for (int i = 0; i < n; ++i)
-    if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), max = x[i];
+  const auto [max, amax] = signed_max(x, n);
   if (amax < 1e-15f) {
     std::fill(L, L + n, 0);
     return 0;
@@ -198,7 +196,7 @@ void quantize_q3_K(const float* x, void* out, int64_t n, const float* imatrix) {
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
     int8_t S[QK_K];
     float scales[16], w[16];
-    float max_scale = 0, max_abs = 0, sum2 = 0;
+    float sum2 = 0;
     for (int l = 0; l < QK_K; ++l) sum2 += x[l] * x[l];
     const float sigma2 = 2 * sum2 / QK_K;
     for (int j = 0; j < 16; ++j) {
@@ -207,8 +205,8 @@ void quantize_q3_K(const float* x, void* out, int64_t n, const float* imatrix) {
         w[l] = imatrix ? imatrix[i * QK_K + 16 * j + l] * std::sqrt(sigma2 + v * v) + 1e-20f : v * v + 1e-20f;
       }
       scales[j] = fit_symmetric(16, 4, x + 16 * j, w, S + 16 * j);
-      if (std::fabs(scales[j]) > max_abs) max_abs = std::fabs(scales[j]), max_scale = scales[j];
     }
+    const auto [max_scale, max_abs] = signed_max(scales, 16);
     std::memset(&y[i], 0, sizeof y[i]);
     if (max_abs < 1e-15f) continue;
     const float iscale = -32.f / max_scale;
@@ -246,12 +244,11 @@ void quantize_q6_K(const float* x, void* out, int64_t n, const float* imatrix) {
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
     int8_t L[QK_K];
     float scales[16], w[16];
-    float max_scale = 0, max_abs = 0;
     for (int ib = 0; ib < 16; ++ib) {
       for (int l = 0; l < 16; ++l) w[l] = imatrix ? imatrix[i * QK_K + 16 * ib + l] * x[16 * ib + l] * x[16 * ib + l] + 1e-20f : x[16 * ib + l] * x[16 * ib + l];
       scales[ib] = fit_symmetric(16, 32, x + 16 * ib, w, L + 16 * ib);
-      if (std::fabs(scales[ib]) > max_abs) max_abs = std::fabs(scales[ib]), max_scale = scales[ib];
     }
+    const auto [max_scale, max_abs] = signed_max(scales, 16);
     std::memset(&y[i], 0, sizeof y[i]);
     if (max_abs < 1e-15f) continue;
     const float iscale = -128.f / max_scale;

@@ -14,9 +14,7 @@ using namespace blocks;
 void quantize_q4_0(const float* x, void* out, int64_t n) {
   auto* y = static_cast<q4_0*>(out);
   for (int64_t i = 0; i < n / 32; ++i, x += 32) {
-    float amax = 0, max = 0;
-    for (int j = 0; j < 32; ++j)
-      if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+    const float max = signed_max(x, 32).value;
     const float d = max / -8, id = d ? 1.0f / d : 0.0f;
     y[i].d = fp32_to_fp16(d);
     for (int j = 0; j < 16; ++j) {
@@ -46,9 +44,7 @@ void quantize_q4_1(const float* x, void* out, int64_t n) {
 void quantize_q5_0(const float* x, void* out, int64_t n) {
   auto* y = static_cast<q5_0*>(out);
   for (int64_t i = 0; i < n / 32; ++i, x += 32) {
-    float amax = 0, max = 0;
-    for (int j = 0; j < 32; ++j)
-      if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+    const float max = signed_max(x, 32).value;
     const float d = max / -16, id = d ? 1.0f / d : 0.0f;
     y[i].d = fp32_to_fp16(d);
     uint32_t qh = 0;

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
+#include "quant/quantize_detail.h"
 
 namespace jing {
 namespace {
@@ -40,18 +41,9 @@ void q8_1_row(const float* x, q8_1* y, int64_t n) {
 }
 
 // Q8_K: the scale maps the largest magnitude (with its sign) to -127; rounding by nearest_int.
-inline int nearest_int(float v) {
-  float f = v + 12582912.f;
-  int i;
-  std::memcpy(&i, &f, 4);
-  return (i & 0x007fffff) - 0x00400000;
-}
-
 void q8_K_row(const float* x, q8_K* y, int64_t n) {
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
-    float max = 0, amax = 0;
-    for (int j = 0; j < QK_K; ++j)
-      if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+    const auto [max, amax] = detail::signed_max(x, QK_K);
     if (!amax) {
       y[i].d = 0;
       std::memset(y[i].qs, 0, sizeof y[i].qs);
@@ -59,7 +51,7 @@ void q8_K_row(const float* x, q8_K* y, int64_t n) {
       continue;
     }
     const float iscale = -127.f / max;
-    for (int j = 0; j < QK_K; ++j) y[i].qs[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * x[j])));
+    for (int j = 0; j < QK_K; ++j) y[i].qs[j] = static_cast<int8_t>(std::min(127, detail::nearest_int(iscale * x[j])));
     for (int j = 0; j < QK_K / 16; ++j) {
       int sum = 0;
       for (int k = 0; k < 16; ++k) sum += y[i].qs[j * 16 + k];
