@@ -127,31 +127,24 @@ void tile(const float* panel, int64_t kn, const float* const* x, float* const* o
 bool gemm_float(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
   if (!can_dequantize(w.type) || w.cols % traits(w.type).block_size) return false;
   const int64_t rows = w.rows, cols = w.cols;
-  const int64_t n_panels = (rows + kRows - 1) / kRows;
   constexpr int T = 6;
-#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
-  {
-    thread_local AlignedFloats buffer;
-    std::vector<float> decoded;
+  for_each_panel<std::vector<float>>(rows, kRows, n_threads, [&](int64_t r0, int n_rows, std::vector<float>& decoded) {
+    thread_local AlignedFloats buffer;  // kept between calls
     float* panel = buffer.get(static_cast<size_t>(std::min(cols, kChunk)) * kRows);
-#pragma omp for schedule(static)
-    for (int64_t pi = 0; pi < n_panels; ++pi) {
-      const int64_t r0 = pi * kRows, n_rows = std::min<int64_t>(kRows, rows - r0);
-      const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
-      const __mmask16 m0 = masks.first, m1 = masks.second;
-      for (int64_t k0 = 0; k0 < cols; k0 += kChunk) {
-        const int64_t kn = std::min(kChunk, cols - k0);
-        widen_panel(w, r0, n_rows, k0, kn, panel, decoded);
-        const bool acc = k0 > 0;
-        token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
-          const float* xs[n];
-          float* out[n];
-          for (int i = 0; i < n; ++i) xs[i] = x + (t0 + i) * cols + k0, out[i] = y + (t0 + i) * rows + r0;
-          tile<n>(panel, kn, xs, out, acc, m0, m1);
-        });
-      }
+    const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
+    const __mmask16 m0 = masks.first, m1 = masks.second;
+    for (int64_t k0 = 0; k0 < cols; k0 += kChunk) {
+      const int64_t kn = std::min(kChunk, cols - k0);
+      widen_panel(w, r0, n_rows, k0, kn, panel, decoded);
+      const bool acc = k0 > 0;
+      token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
+        const float* xs[n];
+        float* out[n];
+        for (int i = 0; i < n; ++i) xs[i] = x + (t0 + i) * cols + k0, out[i] = y + (t0 + i) * rows + r0;
+        tile<n>(panel, kn, xs, out, acc, m0, m1);
+      });
     }
-  }
+  });
   return true;
 }
 

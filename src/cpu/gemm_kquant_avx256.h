@@ -156,29 +156,21 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
   constexpr int G = KQuant<B>::kGroups;
   const int64_t nb = w.cols / QK_K, rows = w.rows;
   const std::vector<int16_t> gsum = group_sums<G>(xq, act_row, n_tokens, nb);
-  const int64_t n_panels = (rows + kPanelRows - 1) / kPanelRows;
   constexpr int T = 2;  // 2 x 2 accumulators + 2 x 2 sums: the rest of the 16 registers feed them
-#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
-  {
-    Panel p;
-#pragma omp for schedule(static)
-    for (int64_t pi = 0; pi < n_panels; ++pi) {
-      const int64_t r0 = pi * kPanelRows;
-      const int n_rows = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
-      unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nb, p);
-      token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
-        const q8_K* x[n];
-        const int16_t* gs[n];
-        float* out[n];
-        for (int k = 0; k < n; ++k) {
-          x[k] = reinterpret_cast<const q8_K*>(xq + (t0 + k) * act_row);
-          gs[k] = gsum.data() + (t0 + k) * nb * G;
-          out[k] = y + (t0 + k) * rows + r0;
-        }
-        tile<n, G>(p, nb, x, gs, out, n_rows);
-      });
-    }
-  }
+  for_each_panel<Panel>(rows, kPanelRows, n_threads, [&](int64_t r0, int n_rows, Panel& p) {
+    unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nb, p);
+    token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
+      const q8_K* x[n];
+      const int16_t* gs[n];
+      float* out[n];
+      for (int k = 0; k < n; ++k) {
+        x[k] = reinterpret_cast<const q8_K*>(xq + (t0 + k) * act_row);
+        gs[k] = gsum.data() + (t0 + k) * nb * G;
+        out[k] = y + (t0 + k) * rows + r0;
+      }
+      tile<n, G>(p, nb, x, gs, out, n_rows);
+    });
+  });
 }
 
 }  // namespace

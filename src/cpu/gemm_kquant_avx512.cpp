@@ -273,38 +273,31 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
   constexpr int G = KQuant<B>::kGroups;
   const int64_t nb = w.cols / QK_K, rows = w.rows;
   const std::vector<int16_t> gsum = group_sums<G>(xq, act_row, n_tokens, nb);
-  const int64_t n_panels = (rows + kRows - 1) / kRows;
   constexpr int T = 4;
-#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
-  {
-    Panel p;
-#pragma omp for schedule(static)
-    for (int64_t pi = 0; pi < n_panels; ++pi) {
-      const int64_t r0 = pi * kRows, n_rows = std::min<int64_t>(kRows, rows - r0);
-      // The panel is one contiguous run of rows; its gathers stride across sixteen rows, which the
-      // hardware prefetcher does not follow, so the next panel is fetched into L2 while this one
-      // is multiplied.
-      if (pi + 1 < n_panels) {
-        const auto* next = static_cast<const char*>(w.data) + (r0 + kRows) * w.row_bytes;
-        const size_t bytes = static_cast<size_t>(std::min<int64_t>(kRows, rows - r0 - kRows)) * w.row_bytes;
-        for (size_t off = 0; off < bytes; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
-      }
-      unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nb, p);
-      const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
-      const __mmask16 m0 = masks.first, m1 = masks.second;
-      token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
-        const q8_K* x[n];
-        const int16_t* gs[n];
-        float* out[n];
-        for (int k = 0; k < n; ++k) {
-          x[k] = reinterpret_cast<const q8_K*>(xq + (t0 + k) * act_row);
-          gs[k] = gsum.data() + (t0 + k) * nb * G;
-          out[k] = y + (t0 + k) * rows + r0;
-        }
-        tile<n, G>(p, nb, x, gs, out, m0, m1);
-      });
+  for_each_panel<Panel>(rows, kRows, n_threads, [&](int64_t r0, int n_rows, Panel& p) {
+    // The panel is one contiguous run of rows; its gathers stride across sixteen rows, which the
+    // hardware prefetcher does not follow, so the next panel is fetched into L2 while this one is
+    // multiplied.
+    if (r0 + kRows < rows) {
+      const auto* next = static_cast<const char*>(w.data) + (r0 + kRows) * w.row_bytes;
+      const size_t bytes = static_cast<size_t>(std::min<int64_t>(kRows, rows - r0 - kRows)) * w.row_bytes;
+      for (size_t off = 0; off < bytes; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
     }
-  }
+    unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nb, p);
+    const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
+    const __mmask16 m0 = masks.first, m1 = masks.second;
+    token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
+      const q8_K* x[n];
+      const int16_t* gs[n];
+      float* out[n];
+      for (int k = 0; k < n; ++k) {
+        x[k] = reinterpret_cast<const q8_K*>(xq + (t0 + k) * act_row);
+        gs[k] = gsum.data() + (t0 + k) * nb * G;
+        out[k] = y + (t0 + k) * rows + r0;
+      }
+      tile<n, G>(p, nb, x, gs, out, m0, m1);
+    });
+  });
 }
 
 }  // namespace

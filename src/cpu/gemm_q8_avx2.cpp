@@ -115,24 +115,16 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
   constexpr bool kMin = Format<B>::kMin;
   const int64_t nblk = w.cols / QK, rows = w.rows;
   const BlockActivations acts(xq, act_row, n_tokens, nblk, kMin, offset<B>());
-  const int64_t n_panels = (rows + kPanelRows - 1) / kPanelRows;
   constexpr int T = 2;
-#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
-  {
-    Panel p;
-#pragma omp for schedule(static)
-    for (int64_t pi = 0; pi < n_panels; ++pi) {
-      const int64_t r0 = pi * kPanelRows;
-      const int n_rows = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
-      unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nblk, p);
-      token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
-        TokenBlocks x[n];
-        float* out[n];
-        for (int k = 0; k < n; ++k) x[k] = acts.token(t0 + k), out[k] = y + (t0 + k) * rows + r0;
-        tile<n, B>(p, nblk, x, out, n_rows);
-      });
-    }
-  }
+  for_each_panel<Panel>(rows, kPanelRows, n_threads, [&](int64_t r0, int n_rows, Panel& p) {
+    unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nblk, p);
+    token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
+      TokenBlocks x[n];
+      float* out[n];
+      for (int k = 0; k < n; ++k) x[k] = acts.token(t0 + k), out[k] = y + (t0 + k) * rows + r0;
+      tile<n, B>(p, nblk, x, out, n_rows);
+    });
+  });
 }
 
 }  // namespace

@@ -122,25 +122,18 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
   constexpr bool kMin = Format<B>::kMin;
   const int64_t nblk = w.cols / QK, rows = w.rows;
   const BlockActivations acts(xq, act_row, n_tokens, nblk, kMin, offset<B>());
-  const int64_t n_panels = (rows + kRows - 1) / kRows;
   constexpr int T = 4;
-#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
-  {
-    Panel p;
-#pragma omp for schedule(static)
-    for (int64_t pi = 0; pi < n_panels; ++pi) {
-      const int64_t r0 = pi * kRows, n_rows = std::min<int64_t>(kRows, rows - r0);
-      unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nblk, p);
-      const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
-      const __mmask16 m0 = masks.first, m1 = masks.second;
-      token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
-        TokenBlocks x[n];
-        float* out[n];
-        for (int k = 0; k < n; ++k) x[k] = acts.token(t0 + k), out[k] = y + (t0 + k) * rows + r0;
-        tile<n, kMin>(p, nblk, x, out, m0, m1);
-      });
-    }
-  }
+  for_each_panel<Panel>(rows, kRows, n_threads, [&](int64_t r0, int n_rows, Panel& p) {
+    unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nblk, p);
+    const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
+    const __mmask16 m0 = masks.first, m1 = masks.second;
+    token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {
+      TokenBlocks x[n];
+      float* out[n];
+      for (int k = 0; k < n; ++k) x[k] = acts.token(t0 + k), out[k] = y + (t0 + k) * rows + r0;
+      tile<n, kMin>(p, nblk, x, out, m0, m1);
+    });
+  });
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
-// Token tiling shared by the matrix kernels: a tile's token count must be a compile-time
-// constant so that its accumulators live in registers.
+// The loops every matrix kernel runs: weight panels over the threads, token tiles within a panel.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
@@ -8,8 +8,25 @@
 namespace jing::cpu {
 namespace {
 
+// Calls body(r0, n_rows, scratch) for every panel of panel_rows rows of a rows-row matrix: each
+// thread takes one contiguous range of panels (weights stream in order) with its own Scratch.
+template <class Scratch, class F>
+void for_each_panel(int64_t rows, int panel_rows, int n_threads, F&& body) {
+  const int64_t n_panels = (rows + panel_rows - 1) / panel_rows;
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
+  {
+    Scratch scratch;
+#pragma omp for schedule(static)
+    for (int64_t pi = 0; pi < n_panels; ++pi) {
+      const int64_t r0 = pi * panel_rows;
+      body(r0, static_cast<int>(std::min<int64_t>(panel_rows, rows - r0)), scratch);
+    }
+  }
+}
+
 // Calls tile(t0, std::integral_constant<int, n>{}) over n_tokens in tiles of T, the last one
-// holding the n_tokens % T left over.
+// holding the n_tokens % T left over (a compile-time count keeps a tile's accumulators in
+// registers).
 template <int T, class F>
 void token_tiles(int64_t n_tokens, F&& tile) {
   int64_t t = 0;
