@@ -41,9 +41,9 @@ inline __m256i signed_x(const int8_t* x, uint64_t s0, uint64_t s1, uint64_t s2, 
                                                      static_cast<int64_t>(s0)));
 }
 
-// The four 7-bit sign codes packed in the low 28 bits of IQ2_XXS / IQ3_XXS's aux word.
-inline __m256i signed_x_codes(const int8_t* x, uint32_t packed) {
-  const uint64_t* t = sign_tables().bits128;
+// The four 7-bit sign codes packed in the low 28 bits of IQ2_XXS / IQ3_XXS's aux word (t: the
+// bits128 table).
+inline __m256i signed_x_codes(const int8_t* x, uint32_t packed, const uint64_t* t) {
   return signed_x(x, t[packed & 127], t[(packed >> 7) & 127], t[(packed >> 14) & 127], t[(packed >> 21) & 127]);
 }
 
@@ -80,6 +80,7 @@ inline __m256i grid64(const uint64_t* grid, int i0, int i1, int i2, int i3) {
 float dot_iq2_xxs(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const iq2_xxs*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
+  const uint64_t* signs = sign_tables().bits128;
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     const auto* q = reinterpret_cast<const uint8_t*>(w[i].qs);
@@ -89,7 +90,7 @@ float dot_iq2_xxs(const void* wv, const void* xv, int64_t n) {
       std::memcpy(&idx, q + 8 * ib, 4);
       std::memcpy(&aux, q + 8 * ib + 4, 4);
       const __m256i v = grid64(iq::iq2xxs_grid, idx & 255, (idx >> 8) & 255, (idx >> 16) & 255, idx >> 24);
-      sumi = mad(sumi, v, signed_x_codes(x[i].qs + 32 * ib, aux), scale16(2 * static_cast<int>(aux >> 28) + 1));
+      sumi = mad(sumi, v, signed_x_codes(x[i].qs + 32 * ib, aux, signs), scale16(2 * static_cast<int>(aux >> 28) + 1));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
   }
@@ -99,15 +100,15 @@ float dot_iq2_xxs(const void* wv, const void* xv, int64_t n) {
 float dot_iq2_xs(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const iq2_xs*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
+  const uint64_t* signs = sign_tables().bits128;
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     __m256i sumi = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ++ib) {
       const uint16_t* q = w[i].qs + 4 * ib;
       const __m256i v = grid64(iq::iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
-      const uint64_t* t = sign_tables().bits128;
       const int sc = w[i].scales[ib];
-      sumi = mad(sumi, v, signed_x(x[i].qs + 32 * ib, t[q[0] >> 9], t[q[1] >> 9], t[q[2] >> 9], t[q[3] >> 9]),
+      sumi = mad(sumi, v, signed_x(x[i].qs + 32 * ib, signs[q[0] >> 9], signs[q[1] >> 9], signs[q[2] >> 9], signs[q[3] >> 9]),
                  scale16(2 * (sc & 15) + 1, 2 * (sc >> 4) + 1));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
@@ -138,6 +139,7 @@ float dot_iq2_s(const void* wv, const void* xv, int64_t n) {
 float dot_iq3_xxs(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const iq3_xxs*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
+  const uint64_t* signs = sign_tables().bits128;
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     const uint8_t* q = w[i].qs;
@@ -149,7 +151,7 @@ float dot_iq3_xxs(const void* wv, const void* xv, int64_t n) {
       const uint32_t* g = iq::iq3xxs_grid;
       const __m256i v = _mm256_set_epi32(static_cast<int>(g[q[7]]), static_cast<int>(g[q[6]]), static_cast<int>(g[q[5]]), static_cast<int>(g[q[4]]),
                                          static_cast<int>(g[q[3]]), static_cast<int>(g[q[2]]), static_cast<int>(g[q[1]]), static_cast<int>(g[q[0]]));
-      sumi = mad(sumi, v, signed_x_codes(x[i].qs + 32 * ib, aux), scale16(2 * static_cast<int>(aux >> 28) + 1));
+      sumi = mad(sumi, v, signed_x_codes(x[i].qs + 32 * ib, aux, signs), scale16(2 * static_cast<int>(aux >> 28) + 1));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
   }
