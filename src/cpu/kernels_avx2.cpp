@@ -137,17 +137,38 @@ float dot_f32(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-float dot_f16(const void* wv, const float* b, int64_t n) {
-  const auto* w = static_cast<const uint16_t*>(wv);
+// 16-bit float rows (F16 or BF16: `widen8` turns eight of them into floats) with float activations.
+template <class Widen8, class Widen1>
+float dot_16bit(const uint16_t* w, const float* b, int64_t n, Widen8 widen8, Widen1 widen1) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8))), _mm256_loadu_ps(b + i + 8), acc1);
+    acc0 = _mm256_fmadd_ps(widen8(w + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(widen8(w + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
   }
   float s = hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) s += _cvtsh_ss(w[i]) * b[i];
+  for (; i < n; ++i) s += widen1(w[i]) * b[i];
   return s;
+}
+
+float dot_f16(const void* w, const float* b, int64_t n) {
+  return dot_16bit(
+      static_cast<const uint16_t*>(w), b, n, [](const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); },
+      [](uint16_t h) { return _cvtsh_ss(h); });
+}
+
+float dot_bf16(const void* w, const float* b, int64_t n) {
+  return dot_16bit(
+      static_cast<const uint16_t*>(w), b, n,
+      [](const uint16_t* p) {
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+      },
+      [](uint16_t h) {
+        const uint32_t bits = static_cast<uint32_t>(h) << 16;
+        float f;
+        __builtin_memcpy(&f, &bits, 4);
+        return f;
+      });
 }
 
 }  // namespace jing::cpu::avx2

@@ -1,6 +1,6 @@
 // AVX2 integer dot products of further common formats with 8-bit activations: Q5_K (Q5_K_M
 // models), Q4_0 / Q5_0 / IQ4_NL / MXFP4 (with Q8_0 blocks), Q4_1 / Q5_1 (with Q8_1) and IQ4_XS
-// (with Q8_K); and BF16 rows with float activations. Each decodes a block
+// (with Q8_K). Each decodes a block
 // to signed bytes in registers and sums exact integer products per (sub-)block, then scales once.
 #include <immintrin.h>
 
@@ -74,27 +74,6 @@ float dot_mxfp4(const void* wv, const void* xv, int64_t n) {
     acc = _mm256_fmadd_ps(_mm256_set1_ps(e8m0_half(w[i].e) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
   }
   return hsum(acc);
-}
-
-float dot_bf16(const void* wv, const float* b, int64_t n) {
-  const auto* w = static_cast<const uint16_t*>(wv);
-  auto widen = [](const uint16_t* p) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
-  };
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(widen(w + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(widen(w + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-  }
-  float s = hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) {
-    const uint32_t bits = static_cast<uint32_t>(w[i]) << 16;
-    float f;
-    __builtin_memcpy(&f, &bits, 4);
-    s += f * b[i];
-  }
-  return s;
 }
 
 float dot_q4_0(const void* wv, const void* xv, int64_t n) {

@@ -20,6 +20,7 @@ float dot_q6_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q8_0(const void* w, const void* x_q80, int64_t n);
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f16(const void* w, const float* b, int64_t n);
+float dot_bf16(const void* w, const float* b, int64_t n);
 // acc[0..n) (f16 values) = f16(f16(acc) * scale + v * weight): ggml's f16 attention accumulator.
 void f16_scale_mad(uint16_t* acc, float scale, const float* v, float weight, int n);
 // out[t][r] = w_r . x_t for 4 tokens at once (weight row as float, read once).
@@ -44,7 +45,6 @@ float dot_iq4_nl(const void* w, const void* x_q80, int64_t n);
 float dot_mxfp4(const void* w, const void* x_q80, int64_t n);
 float dot_q4_1(const void* w, const void* x_q81, int64_t n);
 float dot_q5_1(const void* w, const void* x_q81, int64_t n);
-float dot_bf16(const void* w, const float* b, int64_t n);
 // gemm_kquant_avx2.cpp: the 256-value formats but IQ4_XS (Q8_K rows).
 bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t n_tokens, float* y, int n_threads);
 // gemm_q8_avx2.cpp: the 32-value formats (Q8_0 rows; Q8_1 rows for Q4_1, Q5_1).
