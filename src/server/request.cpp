@@ -1,5 +1,7 @@
 #include "server/request.h"
 
+#include <cmath>
+
 namespace jing::server {
 
 namespace {
@@ -19,7 +21,9 @@ double number(const json& b, const char* name, double lo, double hi) {
 
 int64_t integer(const json& b, const char* name, int64_t lo, int64_t hi) {
   const json* v = field(b, name);
-  if (!v->is_number_integer() && !(v->is_number_float() && v->get<double>() == static_cast<double>(static_cast<int64_t>(v->get<double>()))))
+  // A float is fine when it holds a whole number (1.0, 1e3). Test that without converting to an
+  // integer type: a float beyond int64 (1e28) has no conversion (it was undefined behaviour).
+  if (!v->is_number() || (v->is_number_float() && v->get<double>() != std::trunc(v->get<double>())))
     throw ApiError(400, std::string("'") + name + "' must be an integer");
   double d = v->get<double>();
   if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi))) throw ApiError(400, std::string("'") + name + "' is out of range");
