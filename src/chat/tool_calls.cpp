@@ -1,11 +1,20 @@
 #include "chat/tool_calls.h"
 
+#include "common/json_depth.h"
+
 namespace jing::chat {
 
 namespace {
 
 const std::string kCallsBegin = "<｜tool▁calls▁begin｜>", kCallsEnd = "<｜tool▁calls▁end｜>";
 const std::string kCallBegin = "<｜tool▁call▁begin｜>", kCallEnd = "<｜tool▁call▁end｜>", kSep = "<｜tool▁sep｜>";
+
+// Model output is parsed as JSON only when it nests no deeper than request bodies may: a deep
+// value would overflow the stack when copied (a discarded result reads as "not JSON").
+nlohmann::ordered_json parse_json(const std::string& text) {
+  if (!json_depth_within(text)) return nlohmann::ordered_json(nlohmann::ordered_json::value_t::discarded);
+  return nlohmann::ordered_json::parse(text, nullptr, false);
+}
 
 std::string trim(std::string s) {
   s.erase(0, s.find_first_not_of(" \t\r\n"));
@@ -16,10 +25,10 @@ std::string trim(std::string s) {
 // Arguments as compact JSON when they parse, else verbatim.
 // (A JSON string holding JSON, as templates render string-typed arguments, is unwrapped.)
 std::string normalize_args(const std::string& raw) {
-  auto j = nlohmann::ordered_json::parse(raw, nullptr, false);
+  auto j = parse_json(raw);
   if (j.is_discarded()) return trim(raw);
   if (j.is_string()) {
-    auto inner = nlohmann::ordered_json::parse(j.get<std::string>(), nullptr, false);
+    auto inner = parse_json(j.get<std::string>());
     if (!inner.is_discarded() && inner.is_object()) return inner.dump();
   }
   return j.dump();
@@ -69,7 +78,7 @@ bool parse_hermes(const std::string& text, ParsedContent& out) {
   for (size_t at = first; (at = text.find(open, at)) != std::string::npos;) {
     auto end = text.find(close, at);
     std::string body = text.substr(at + open.size(), (end == std::string::npos ? text.size() : end) - at - open.size());
-    auto j = nlohmann::ordered_json::parse(trim(body), nullptr, false);
+    auto j = parse_json(trim(body));
     if (j.is_object() && j.contains("name") && j["name"].is_string()) {
       const auto& args = j.contains("arguments") ? j["arguments"] : j.value("parameters", nlohmann::ordered_json::object());
       out.calls.push_back({j["name"].get<std::string>(), normalize_args(args.dump())});
@@ -84,7 +93,7 @@ bool parse_llama_json(const std::string& text, ParsedContent& out) {
   std::string t = trim(text);
   if (t.rfind("<|python_tag|>", 0) == 0) t = trim(t.substr(14));
   if (t.empty() || t[0] != '{') return false;
-  auto j = nlohmann::ordered_json::parse(t, nullptr, false);
+  auto j = parse_json(t);
   if (!j.is_object() || !j.contains("name") || !j["name"].is_string() || !(j.contains("parameters") || j.contains("arguments"))) return false;
   const auto& args = j.contains("parameters") ? j["parameters"] : j["arguments"];
   out.calls.push_back({j["name"].get<std::string>(), normalize_args(args.dump())});

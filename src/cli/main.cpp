@@ -26,7 +26,8 @@ static std::vector<std::string> rewrite_llama_flags(int argc, char** argv) {
       {"-hf", "--hf"},           {"-ngl", "--n-gpu-layers"}, {"-np", "--parallel"},      {"-ctk", "--cache-type-k"},
       {"-ctv", "--cache-type-v"}, {"-ub", "--ubatch-size"},  {"-fa", "--flash-attn"},    {"-ot", "--override-tensor"},
       {"-cb", "--cont-batching"}, {"-nkvo", "--no-kv-offload"}, {"-sm", "--split-mode"}, {"-ts", "--tensor-split"},
-      {"-mg", "--main-gpu"},     {"-tb", "--threads-batch"}, {"-dev", "--device"}};
+      {"-mg", "--main-gpu"},     {"-tb", "--threads-batch"}, {"-dev", "--device"},
+      {"-to", "--timeout"}};
   std::vector<std::string> out;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];

@@ -23,7 +23,8 @@ Registrar reg([](CLI::App& app) {
   struct Opts {
     std::string model, host, alias, chat_template, chat_template_file, reasoning_format = "deepseek", ctk = "f16", ctv = "f16", hf;
     int port = -1, ctx = 4096, ngl = 0, threads = 0, parallel = 4, batch = 512, ubatch = 512, max_queue = 64;
-    std::vector<std::string> api_keys, override_tensor;
+    int timeout = 600, header_timeout = 10, idle_timeout = 30, max_connections = 1024, threads_http = 0;
+    std::vector<std::string> api_keys, override_tensor, cors_origins, allowed_hosts;
     sample::SamplingOverrides sampling;
     std::optional<int64_t> seed;  // llama-server's seeds may be negative
     std::string flash_attn = "auto";
@@ -62,6 +63,16 @@ Registrar reg([](CLI::App& app) {
   cmd->add_flag("--metrics", o->metrics, "Enable /metrics (Prometheus)");
   cmd->add_flag("--cont-batching", o->cont_batching, "Continuous batching (always on)");
   cmd->add_flag("--no-cont-batching", o->no_cont_batching, "Accepted for compatibility; batching stays on");
+  cmd->add_option("--timeout", o->timeout, "Seconds a request body or a response write may stall (llama-server's --timeout)")
+      ->check(CLI::Range(1, 86400));
+  cmd->add_option("--header-timeout", o->header_timeout, "Seconds from a request's first byte to the end of its headers")->check(CLI::Range(1, 3600));
+  cmd->add_option("--idle-timeout", o->idle_timeout, "Seconds an idle keep-alive connection stays open")->check(CLI::Range(1, 86400));
+  cmd->add_option("--max-connections", o->max_connections, "Open connections; beyond it the oldest idle one is closed")->check(CLI::Range(8, 1000000));
+  cmd->add_option("--threads-http", o->threads_http, "Requests handled at once (default: max-queue + parallel + 32)")->check(CLI::Range(0, 4096));
+  cmd->add_option("--cors-origins", o->cors_origins, "Web origins allowed to call the API, comma-separated, '*' for any (default: loopback pages; also JING_ORIGINS)")
+      ->delimiter(',');
+  cmd->add_option("--allowed-hosts", o->allowed_hosts, "Host names the server answers to besides loopback ones, '*' for any (also JING_ALLOWED_HOSTS)")
+      ->delimiter(',');
   cmd->add_option("--max-queue", o->max_queue, "Requests waiting for a slot before new ones get 503")->check(CLI::Range(1, 100000));
   cmd->callback([o] {
     server::ServerContext ctx;
@@ -78,6 +89,19 @@ Registrar reg([](CLI::App& app) {
     }
     so.http.host = host;
     so.http.port = port;
+    so.http.read_timeout_seconds = o->timeout;
+    so.http.header_timeout_seconds = o->header_timeout;
+    so.http.idle_timeout_seconds = o->idle_timeout;
+    so.http.max_connections = o->max_connections;
+    so.http.max_workers = o->threads_http > 0 ? o->threads_http : o->max_queue + o->parallel + 32;
+    auto env_list = [](const char* name) {
+      const char* v = std::getenv(name);
+      return v ? server::split_list(v) : std::vector<std::string>{};
+    };
+    auto origins = o->cors_origins, hosts = o->allowed_hosts;
+    for (auto& x : env_list("JING_ORIGINS")) origins.push_back(x);
+    for (auto& x : env_list("JING_ALLOWED_HOSTS")) hosts.push_back(x);
+    so.access = server::AccessPolicy::make(host, origins, hosts);
     so.model_opts.n_ctx = o->ctx;
     so.model_opts.n_seq = o->parallel;
     so.model_opts.n_threads = o->threads;
@@ -114,11 +138,11 @@ Registrar reg([](CLI::App& app) {
       while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       std::fprintf(stderr, "shutting down: finishing open streams\n");
       ctx.shutting_down = true;
-      srv.stop();
+      srv.stop();              // no new connections; idle ones close
+      ctx.models->stop_all();  // generation stops: each open stream ends with its final chunk
     });
     srv.serve();
     watcher.join();
-    ctx.models->stop_all();  // cancels what is still generating; streams end with their final chunk
   });
 });
 

@@ -41,7 +41,14 @@ std::string render_chat(const LoadedModel& lm, const GenerationSpec& spec) {
   }
 }
 
-Prepared prepare(ServerContext& ctx, const GenerationSpec& spec) {
+void admit(Prepared& p) {
+  if (!p.lm->scheduler->submit(p.req)) {
+    p.req.reset();
+    throw ApiError(503, "the server is busy: every slot is taken and the queue is full", "unavailable_error");
+  }
+}
+
+Prepared prepare(ServerContext& ctx, const GenerationSpec& spec, HttpResponder* out) {
   Prepared p;
   p.lm = ctx.models->get(spec.model, spec.keep_alive_seconds);
   std::string prompt;
@@ -62,6 +69,12 @@ Prepared prepare(ServerContext& ctx, const GenerationSpec& spec) {
   p.opened_think = tail.find("<think>") != std::string::npos && tail.find("</think>") == std::string::npos;
   p.buffer_for_tools = !spec.tools.is_null();
 
+  // No token is anywhere near this long: a prompt this size cannot fit, and tokenizing it would
+  // only keep a thread busy.
+  if (prompt.size() > static_cast<size_t>(p.lm->model->n_ctx()) * 512)
+    throw ApiError(400, "the prompt (" + std::to_string(prompt.size()) + " bytes) is far longer than the context of " +
+                            std::to_string(p.lm->model->n_ctx()) + " tokens holds");
+  if (out && out->client_gone()) throw ApiError(499, "the client went away", "cancelled");
   auto r = std::make_shared<runtime::Request>();
   r->prompt = p.lm->tok->encode(prompt, true, true);
   if (r->prompt.empty()) throw ApiError(400, "the prompt is empty");
@@ -79,12 +92,14 @@ Prepared prepare(ServerContext& ctx, const GenerationSpec& spec) {
   r->max_tokens = spec.max_tokens;
   r->stop = spec.stop;
   r->top_logprobs = spec.top_logprobs;
+  if (out && out->client_gone()) throw ApiError(499, "the client went away", "cancelled");  // nobody to answer
   p.req = r;
+  admit(p);
   return p;
 }
 
 runtime::RequestResult drive(Prepared& p, HttpResponder& out, const std::function<bool(const Delta&)>& on_delta) {
-  if (!p.lm->scheduler->submit(p.req)) throw ApiError(503, "the server is busy: every slot is taken and the queue is full", "unavailable_error");
+  p.driven = true;
   chat::ReasoningParser parser(p.opened_think);
   runtime::RequestResult result;
   bool cancelled = false;

@@ -9,15 +9,29 @@
 
 namespace jing::server {
 
+// A request admitted to its model's queue. Admission happens before any response header is
+// written, so a full queue is a clean 503 for streams too; a request dropped before drive() runs
+// (the client's stream could not start) is cancelled so it does not run for no one.
 struct Prepared {
   std::shared_ptr<LoadedModel> lm;
   std::shared_ptr<runtime::Request> req;
   bool split_reasoning = false;
   bool opened_think = false;
   bool buffer_for_tools = false;  // tools offered: content is held back and parsed at the end
+  bool driven = false;
+
+  Prepared() = default;
+  Prepared(Prepared&&) = default;
+  Prepared& operator=(Prepared&&) = default;
+  ~Prepared() {
+    if (req && !driven) req->cancel();
+  }
 };
 
-Prepared prepare(ServerContext& ctx, const GenerationSpec& spec);
+// Renders and tokenizes the prompt and admits the request (throws ApiError 400, 404, 503).
+Prepared prepare(ServerContext& ctx, const GenerationSpec& spec, HttpResponder* out = nullptr);
+// Queues p.req on its model's scheduler; ApiError 503 when the queue is full.
+void admit(Prepared& p);
 // Renders a chat for /apply-template and friends.
 std::string render_chat(const LoadedModel& lm, const GenerationSpec& spec);
 
@@ -26,8 +40,7 @@ struct Delta {
   const runtime::TokenEvent* event = nullptr;  // the token behind the delta (logprobs), may be null
 };
 
-// Runs the request. on_delta returns false to stop early (e.g. the client's write failed).
-// Throws ApiError 503 when the model's queue is full.
+// Runs an admitted request. on_delta returns false to stop early (e.g. the client's write failed).
 runtime::RequestResult drive(Prepared& p, HttpResponder& out, const std::function<bool(const Delta&)>& on_delta);
 
 std::string iso8601_now();

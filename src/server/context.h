@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "runtime/scheduler.h"
 #include "sample/sampler.h"
+#include "server/access.h"
 #include "server/http.h"
 #include "server/request.h"
 #include "tokenizer/tokenizer.h"
@@ -24,6 +25,7 @@ namespace jing::server {
 
 struct ServerOptions {
   HttpOptions http;
+  AccessPolicy access;               // allowed origins (CORS) and Host names
   std::string model;                 // --model: served for every request (llama-server style)
   std::string alias;                 // -a/--alias: the name /v1/models reports
   model::ModelOptions model_opts;    // ctx, parallel slots, threads, batch, kv type
@@ -59,6 +61,10 @@ class ModelManager {
   // The model a request names (the --model one when the server has one). Throws ApiError 404
   // for unknown names.
   std::shared_ptr<LoadedModel> get(const std::string& name, std::optional<double> keep_alive = std::nullopt);
+  // Whether a name refers to the --model the server was started with (its alias, file name or
+  // the name given at start, with or without ":latest").
+  bool names_pinned(const std::string& name) const;
+  bool has_pinned() const { return pinned_ != nullptr; }
   std::vector<std::shared_ptr<LoadedModel>> loaded();
   bool unload(const std::string& name);
   void stop_all();

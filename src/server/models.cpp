@@ -75,13 +75,11 @@ std::shared_ptr<LoadedModel> ModelManager::get(const std::string& name, std::opt
       if (it != models_.end()) lm = it->second;
     }
     if (!lm) {
-      std::filesystem::path path;
-      try {
-        path = store::resolve_model(name);
-      } catch (const Error& e) {
-        throw ApiError(404, "model '" + name + "' not found, try pulling it first", "not_found_error");
-      }
-      lm = load(name, path, false);
+      // Names resolve through the store only: a client's name is never opened as a path, and
+      // the answer for an unknown name says nothing about the filesystem.
+      auto path = store::find_stored_model(name);
+      if (!path) throw ApiError(404, "model '" + name + "' not found, try pulling it first", "not_found_error");
+      lm = load(name, *path, false);
       std::lock_guard lk(mu_);
       models_[name] = lm;
     }
@@ -89,6 +87,17 @@ std::shared_ptr<LoadedModel> ModelManager::get(const std::string& name, std::opt
   lm->last_used = runtime::now_seconds();
   if (keep_alive) lm->keep_alive = *keep_alive;
   return lm;
+}
+
+bool ModelManager::names_pinned(const std::string& name) const {
+  if (!pinned_) return false;
+  auto bare = [](std::string n) {
+    if (n.size() > 7 && n.ends_with(":latest")) n.resize(n.size() - 7);
+    return n;
+  };
+  const std::string n = bare(name);
+  return n == bare(pinned_->name) || n == pinned_->path.filename().string() || n == bare(opts_.model) ||
+         (!opts_.alias.empty() && n == bare(opts_.alias));
 }
 
 std::vector<std::shared_ptr<LoadedModel>> ModelManager::loaded() {

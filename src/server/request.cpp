@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/json_depth.h"
+
 namespace jing::server {
 
 namespace {
@@ -89,6 +91,8 @@ void messages(const json& b, GenerationSpec& g) {
   const json* m = field(b, "messages");
   if (!m || !m->is_array()) throw ApiError(400, "'messages' must be an array");
   if (m->empty()) throw ApiError(400, "'messages' is empty");
+  if (m->size() > kMaxMessages)
+    throw ApiError(400, "'messages' has " + std::to_string(m->size()) + " entries; at most " + std::to_string(kMaxMessages) + " are accepted");
   for (const auto& msg : *m) {
     if (!msg.is_object() || !msg.contains("role") || !msg["role"].is_string())
       throw ApiError(400, "every message needs a 'role' string");
@@ -114,6 +118,13 @@ void messages(const json& b, GenerationSpec& g) {
   g.messages = std::move(flat);
 }
 
+// Fields other servers act on that this one cannot yet: refusing them beats answering as if the
+// constraint held.
+void refuse_unsupported(const json& b) {
+  for (const char* k : {"grammar", "json_schema", "grammar_triggers"})
+    if (field(b, k)) throw ApiError(400, std::string("'") + k + "' (grammar-constrained sampling) is not supported by this server yet");
+}
+
 void tools(const json& b, GenerationSpec& g) {
   if (const json* t = field(b, "tools")) {
     if (!t->is_array()) throw ApiError(400, "'tools' must be an array");
@@ -125,6 +136,9 @@ void tools(const json& b, GenerationSpec& g) {
 
 json parse_body(const std::string& body) {
   if (body.empty()) throw ApiError(400, "the request body is empty; send a JSON object");
+  // Checked on the text, before a value exists: deep values overflow the stack when copied.
+  if (!json_depth_within(body))
+    throw ApiError(400, "the JSON body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   json j;
   try {
     j = json::parse(body);
@@ -133,6 +147,11 @@ json parse_body(const std::string& body) {
   }
   if (!j.is_object()) throw ApiError(400, "the request body must be a JSON object");
   return j;
+}
+
+json parse_json_or_discarded(const std::string& text) {
+  if (!json_depth_within(text)) return json(json::value_t::discarded);
+  return json::parse(text, nullptr, false);
 }
 
 std::optional<double> parse_duration(const json& v) {
@@ -174,6 +193,7 @@ std::optional<double> parse_duration(const json& v) {
 
 GenerationSpec parse_openai_chat(const json& b) {
   GenerationSpec g;
+  refuse_unsupported(b);
   if (field(b, "model")) g.model = string(b, "model");
   messages(b, g);
   tools(b, g);
@@ -205,6 +225,7 @@ GenerationSpec parse_openai_chat(const json& b) {
 GenerationSpec parse_openai_completion(const json& b) {
   GenerationSpec g;
   g.chat = false;
+  refuse_unsupported(b);
   if (field(b, "model")) g.model = string(b, "model");
   const json* p = field(b, "prompt");
   if (!p) throw ApiError(400, "'prompt' is required");
@@ -223,6 +244,7 @@ GenerationSpec parse_openai_completion(const json& b) {
 
 namespace {
 void ollama_options(const json& b, GenerationSpec& g) {
+  refuse_unsupported(b);
   if (const json* o = field(b, "options")) {
     if (!o->is_object()) throw ApiError(400, "'options' must be an object");
     sampling(*o, g);
@@ -269,6 +291,7 @@ GenerationSpec parse_llama_completion(const json& b) {
   GenerationSpec g;
   g.chat = false;
   g.raw = true;
+  refuse_unsupported(b);
   g.prompt = field(b, "prompt") && (*field(b, "prompt")).is_string() ? string(b, "prompt") : "";
   if (!field(b, "prompt") || !field(b, "prompt")->is_string()) throw ApiError(400, "'prompt' must be a string");
   if (field(b, "stream")) g.stream = boolean(b, "stream");

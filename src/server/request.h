@@ -14,6 +14,10 @@ namespace jing::server {
 
 using json = nlohmann::ordered_json;
 
+// Most messages one chat request may hold (rendering stays linear, but a body of 100k tiny
+// messages is not a conversation).
+inline constexpr size_t kMaxMessages = 8192;
+
 struct ApiError : std::runtime_error {
   int status;
   std::string type;
@@ -43,6 +47,9 @@ struct GenerationSpec {
 
 // Parses JSON text; malformed JSON or a non-object body is a 400 with the parser's message.
 json parse_body(const std::string& body);
+// JSON text that may be anything (model output): a discarded value when it does not parse or
+// nests too deep to copy safely.
+json parse_json_or_discarded(const std::string& text);
 
 GenerationSpec parse_openai_chat(const json& body);
 GenerationSpec parse_openai_completion(const json& body);

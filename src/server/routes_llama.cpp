@@ -94,7 +94,7 @@ void apply_template(ServerContext& ctx, const HttpRequest& req, HttpResponder& o
 
 void completion(ServerContext& ctx, const HttpRequest& req, HttpResponder& out) {
   GenerationSpec spec = parse_llama_completion(parse_body(req.body));
-  Prepared p = prepare(ctx, spec);
+  Prepared p = prepare(ctx, spec, &out);
   auto final_object = [&](const runtime::RequestResult& r, const std::string& content) {
     return json{{"content", content}, {"stop", true}, {"model", p.lm->name}, {"tokens_predicted", r.completion_tokens},
                 {"tokens_evaluated", r.prompt_tokens}, {"tokens_cached", r.cached_tokens}, {"stop_type", r.finish_reason == "length" ? "limit" : "eos"},

@@ -55,7 +55,7 @@ void generate_like(ServerContext& ctx, const HttpRequest& req, HttpResponder& ou
     return;
   }
   const bool want_thinking = !spec.think.has_value() || *spec.think;
-  Prepared p = prepare(ctx, spec);
+  Prepared p = prepare(ctx, spec, &out);
   auto object = [&](const std::string& content, const std::string& thinking, bool done) {
     json o = {{"model", spec.model}, {"created_at", iso8601_now()}};
     if (chat) {
@@ -87,7 +87,7 @@ void generate_like(ServerContext& ctx, const HttpRequest& req, HttpResponder& ou
       last["message"]["content"] = parsed.content;
       if (!parsed.calls.empty()) {
         json calls = json::array();
-        for (const auto& c : parsed.calls) calls.push_back({{"function", {{"name", c.name}, {"arguments", json::parse(c.arguments, nullptr, false)}}}});
+        for (const auto& c : parsed.calls) calls.push_back({{"function", {{"name", c.name}, {"arguments", parse_json_or_discarded(c.arguments)}}}});
         last["message"]["tool_calls"] = calls;
       }
     }
@@ -109,7 +109,7 @@ void generate_like(ServerContext& ctx, const HttpRequest& req, HttpResponder& ou
     o["message"]["content"] = parsed.content;
     if (!parsed.calls.empty()) {
       json calls = json::array();
-      for (const auto& c : parsed.calls) calls.push_back({{"function", {{"name", c.name}, {"arguments", json::parse(c.arguments, nullptr, false)}}}});
+      for (const auto& c : parsed.calls) calls.push_back({{"function", {{"name", c.name}, {"arguments", parse_json_or_discarded(c.arguments)}}}});
       o["message"]["tool_calls"] = calls;
     }
   }
@@ -122,15 +122,30 @@ void embed(ServerContext& ctx, const HttpRequest& req, HttpResponder& out) {
   json body = parse_body(req.body);
   std::string model = model_field(body);
   auto inputs = parse_embedding_inputs(body, "input");
+  // Ollama truncates over-long inputs to the context unless told not to.
+  bool truncate = true;
+  if (body.contains("truncate") && !body["truncate"].is_null()) {
+    if (!body["truncate"].is_boolean()) throw ApiError(400, "'truncate' must be a boolean");
+    truncate = body["truncate"].get<bool>();
+  }
   auto lm = ctx.models->get(model);
   json vecs = json::array();
   int tokens = 0;
-  for (const auto& text : inputs) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
     Prepared p;
     p.lm = lm;
     p.req = std::make_shared<runtime::Request>();
-    p.req->prompt = lm->tok->encode(text, true, false);
+    p.req->prompt = lm->tok->encode(inputs[i], true, false);
+    const size_t limit = static_cast<size_t>(std::max(1, lm->model->n_ctx() - 1));
+    if (p.req->prompt.size() > limit) {
+      if (!truncate)
+        throw ApiError(400, "input " + std::to_string(i) + " has " + std::to_string(p.req->prompt.size()) + " tokens, more than the context of " +
+                                std::to_string(lm->model->n_ctx()) + " holds (send \"truncate\": true to cut it)");
+      p.req->prompt.resize(limit);
+    }
+    if (p.req->prompt.empty()) throw ApiError(400, "input " + std::to_string(i) + " is empty");
     p.req->embedding = true;
+    admit(p);
     auto r = drive(p, out, [](const Delta&) { return true; });
     if (r.finish_reason != "stop") throw ApiError(500, r.error.empty() ? "embedding failed" : r.error, "server_error");
     tokens += r.prompt_tokens;
@@ -167,6 +182,9 @@ void show(ServerContext& ctx, const HttpRequest& req, HttpResponder& out) {
   std::string name = model_field(parse_body(req.body));
   std::shared_ptr<LoadedModel> lm;
   try {
+    // With --model the one model answers to any name when generating, but /api/show describes
+    // only names that are it.
+    if (ctx.models->has_pinned() && !ctx.models->names_pinned(name)) throw ApiError(404, "not the served model");
     lm = ctx.models->get(name);
   } catch (const ApiError& e) {
     throw ApiError(404, "model '" + name + "' not found", "not_found_error");

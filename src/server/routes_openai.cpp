@@ -39,7 +39,7 @@ json tool_calls_json(const std::vector<chat::ToolCall>& calls) {
 
 void chat_completions(ServerContext& ctx, const HttpRequest& req, HttpResponder& out) {
   GenerationSpec spec = parse_openai_chat(parse_body(req.body));
-  Prepared p = prepare(ctx, spec);
+  Prepared p = prepare(ctx, spec, &out);
   const std::string id = random_id("chatcmpl-");
   const int64_t created = unix_now();
   const std::string model = spec.model.empty() ? p.lm->name : spec.model;
@@ -110,7 +110,7 @@ void chat_completions(ServerContext& ctx, const HttpRequest& req, HttpResponder&
 void completions(ServerContext& ctx, const HttpRequest& req, HttpResponder& out) {
   GenerationSpec spec = parse_openai_completion(parse_body(req.body));
   spec.raw = true;
-  Prepared p = prepare(ctx, spec);
+  Prepared p = prepare(ctx, spec, &out);
   const std::string id = random_id("cmpl-");
   const int64_t created = unix_now();
   const std::string model = spec.model.empty() ? p.lm->name : spec.model;
@@ -167,6 +167,7 @@ void embeddings(ServerContext& ctx, const HttpRequest& req, HttpResponder& out) 
     Prepared p;
     p.lm = lm;
     p.req = r;
+    admit(p);
     auto result = drive(p, out, [](const Delta&) { return true; });
     if (result.finish_reason != "stop") throw ApiError(500, result.error.empty() ? "embedding failed" : result.error, "server_error");
     tokens += result.prompt_tokens;

@@ -21,4 +21,15 @@ std::filesystem::path resolve_model(const std::string& name_or_path, const Resol
   return pull(store, ref, Hub(HubConfig::from_env()), {}).model_path();
 }
 
+std::optional<std::filesystem::path> find_stored_model(const std::string& name) {
+  ModelRef ref;
+  try {
+    ref = parse_model_ref(name);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  if (auto e = Store::open_default().find(ref)) return e->model_path();
+  return std::nullopt;
+}
+
 }  // namespace jing::store

@@ -26,8 +26,9 @@ test('llama-server short flags are accepted; unknown flags are clear errors', as
     assert.equal(slots.length, 2);
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     assert.match(metrics, /jing:tokens_predicted_total/);
-    const pre = await fetch(`${s.url}/v1/chat/completions`, { method: 'OPTIONS', headers: { Origin: 'http://x', 'Access-Control-Request-Method': 'POST' } });
-    assert.equal(pre.headers.get('access-control-allow-origin'), '*');
+    const pre = await fetch(`${s.url}/v1/chat/completions`, { method: 'OPTIONS', headers: { Origin: 'http://localhost:5173', 'Access-Control-Request-Method': 'POST' } });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get('access-control-allow-origin'), 'http://localhost:5173');
     const health = await (await fetch(`${s.url}/health`)).json();
     assert.equal(health.status, 'ok');
     const tok = await (await fetch(`${s.url}/tokenize`, { method: 'POST', body: JSON.stringify({ content: 'Hello world' }) })).json();

@@ -166,7 +166,6 @@ class Renderer {
                 {"length", Value(static_cast<int64_t>(n))},        {"previtem", k > 0 ? items[k - 1] : Value()},
                 {"nextitem", k + 1 < n ? items[k + 1] : Value()}};
       Value loop_v(std::move(loop));
-      List cyc_items = items;
       loop_v.set("cycle", Value(Function([k](CallArgs& a) { return a.args.empty() ? Value() : a.args[k % a.args.size()]; })));
       assign("loop", loop_v);
       unpack(s.targets, items[k], s.pos);
