@@ -106,7 +106,7 @@ runtime::RequestResult drive(Prepared& p, HttpResponder& out, const std::functio
   std::vector<runtime::TokenEvent> events;
   while (true) {
     events.clear();
-    bool more = p.req->wait(events, result, 50);
+    bool more = p.req->wait(events, result, 20);  // short: a client that left is noticed within ~20 ms
     // Events that queued up while this thread was busy go out as one delta (one SSE chunk),
     // unless per-token logprobs were asked for.
     const bool per_token = p.req->top_logprobs >= 0;

@@ -5,8 +5,9 @@ export const JING = process.env.JING_BIN;
 export const FIXTURES = process.env.JING_FIXTURES;
 export const MODEL = `${FIXTURES}/models/qwen2-f16.gguf`;
 
-export async function startServer(args, { port = 0 } = {}) {
-  const proc = spawn(JING, ['serve', '--host', '127.0.0.1', '--port', String(port), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startServer(args, { port = 0, env = {} } = {}) {
+  const proc = spawn(JING, ['serve', '--host', '127.0.0.1', '--port', String(port), ...args],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let log = '';
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 20000);

@@ -11,4 +11,4 @@ if [ ! -d node_modules/openai ] || [ ! -d node_modules/ollama ]; then
   npm ci --no-audit --no-fund --loglevel=error || { echo "npm ci failed"; exit 1; }
 fi
 export JING_BIN="$JING" JING_FIXTURES="$(realpath "$fix")"
-node --test --test-concurrency=1 openai.test.mjs ollama.test.mjs guide.test.mjs load.test.mjs
+node --test --test-concurrency=1 openai.test.mjs ollama.test.mjs guide.test.mjs hostile.test.mjs load.test.mjs
