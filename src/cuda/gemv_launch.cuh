@@ -1,0 +1,89 @@
+// Launching the decode kernels of gemv.cuh for one format: the token count picks the kernel
+// (1, 2, 4 or 8 tokens wide), the grid covers the SMs once and the warps loop over row groups.
+#pragma once
+#include <algorithm>
+
+#include "cuda/check.h"
+#include "cuda/gemv.cuh"
+#include "cuda/kernels.h"
+
+namespace jing::cuda::detail {
+
+constexpr int kGemvRows = 2;  // rows per warp of the float kernels
+
+template <class Kernel>
+int64_t resident_blocks(Kernel kernel) {
+  int per_sm = 0;
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kGemvWarps * 32, 0), "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+  return int64_t{std::max(per_sm, 1)} * sm_count();
+}
+
+template <class F, int NT>
+void launch_gemv_q8(const GemvArgs& a, cudaStream_t s) {
+  constexpr int R = gemv_rows<F>();
+  auto kernel = gemv_q8_kernel<F, NT, R>;
+  static const int64_t max_blocks = resident_blocks(kernel);
+  const int64_t groups = (a.rows + R - 1) / R;
+  const int64_t blocks = std::min((groups + kGemvWarps - 1) / kGemvWarps, max_blocks);
+  launch_pdl(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kGemvWarps * 32), s, "gemv_q8", a);
+}
+
+template <class F>
+void gemv_block_format(const GemvCall& c, cudaStream_t s) {
+  GemvArgs a;
+  a.w = static_cast<const uint8_t*>(c.w), a.row_bytes = c.row_bytes, a.rows = c.rows;
+  a.blocks = static_cast<int>(c.cols / F::kWeights);
+  a.xq = c.xq, a.xrec = static_cast<const float4*>(c.xrec), a.cols = c.cols;
+  a.n_tokens = c.n_tokens, a.y = c.y, a.tab = c.tab;
+  if (c.n_tokens == 1) launch_gemv_q8<F, 1>(a, s);
+  else if (c.n_tokens == 2) launch_gemv_q8<F, 2>(a, s);
+  else if (c.n_tokens <= 4) launch_gemv_q8<F, 4>(a, s);
+  else launch_gemv_q8<F, 8>(a, s);
+}
+
+template <class F, int NT>
+void launch_gemv_float(const GemvFloatArgs& a, bool vector_path, cudaStream_t s) {
+  if (vector_path) {
+    const int64_t groups = (a.rows + kGemvRows - 1) / kGemvRows;
+    launch_pdl(gemv_float_kernel<F, NT, kGemvRows>, dim3(static_cast<unsigned>((groups + kGemvWarps - 1) / kGemvWarps)), dim3(kGemvWarps * 32), s,
+               "gemv_float", a);
+  } else {
+    launch_pdl(gemv_float_scalar_kernel<F>, dim3(static_cast<unsigned>((a.rows + kGemvWarps - 1) / kGemvWarps)), dim3(kGemvWarps * 32), s,
+               "gemv_float", a);
+  }
+}
+
+template <class F>
+void gemv_float_format(const GemvCall& c, cudaStream_t s) {
+  GemvFloatArgs a;
+  a.w = static_cast<const uint8_t*>(c.w), a.row_bytes = c.row_bytes, a.rows = c.rows, a.cols = c.cols;
+  a.x = c.x, a.n_tokens = c.n_tokens, a.y = c.y;
+  const bool vec = c.cols % 8 == 0 && c.row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(c.w) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(c.x) % 16 == 0;
+  if (c.n_tokens == 1) launch_gemv_float<F, 1>(a, vec, s);
+  else if (c.n_tokens == 2) launch_gemv_float<F, 2>(a, vec, s);
+  else if (c.n_tokens <= 4) launch_gemv_float<F, 4>(a, vec, s);
+  else launch_gemv_float<F, 8>(a, vec, s);
+}
+
+// Each gemv_*.cu instantiates the kernels of its formats only (compile time splits four ways).
+#define JING_GEMV_FAMILY(name, ...)                                              \
+  bool name(const GemvCall& c, cudaStream_t s) {                                 \
+    bool found = false;                                                          \
+    fmt::with_format(c.type, [&](auto f) {                                       \
+      using F = decltype(f);                                                     \
+      if constexpr (is_one_of<F, __VA_ARGS__>()) {                               \
+        if constexpr (F::kAct == fmt::Act::F32) gemv_float_format<F>(c, s);      \
+        else gemv_block_format<F>(c, s);                                         \
+        found = true;                                                            \
+      }                                                                          \
+    });                                                                          \
+    return found;                                                                \
+  }
+
+template <class F, class... Fs>
+constexpr bool is_one_of() {
+  return (std::is_same_v<F, Fs> || ...);
+}
+
+}  // namespace jing::cuda::detail

@@ -1,0 +1,49 @@
+// The kernel launchers behind cuda::Matmul and cuda::dequantize_rows (internal to src/cuda).
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cuda/format_util.cuh"
+#include "quant/types.h"
+
+namespace jing::cuda::detail {
+
+// The IQ/FP4 lookup tables on the current device, copied there on first use.
+fmt::Tables device_tables();
+int sm_count();  // of the current device
+
+// Activations rounded to 8 bits as the CPU engine does for weight type `weight`:
+// q[n][cols] and one 16-byte record {d, s, sum0, sum1} per 32 values.
+fmt::Act activation_kind(GgmlType weight);
+void quantize_activations(fmt::Act kind, const float* x, int64_t n_values, int8_t* q, void* rec, cudaStream_t s);
+// The rounded values q * d as f16 (the matrix path's activations).
+void q8_to_half(const int8_t* q, const void* rec, void* out, int64_t n_values, cudaStream_t s);
+void float_to_half(const float* x, void* out, int64_t n_values, cudaStream_t s);
+// x = hi + lo with both bfloat16: products with bf16 weights through two bf16 GEMMs keep ~16 bits.
+void float_to_bf16_split(const float* x, void* hi, void* lo, int64_t n_values, cudaStream_t s);
+
+// rows x cols weights (rows row_bytes apart) to float or f16, dst row-major with `cols` per row.
+bool dequantize(GgmlType type, const void* src, size_t row_bytes, int64_t rows, int64_t cols, void* dst, bool to_half,
+                const fmt::Tables& tab, cudaStream_t s);
+
+// y[n][rows] = W x for n_tokens <= 8; false for types the family does not hold.
+struct GemvCall {
+  GgmlType type;
+  const void* w;
+  size_t row_bytes;
+  int64_t rows, cols;
+  const int8_t* xq;   // quantized activations (block formats)
+  const void* xrec;
+  const float* x;     // float activations (float formats)
+  int n_tokens;
+  float* y;
+  fmt::Tables tab;
+};
+bool gemv_legacy(const GemvCall& c, cudaStream_t s);
+bool gemv_kquant(const GemvCall& c, cudaStream_t s);
+bool gemv_iq(const GemvCall& c, cudaStream_t s);
+bool gemv_other(const GemvCall& c, cudaStream_t s);
+
+}  // namespace jing::cuda::detail

@@ -1,0 +1,157 @@
+// cuda::Matmul: picks the decode kernels (few tokens) or f16 panels + cuBLAS (many tokens).
+#include "cuda/matmul.h"
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <string>
+
+#include "cuda/check.h"
+#include "cuda/formats.cuh"
+#include "cuda/kernels.h"
+
+namespace jing::cuda {
+namespace {
+
+void check_blas(cublasStatus_t st, const char* what) {
+  if (st != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cuBLAS: ") + what + " failed (status " + std::to_string(static_cast<int>(st)) + ")");
+}
+
+// The f16 copy of the weights is made a panel of rows at a time, so scratch stays bounded.
+// (Expanding panel p + 1 on a side stream while panel p multiplies was measured slower on an
+// H200: the expansion fills the SMs, and smaller products lose more than the overlap gains.)
+constexpr size_t kPanelBytes = size_t{128} << 20;
+
+}  // namespace
+
+bool supports(GgmlType t) {
+  return detail::activation_kind(t) == fmt::Act::F32 ? (t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16)
+                                                      : fmt::with_format(t, [](auto) {});
+}
+
+struct Matmul::State {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t blas = nullptr;
+  DeviceBuffer act;    // quantized activations / f16 or bf16 activations
+  DeviceBuffer panel;  // f16 weights
+  fmt::Tables tab;
+  ~State() {
+    if (blas) cublasDestroy(blas);
+  }
+};
+
+Matmul::Matmul(const Stream& stream) : s_(std::make_unique<State>()) {
+  s_->stream = static_cast<cudaStream_t>(stream.handle());
+  s_->tab = detail::device_tables();
+  check_blas(cublasCreate(&s_->blas), "cublasCreate");
+  check_blas(cublasSetStream(s_->blas, s_->stream), "cublasSetStream");
+}
+
+Matmul::~Matmul() = default;
+
+namespace {
+
+void validate(const WeightView& w, int64_t n_tokens) {
+  if (!supports(w.type)) throw Error("CUDA matmul: no kernel for tensor type " + std::string(traits(w.type).name));
+  if (w.cols % traits(w.type).block_size)
+    throw Error("CUDA matmul: row length is not a multiple of the block size");
+  if (w.row_bytes < row_size(w.type, w.cols)) throw Error("CUDA matmul: row_bytes shorter than a row");
+  if (n_tokens < 0) throw Error("CUDA matmul: negative token count");
+}
+
+}  // namespace
+
+void Matmul::run(const WeightView& w, const float* x, int64_t n_tokens, float* y) {
+  const bool float_weights = detail::activation_kind(w.type) == fmt::Act::F32;
+  if (n_tokens <= (float_weights ? kMaxGemvTokens : kGemvTokensBlockFormats)) run_gemv(w, x, n_tokens, y);
+  else run_gemm(w, x, n_tokens, y);
+}
+
+void Matmul::run_gemv(const WeightView& w, const float* x, int64_t n_tokens, float* y) {
+  validate(w, n_tokens);
+  if (n_tokens == 0 || w.rows == 0) return;
+  const fmt::Act kind = detail::activation_kind(w.type);
+  detail::GemvCall c{w.type, w.data, w.row_bytes, w.rows, w.cols, nullptr, nullptr, x, 0, y, s_->tab};
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxGemvTokens) {  // more than 8 tokens: 8 at a time
+    c.n_tokens = static_cast<int>(std::min<int64_t>(kMaxGemvTokens, n_tokens - t0));
+    c.x = x + t0 * w.cols;
+    c.y = y + t0 * w.rows;
+    if (kind != fmt::Act::F32) {
+      const size_t n = static_cast<size_t>(c.n_tokens) * static_cast<size_t>(w.cols);
+      s_->act.reserve(n + n / 32 * 16);
+      c.xq = s_->act.as<int8_t>();
+      c.xrec = s_->act.as<uint8_t>() + n;  // n is a multiple of 32: the records stay 16-byte aligned
+      detail::quantize_activations(kind, c.x, static_cast<int64_t>(n), s_->act.as<int8_t>(), const_cast<void*>(c.xrec), s_->stream);
+    }
+    if (!detail::gemv_legacy(c, s_->stream) && !detail::gemv_kquant(c, s_->stream) && !detail::gemv_iq(c, s_->stream) &&
+        !detail::gemv_other(c, s_->stream))
+      throw Error("CUDA matmul: no decode kernel for tensor type " + std::string(traits(w.type).name));
+  }
+}
+
+void Matmul::run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y) {
+  validate(w, n_tokens);
+  if (n_tokens == 0 || w.rows == 0) return;
+  const fmt::Act kind = detail::activation_kind(w.type);
+  const int64_t N = w.rows, K = w.cols, T = n_tokens;
+  const size_t n = static_cast<size_t>(T * K);
+  const float one = 1.f, zero = 0.f;
+  // Column-major view: Y (N x T, ld N) = W^T (W is K x N, ld K) * X (K x T, ld K).
+  auto gemm = [&](const void* a, int64_t lda, cudaDataType at, const void* b, cudaDataType bt, float* c, int64_t m, const float* beta) {
+    check_blas(cublasGemmEx(s_->blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(T), static_cast<int>(K), &one, a, at,
+                            static_cast<int>(lda), b, bt, static_cast<int>(K), beta, c, CUDA_R_32F, static_cast<int>(N), CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT),
+               "cublasGemmEx");
+  };
+  const bool dense_rows = w.row_bytes == row_size(w.type, K);
+  if (w.type == GgmlType::F32 && dense_rows) {
+    check_blas(cublasSgemm(s_->blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(T), static_cast<int>(K), &one,
+                           static_cast<const float*>(w.data), static_cast<int>(K), x, static_cast<int>(K), &zero, y, static_cast<int>(N)),
+               "cublasSgemm");
+    return;
+  }
+  if (w.type == GgmlType::F16 && dense_rows) {
+    s_->act.reserve(n * 2);
+    detail::float_to_half(x, s_->act.data(), static_cast<int64_t>(n), s_->stream);
+    gemm(w.data, K, CUDA_R_16F, s_->act.data(), CUDA_R_16F, y, N, &zero);
+    return;
+  }
+  if (w.type == GgmlType::BF16 && dense_rows) {
+    // bf16 keeps 8 bits: x as hi + lo (two products, the second accumulated) keeps the
+    // activations' precision, so only the weights' own rounding remains.
+    s_->act.reserve(n * 4);
+    void* hi = s_->act.data();
+    void* lo = s_->act.as<uint8_t>() + n * 2;
+    detail::float_to_bf16_split(x, hi, lo, static_cast<int64_t>(n), s_->stream);
+    gemm(w.data, K, CUDA_R_16BF, hi, CUDA_R_16BF, y, N, &zero);
+    gemm(w.data, K, CUDA_R_16BF, lo, CUDA_R_16BF, y, N, &one);
+    return;
+  }
+  // Block formats (and float rows with padding): activations rounded as the decode path does
+  // (so both paths and the CPU agree), to f16; weights to f16 a panel of rows at a time.
+  void* xh;
+  if (kind == fmt::Act::F32) {
+    s_->act.reserve(n * 2);
+    xh = s_->act.data();
+    detail::float_to_half(x, xh, static_cast<int64_t>(n), s_->stream);
+  } else {
+    s_->act.reserve(n + n / 32 * 16 + n * 2);
+    auto* q = s_->act.as<int8_t>();
+    void* rec = s_->act.as<uint8_t>() + n;
+    xh = s_->act.as<uint8_t>() + n + n / 32 * 16;
+    detail::quantize_activations(kind, x, static_cast<int64_t>(n), q, rec, s_->stream);
+    detail::q8_to_half(q, rec, xh, static_cast<int64_t>(n), s_->stream);
+  }
+  const int64_t panel_rows = std::max<int64_t>(128, static_cast<int64_t>(kPanelBytes / (static_cast<size_t>(K) * 2)) / 128 * 128);
+  s_->panel.reserve(static_cast<size_t>(std::min(panel_rows, N) * K * 2));
+  for (int64_t r0 = 0; r0 < N; r0 += panel_rows) {
+    const int64_t nr = std::min(panel_rows, N - r0);
+    detail::dequantize(w.type, static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, nr, K, s_->panel.data(), true, s_->tab,
+                       s_->stream);
+    gemm(s_->panel.data(), K, CUDA_R_16F, xh, CUDA_R_16F, y + r0, nr, &zero);
+  }
+}
+
+}  // namespace jing::cuda

@@ -1,0 +1,49 @@
+// GPU matrix products over weights kept on the device in their GGUF block format (the contract
+// of src/cpu/matmul.h, with device pointers).
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "cpu/matmul.h"
+#include "cuda/device.h"
+#include "quant/types.h"
+
+namespace jing::cuda {
+
+// As cpu::WeightView; `data` is a device pointer.
+using WeightView = cpu::WeightView;
+
+bool supports(GgmlType type);
+
+// y[m][n] = sum_k W[n][k] x[m][k] for m < n_tokens; x [n_tokens][cols] and y [n_tokens][rows]
+// float32 in device memory. Few tokens read the weights in their format, up to kMaxGemvTokens
+// per pass (activations rounded to 8-bit blocks as the CPU engine does); more tokens expand the
+// weights to f16 panels and multiply with cuBLAS. Owns the cuBLAS handle and scratch memory of its
+// stream; calls are asynchronous on that stream.
+class Matmul {
+ public:
+  static constexpr int kMaxGemvTokens = 8;
+  // run() takes the decode path up to this many tokens for block formats (two passes still beat
+  // expanding to f16 on an H200, docs/PERFORMANCE.md), up to kMaxGemvTokens for float weights.
+  static constexpr int kGemvTokensBlockFormats = 16;
+
+  explicit Matmul(const Stream& stream);
+  ~Matmul();
+  Matmul(const Matmul&) = delete;
+  Matmul& operator=(const Matmul&) = delete;
+
+  void run(const WeightView& w, const float* x, int64_t n_tokens, float* y);
+  // The two paths, for tests and benchmarks (run() picks by token count).
+  void run_gemv(const WeightView& w, const float* x, int64_t n_tokens, float* y);
+  void run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y);
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// n_rows rows of `cols` weights (stored back to back, row_size(type, cols) bytes each) to float32
+// in device memory, bit-identical to the CPU's dequantize_row. Asynchronous on the stream.
+void dequantize_rows(GgmlType type, const void* src, float* dst, int64_t n_rows, int64_t cols, const Stream& stream);
+
+}  // namespace jing::cuda

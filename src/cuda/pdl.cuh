@@ -1,0 +1,42 @@
+// Programmatic dependent launch (Hopper and later): a kernel launched with launch_pdl may start
+// while the previous kernel in the stream is still running, so its launch and prologue (weight
+// prefetch) overlap that kernel; it calls wait_for_previous_kernel() before touching anything
+// the previous kernel writes. On older GPUs the launch is an ordinary one.
+#pragma once
+#include <cuda_runtime.h>
+
+#include "cuda/check.h"
+
+namespace jing::cuda {
+
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Lets the next kernel in the stream begin launching (it still waits for this one to finish
+// before reading its results).
+__device__ __forceinline__ void let_next_kernel_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
+bool pdl_supported();  // the current device is sm_90 or later (tables.cpp)
+
+template <class... Params, class... Args>
+void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s, const char* name, Args&&... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_supported() ? 1 : 0;
+  check(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), name);
+}
+
+}  // namespace jing::cuda
