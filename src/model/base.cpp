@@ -23,6 +23,44 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   // Models with tied embeddings have no output.weight: the embedding table projects back.
   auto out = w_.optional_matrix("output.weight", n_embd_, n_vocab_);
   output_ = out ? *out : w_.matrix("token_embd.weight", n_embd_, n_vocab_);
+  tok_embd_view_ = w_.matrix("token_embd.weight", n_embd_, n_vocab_);
+  kv_len_.assign(static_cast<size_t>(opts_.n_seq), 0);
+  cpu_ = make_cpu_backend(ctx_.n_threads);
+  input_be_ = output_be_ = cpu_.get();
+  output_placed_ = output_;
+  output_norm_placed_ = output_norm_.data();
+}
+
+void BaseModel::place_layers(int n_layer) {
+  layer_be_.assign(static_cast<size_t>(n_layer), cpu_.get());
+  const int ngl = std::max(0, opts_.n_gpu_layers);
+  if (ngl > 0) {
+    std::string why;
+    gpu_ = make_gpu_backend(std::max(0, opts_.main_gpu), &why);
+    if (!gpu_) {
+      static bool said = false;
+      if (!said) std::fprintf(stderr, "note: %s; all layers run on the CPU\n", why.c_str());
+      said = true;
+    }
+  }
+  if (gpu_) {
+    const int on_gpu = std::min(ngl, n_layer);
+    for (int i = n_layer - on_gpu; i < n_layer; ++i) layer_be_[static_cast<size_t>(i)] = gpu_.get();
+    if (ngl > n_layer) output_be_ = gpu_.get();
+    if (on_gpu == n_layer) input_be_ = gpu_.get();
+    tok_embd_view_ = input_be_->place(tok_embd_view_);
+    output_placed_ = output_be_->place(output_);
+    output_norm_placed_ = output_be_->place(output_norm_);
+    std::fprintf(stderr, "placement: %d of %d layers on %s%s, the rest on the CPU\n", on_gpu, n_layer, gpu_->name().c_str(),
+                 output_be_ == gpu_.get() ? " (and the output layer)" : "");
+  }
+}
+
+void BaseModel::init_backend_caches(int k_width, int v_width) {
+  const int n_layer = static_cast<int>(layer_be_.size());
+  for (Backend* be : {cpu_.get(), gpu_.get()})
+    if (be && std::find(layer_be_.begin(), layer_be_.end(), be) != layer_be_.end())
+      be->init_cache(n_layer, opts_.n_seq, opts_.n_ctx, k_width, v_width, opts_.kv_type);
 }
 
 int64_t BaseModel::arch_int(const std::string& key, std::optional<int64_t> fallback) const {
@@ -41,7 +79,8 @@ void BaseModel::init_cache(int n_layer, int k_width, int v_width) {
 
 void BaseModel::kv_truncate(int seq, int n_keep) {
   if (seq < 0 || seq >= opts_.n_seq) throw Error("sequence " + std::to_string(seq) + " does not exist");
-  kv_->set_length(seq, std::clamp(n_keep, 0, kv_->length(seq)));
+  auto& len = kv_len_[static_cast<size_t>(seq)];
+  len = std::clamp(n_keep, 0, len);
 }
 
 std::vector<float> BaseModel::forward(const Batch& b, Output out) {
@@ -54,7 +93,7 @@ std::vector<float> BaseModel::forward(const Batch& b, Output out) {
   for (int64_t i = 0; i < n; ++i) {
     const int s = b.seq[static_cast<size_t>(i)];
     if (s < 0 || s >= opts_.n_seq) throw Error("sequence " + std::to_string(s) + " does not exist");
-    auto [it, fresh] = next.emplace(s, kv_->length(s));
+    auto [it, fresh] = next.emplace(s, kv_len_[static_cast<size_t>(s)]);
     if (b.pos[static_cast<size_t>(i)] != it->second)
       throw Error("position " + std::to_string(b.pos[static_cast<size_t>(i)]) + " of sequence " + std::to_string(s) +
                   " does not follow its cache (" + std::to_string(it->second) + ")");
@@ -64,36 +103,41 @@ std::vector<float> BaseModel::forward(const Batch& b, Output out) {
     ++it->second;
   }
 
-  std::vector<float> x(static_cast<size_t>(n * n_embd_));
-  for (int64_t i = 0; i < n; ++i) get_row(*tok_embd_, b.tokens[static_cast<size_t>(i)], x.data() + i * n_embd_);
-  layers(x.data(), b);
-  for (auto [s, len] : next) kv_->set_length(s, len);
+  for (Backend* be : {cpu_.get(), gpu_.get()})
+    if (be) be->begin(b);
+  Buf x(*input_be_, static_cast<size_t>(n * n_embd_));
+  input_be_->embed(tok_embd_view_, b.tokens, x.data());
+  layers(x, b);
+  for (auto [s, len] : next) {
+    kv_len_[static_cast<size_t>(s)] = len;
+    if (kv_) kv_->set_length(s, len);
+  }
 
   // Only the rows that were asked for go through the output norm and projection.
-  std::vector<float> picked;
+  Backend& ob = *output_be_;
+  x = move_to(ob, std::move(x));
   int64_t m = 0;
-  for (int64_t i = 0; i < n; ++i)
-    if (b.want_logits[static_cast<size_t>(i)]) {
-      picked.insert(picked.end(), x.begin() + i * n_embd_, x.begin() + (i + 1) * n_embd_);
-      ++m;
-    }
-  rms_norm(picked.data(), output_norm_.data(), picked.data(), m, n_embd_, norm_eps_);
-  if (out == Output::Embeddings) return picked;
+  for (int64_t i = 0; i < n; ++i) m += b.want_logits[static_cast<size_t>(i)] ? 1 : 0;
+  Buf picked(ob, static_cast<size_t>(std::max<int64_t>(m, 1) * n_embd_));
+  for (int64_t i = 0, k = 0; i < n; ++i)
+    if (b.want_logits[static_cast<size_t>(i)]) ob.copy(picked.data() + (k++) * n_embd_, x.data() + i * n_embd_, static_cast<size_t>(n_embd_));
+  ob.rms_norm(picked.data(), output_norm_placed_, picked.data(), m, n_embd_, norm_eps_);
+  if (out == Output::Embeddings) {
+    std::vector<float> host(static_cast<size_t>(m * n_embd_));
+    ob.download(host.data(), picked.data(), host.size());
+    return host;
+  }
   std::vector<float> logits(static_cast<size_t>(m * n_vocab_));
-  matmul(ctx_, output_, picked.data(), m, logits.data());
+  if (m == 0) return logits;
+  Buf dev_logits(ob, logits.size());
+  ob.matmul(output_placed_, picked.data(), m, dev_logits.data());
+  ob.download(logits.data(), dev_logits.data(), logits.size());
   return logits;
 }
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& path, const ModelOptions& opts) {
   gguf::File f = gguf::File::open(path);
   const std::string arch = f.architecture();
-  if (opts.n_gpu_layers > 0) {
-#ifndef JING_WITH_CUDA
-    static bool said = false;
-    if (!said) std::fprintf(stderr, "note: this build has no GPU support; all layers run on the CPU\n");
-    said = true;
-#endif
-  }
   if (arch == "llama") return make_llama(std::move(f), opts);
   if (arch == "qwen2") return make_qwen2(std::move(f), opts);
   if (arch == "qwen3") return make_qwen3(std::move(f), opts);

@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 
+#include "model/backend.h"
 #include "model/model.h"
 #include "model/ops.h"
 #include "runtime/kv_cache.h"
@@ -21,15 +22,23 @@ class BaseModel : public Model {
   int n_ctx() const override { return opts_.n_ctx; }
   int n_ctx_train() const override { return n_ctx_train_; }
   int n_seq() const override { return opts_.n_seq; }
-  int kv_length(int seq) const override { return kv_->length(seq); }
+  int kv_length(int seq) const override { return kv_len_.at(static_cast<size_t>(seq)); }
   void kv_truncate(int seq, int n_keep) override;
 
   std::vector<float> forward(const Batch& batch, Output out) override;
 
  protected:
-  // Runs every layer over x [n][n_embd] in place (the cache already sized by init_cache).
-  virtual void layers(float* x, const Batch& b) = 0;
+  // Runs every layer over x [n][n_embd] (the cache already sized); x may end on another backend.
+  virtual void layers(Buf& x, const Batch& b) = 0;
+  // The host cache of architectures that run on the CPU only (they call its rows directly).
   void init_cache(int n_layer, int k_width, int v_width);
+  // Placement: the last n_gpu_layers layers on the GPU (llama.cpp's -ngl), the output layer too
+  // when n_gpu_layers exceeds the layer count. Architectures written against Backend call this
+  // once they know their layer count; the others stay on the CPU.
+  void place_layers(int n_layer);
+  Backend& layer_backend(int layer) const { return *layer_be_.at(static_cast<size_t>(layer)); }
+  // Caches of width k_width/v_width for every backend that holds layers.
+  void init_backend_caches(int k_width, int v_width);
   int64_t arch_int(const std::string& key, std::optional<int64_t> fallback = std::nullopt) const;
   float arch_float(const std::string& key, float fallback) const;
 
@@ -38,6 +47,13 @@ class BaseModel : public Model {
   Weights w_;
   Ctx ctx_;
   std::unique_ptr<runtime::KvCache> kv_;
+  std::vector<int> kv_len_;  // positions each sequence's cache holds
+  std::unique_ptr<Backend> cpu_, gpu_;
+  std::vector<Backend*> layer_be_;
+  Backend* input_be_ = nullptr;   // the token embedding lookup
+  Backend* output_be_ = nullptr;  // output norm and projection
+  cpu::WeightView tok_embd_view_, output_placed_;
+  const float* output_norm_placed_ = nullptr;
   int n_vocab_ = 0, n_embd_ = 0, n_ctx_train_ = 0;
   float norm_eps_ = 1e-5f;
   const gguf::TensorInfo* tok_embd_ = nullptr;

@@ -11,6 +11,8 @@
 
 #include "common/error.h"
 #include "model/base.h"
+#include <cstdio>
+
 #include "model/deepseek2_kv_b.h"
 #include "model/moe.h"
 
@@ -92,10 +94,13 @@ class DeepSeek2 : public BaseModel {
       layers_.push_back(std::move(l));
     }
     init_cache(n_layer, kv_lora_ + n_rot_, 0);  // the latent and the roped key: nothing else
+    if (opts.n_gpu_layers > 0) std::fprintf(stderr, "note: deepseek2 (MLA + MoE) runs on the CPU in this build; its GPU path is not written yet\n");
   }
 
  protected:
-  void layers(float* x, const Batch& b) override;
+  // MLA and MoE are written against the CPU functions still: every layer runs on the CPU.
+  void layers(Buf& x, const Batch& b) override { layers_cpu(x.data(), b); }
+  void layers_cpu(float* x, const Batch& b);
 
  private:
   struct Layer {
@@ -213,7 +218,7 @@ void DeepSeek2::dense_ffn(const cpu::WeightView& gate, const cpu::WeightView& up
   matmul(ctx_, down, g.data(), n, out);
 }
 
-void DeepSeek2::layers(float* x, const Batch& b) {
+void DeepSeek2::layers_cpu(float* x, const Batch& b) {
   const int64_t n = static_cast<int64_t>(b.size());
   Act h(static_cast<size_t>(n * n_embd_)), o(static_cast<size_t>(n * n_embd_)), shared(static_cast<size_t>(n * n_embd_));
   for (size_t li = 0; li < layers_.size(); ++li) {

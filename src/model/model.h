@@ -18,7 +18,8 @@ struct ModelOptions {
   int n_seq = 1;             // sequences (server slots) the cache holds at once
   int n_batch = 512;         // most tokens one forward call computes at once
   int n_threads = 0;         // 0: physical cores
-  int n_gpu_layers = 0;      // layers to place on a GPU (ignored, with a note, without CUDA)
+  int n_gpu_layers = 0;      // the last N layers on the GPU (llama.cpp's -ngl; above the layer count: all, output too)
+  int main_gpu = 0;          // the GPU they go to (--main-gpu / --device CUDAn)
   GgmlType kv_type = GgmlType::F16;  // F16 or Q8_0
   bool mlock = false;
   bool use_mmap = true;

@@ -101,6 +101,11 @@ void get_row(const gguf::TensorInfo& table, int64_t row, float* out) {
   dequantize_row(table.type, table.data + row * table.row_bytes(), out, table.ne[0]);
 }
 
+void get_row(const cpu::WeightView& table, int64_t row, float* out) {
+  if (row < 0 || row >= table.rows) throw Error("token id " + std::to_string(row) + " is outside the vocabulary");
+  dequantize_row(table.type, static_cast<const uint8_t*>(table.data) + row * table.row_bytes, out, table.cols);
+}
+
 namespace {
 
 // YaRN's blend between interpolation and extrapolation, per rotary dimension pair.
@@ -115,12 +120,17 @@ float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
 
 }  // namespace
 
-void Rope::apply(float* x, int64_t n, int n_head, int head_stride, const int32_t* pos) const {
-  float corr_low = 0, corr_high = 0;
+void Rope::yarn_corr_dims(float& corr_low, float& corr_high) const {
+  corr_low = corr_high = 0;
   if (ext_factor != 0.0f) {
     corr_low = std::max(0.0f, std::floor(yarn_corr_dim(n_rot, n_ctx_orig, beta_fast, freq_base)));
     corr_high = std::min(static_cast<float>(n_rot - 1), std::ceil(yarn_corr_dim(n_rot, n_ctx_orig, beta_slow, freq_base)));
   }
+}
+
+void Rope::apply(float* x, int64_t n, int n_head, int head_stride, const int32_t* pos) const {
+  float corr_low = 0, corr_high = 0;
+  yarn_corr_dims(corr_low, corr_high);
   const float theta_scale = std::pow(freq_base, -2.0f / n_rot);
   std::vector<float> cs(static_cast<size_t>(n_rot));  // cos, sin pairs per position
   for (int64_t t = 0; t < n; ++t) {

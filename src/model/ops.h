@@ -50,6 +50,7 @@ void silu_mul(float* gate, const float* up, int64_t count);  // gate = silu(gate
 void softmax(float* x, int64_t n);
 // Row i of an embedding table of any type.
 void get_row(const gguf::TensorInfo& table, int64_t row, float* out);
+void get_row(const cpu::WeightView& table, int64_t row, float* out);
 
 // Rotary position embedding of `n_rot` leading dims of each head.
 struct Rope {
@@ -63,6 +64,8 @@ struct Rope {
   int n_ctx_orig = 0;
   // Rotates x[n][n_head][head_stride] in place (the first n_rot dims of each head) at positions pos[n].
   void apply(float* x, int64_t n, int n_head, int head_stride, const int32_t* pos) const;
+  // YaRN's ramp bounds (the pair indices between which it blends); 0, 0 without YaRN.
+  void yarn_corr_dims(float& low, float& high) const;
 };
 
 // Causal attention of each batch token over its own sequence's cache rows [0, pos].

@@ -16,12 +16,13 @@ class Transformer : public BaseModel {
   Transformer(gguf::File file, const ModelOptions& opts, TransformerStyle style);
 
  protected:
-  void layers(float* x, const Batch& b) override;
+  void layers(Buf& x, const Batch& b) override;
 
  private:
   void setup_rope_scaling();
   struct Layer {
-    std::vector<float> attn_norm, ffn_norm, bq, bk, bv, q_norm, k_norm;
+    Backend* be = nullptr;  // where this layer runs; its weights are placed there
+    const float *attn_norm = nullptr, *ffn_norm = nullptr, *bq = nullptr, *bk = nullptr, *bv = nullptr, *q_norm = nullptr, *k_norm = nullptr;
     cpu::WeightView wq, wk, wv, wo, gate, up, down;
   };
   TransformerStyle style_;

@@ -1,0 +1,89 @@
+// Where a layer runs. Model files are written once against this op set; each device implements
+// it (CPU here in src/model/backend_cpu.cpp, CUDA in src/cuda/backend.cu). Placement is a property
+// of the layers (each holds the backend it runs on and its weights placed there), never of the
+// model code: activations move between backends where consecutive layers differ.
+// Pointers passed to a backend's ops live in that backend's memory.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpu/matmul.h"
+#include "model/model.h"
+#include "quant/types.h"
+
+namespace jing::model {
+
+struct Rope;
+struct AttentionShape;
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual bool is_cpu() const = 0;
+
+  // Activation memory (float32) and copies across the host boundary.
+  virtual float* alloc(size_t n) = 0;
+  virtual void release(float* p) = 0;
+  virtual void upload(float* dst, const float* src, size_t n) = 0;    // host -> backend
+  virtual void download(float* dst, const float* src, size_t n) = 0;  // backend -> host (waits)
+  virtual void copy(float* dst, const float* src, size_t n) = 0;      // within the backend
+
+  // Weights kept for the model's life: the same view (or vector) in memory this backend reads.
+  virtual cpu::WeightView place(const cpu::WeightView& w) = 0;
+  virtual const float* place(const std::vector<float>& v) = 0;  // empty: nullptr
+
+  // The batch every op of this forward pass works on (positions and sequences).
+  virtual void begin(const Batch& b) = 0;
+
+  virtual void embed(const cpu::WeightView& table, const std::vector<int32_t>& tokens, float* out) = 0;
+  virtual void matmul(const cpu::WeightView& w, const float* x, int64_t n, float* y) = 0;
+  virtual void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t dim, float eps) = 0;
+  virtual void add_bias(float* y, const float* b, int64_t n, int64_t width) = 0;  // b null: nothing
+  virtual void add(float* y, const float* x, int64_t count) = 0;
+  virtual void silu_mul(float* gate, const float* up, int64_t count) = 0;  // gate = silu(gate) * up
+  // Rotates the first n_rot dims of each head of x[n][n_head][head_stride] at the batch's positions.
+  virtual void rope(const Rope& r, float* x, int64_t n, int n_head, int head_stride) = 0;
+
+  // The attention cache of the layers placed here (rows of the batch's sequences and positions).
+  virtual void init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type) = 0;
+  virtual void store_kv(int layer, const float* k, const float* v, int64_t n) = 0;
+  virtual void attention(const AttentionShape& s, const float* q, int64_t q_stride, int layer, float* out) = 0;
+  virtual size_t cache_bytes() const = 0;
+};
+
+// Activations of one forward pass on one backend, freed with the object.
+class Buf {
+ public:
+  Buf() = default;
+  Buf(Backend& be, size_t n) : be_(&be), p_(be.alloc(n)), n_(n) {}
+  ~Buf() { reset(); }
+  Buf(Buf&& o) noexcept : be_(o.be_), p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
+  Buf& operator=(Buf&& o) noexcept {
+    if (this != &o) reset(), be_ = o.be_, p_ = o.p_, n_ = o.n_, o.p_ = nullptr, o.n_ = 0;
+    return *this;
+  }
+  float* data() const { return p_; }
+  size_t size() const { return n_; }
+  Backend* backend() const { return be_; }
+  void reset() {
+    if (p_) be_->release(p_);
+    p_ = nullptr, n_ = 0;
+  }
+
+ private:
+  Backend* be_ = nullptr;
+  float* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+// x on `be`: itself when already there, else a copy through the host.
+Buf move_to(Backend& be, Buf x);
+
+std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+// The GPU backend for a device, or null (with the reason in *why) when this build or machine has none.
+std::unique_ptr<Backend> make_gpu_backend(int device, std::string* why);
+
+}  // namespace jing::model
