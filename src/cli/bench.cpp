@@ -27,6 +27,7 @@ Registrar reg([](CLI::App& app) {
     std::string model, output = "md";
     std::vector<int> prompt{512}, gen{128};
     int threads = 0, reps = 5, batch = 512;
+    GpuFlags gpu;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("bench", "Measure prompt processing (pp) and generation (tg) tokens/s");
@@ -36,6 +37,7 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
   cmd->add_option("-r,--repetitions", o->reps, "Repetitions")->check(CLI::Range(1, 1000));
   cmd->add_option("-b,--batch-size", o->batch, "Prompt batch size");
+  add_gpu_flags(cmd, o->gpu);
   cmd->add_option("-o,--output", o->output, "md or json")->check(CLI::IsMember({"md", "json"}));
   cmd->callback([o] {
     auto path = store::resolve_model(o->model);
@@ -47,7 +49,9 @@ Registrar reg([](CLI::App& app) {
     mo.n_ctx = max_ctx;
     mo.n_threads = threads;
     mo.n_batch = o->batch;
+    apply_gpu_flags(o->gpu, mo);
     auto m = model::Model::load(path, mo);
+    const std::string backend = m->backend_name();
     std::mt19937 rng(1);
     auto token = [&] { return static_cast<int32_t>(rng() % static_cast<uint32_t>(m->n_vocab())); };
     std::vector<Result> results;
@@ -110,19 +114,19 @@ Registrar reg([](CLI::App& app) {
         for (double sec : r.seconds) ns_mean += sec * 1e9;
         ns_mean /= r.seconds.size();
         arr.push_back({{"build_commit", "jing"}, {"model_filename", path.string()}, {"model_type", type}, {"model_size", s.file_size},
-                       {"model_n_params", s.parameters}, {"backends", "CPU"}, {"n_threads", threads}, {"n_batch", o->batch},
+                       {"model_n_params", s.parameters}, {"backends", backend}, {"n_gpu_layers", mo.n_gpu_layers}, {"n_threads", threads}, {"n_batch", o->batch},
                        {"type_k", "f16"}, {"type_v", "f16"}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen}, {"avg_ns", ns_mean},
                        {"avg_ts", mean}, {"stddev_ts", sd}, {"samples_ts", ts}});
       }
       fmt::print("{}\n", arr.dump(2));
       return;
     }
-    fmt::print("| {:<32} | {:>10} | {:>8} | {:<7} | {:>7} | {:>14} | {:>20} |\n", "model", "size", "params", "backend", "threads", "test", "t/s");
+    fmt::print("| {:<32} | {:>10} | {:>8} | {:<7} | {:>7} | {:>14} | {:>20} |\n", "model", "size", "params", "backend", m->backend_name() == "CPU" ? "threads" : "ngl", "test", "t/s");
     fmt::print("| {:-<32} | {:->10} | {:->8} | {:-<7} | {:->7} | {:->14} | {:->20} |\n", "", "", "", "", "", "", "");
     for (const auto& r : results) {
       auto [ts, mean, sd] = stats(r);
       fmt::print("| {:<32} | {:>10} | {:>8} | {:<7} | {:>7} | {:>14} | {:>20} |\n", type, gguf::format_bytes(s.file_size),
-                 gguf::format_parameters(s.parameters), "CPU", threads, r.test, fmt::format("{:.2f} ± {:.2f}", mean, sd));
+                 gguf::format_parameters(s.parameters), backend, backend == "CPU" ? threads : mo.n_gpu_layers, r.test, fmt::format("{:.2f} ± {:.2f}", mean, sd));
     }
   });
 });

@@ -33,6 +33,7 @@ Registrar reg([](CLI::App& app) {
   struct Opts {
     std::string model, ids, out;
     int threads = 0;
+    GpuFlags gpu;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("logits", "Write the logits of every position of a token sequence as raw float32");
@@ -40,12 +41,14 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("--ids", o->ids, "Comma-separated token ids")->required();
   cmd->add_option("--out", o->out, "Output file ([n_tokens][n_vocab] little-endian float32)")->required();
   cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+  add_gpu_flags(cmd, o->gpu);
   cmd->callback([o] {
     auto ids = parse_ids(o->ids);
     if (ids.empty()) throw Error("--ids is empty");
     model::ModelOptions mo;
     mo.n_ctx = static_cast<int>(ids.size());
     mo.n_threads = o->threads;
+    apply_gpu_flags(o->gpu, mo);
     auto m = model::Model::load(store::resolve_model(o->model), mo);
     model::Batch b;
     for (size_t i = 0; i < ids.size(); ++i) b.add(ids[i], static_cast<int32_t>(i), 0, true);

@@ -19,6 +19,7 @@ Registrar reg([](CLI::App& app) {
   struct Opts {
     std::string model, file;
     int window = 512, max_tokens = 0, threads = 0;
+    GpuFlags gpu;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("perplexity", "Perplexity of a model over a text file (non-overlapping windows)");
@@ -27,11 +28,13 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("-c,--ctx-size", o->window, "Window size in tokens")->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--max-tokens", o->max_tokens, "Use only the first N tokens of the text");
   cmd->add_option("-t,--threads", o->threads, "Threads");
+  add_gpu_flags(cmd, o->gpu);
   cmd->callback([o] {
     model::ModelOptions mo;
     mo.n_ctx = o->window;
     mo.n_threads = o->threads;
     mo.n_batch = o->window;
+    apply_gpu_flags(o->gpu, mo);
     auto m = model::Model::load(store::resolve_model(o->model), mo);
     auto tok = tok::Tokenizer::from_gguf(m->file());
     auto ids = tok->encode(read_text_file(o->file), false, false);

@@ -29,6 +29,7 @@ struct RunOptions {
   int ctx = 4096, threads = 0, max_tokens = -1;
   sample::SamplingOverrides sampling;
   bool hide_thinking = false, verbose = false, nothink = false, think = false;
+  GpuFlags gpu;
 };
 
 class Printer {
@@ -220,6 +221,7 @@ Registrar reg([](CLI::App& app) {
   cmd->add_flag("--nothink", o->nothink, "Ask the model not to reason (templates that support it)");
   cmd->add_flag("--think", o->think, "Ask the model to reason (the default)");
   cmd->add_flag("--verbose", o->verbose, "Print prompt and generation speed");
+  add_gpu_flags(cmd, o->gpu);
   cmd->callback([o] {
     std::string name = !o->hf.empty() ? "hf.co/" + o->hf : o->model;
     if (name.empty()) throw Error("no model given: jing run MODEL [PROMPT]");
@@ -227,6 +229,7 @@ Registrar reg([](CLI::App& app) {
     runtime::SessionOptions so;
     so.model.n_ctx = o->ctx;
     so.model.n_threads = o->threads;
+    apply_gpu_flags(o->gpu, so.model);
     so.system = o->system;
     if (!o->template_file.empty()) {
       so.chat_template = read_text_file(o->template_file);

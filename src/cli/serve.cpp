@@ -22,12 +22,12 @@ extern "C" void on_signal(int s) { g_signal = s; }
 Registrar reg([](CLI::App& app) {
   struct Opts {
     std::string model, host, alias, chat_template, chat_template_file, reasoning_format = "deepseek", ctk = "f16", ctv = "f16", hf;
-    int port = -1, ctx = 4096, ngl = 0, threads = 0, parallel = 4, batch = 512, ubatch = 512, max_queue = 64;
+    int port = -1, ctx = 4096, threads = 0, parallel = 4, batch = 512, ubatch = 512, max_queue = 64;
     int timeout = 600, header_timeout = 10, idle_timeout = 30, max_connections = 1024, threads_http = 0;
     std::vector<std::string> api_keys, override_tensor, cors_origins, allowed_hosts;
     sample::SamplingOverrides sampling;
     std::optional<int64_t> seed;  // llama-server's seeds may be negative
-    std::string flash_attn = "auto";
+    GpuFlags gpu;
     bool jinja = true, mlock = false, no_mmap = false, metrics = false, cont_batching = true, no_cont_batching = false;
   };
   auto o = std::make_shared<Opts>();
@@ -37,7 +37,7 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("--host", o->host, "Address to listen on (default: JING_HOST or 127.0.0.1)");
   cmd->add_option("--port", o->port, "Port (default: 11434, like Ollama)")->check(CLI::Range(0, 65535));
   cmd->add_option("-c,--ctx-size", o->ctx, "Context size per slot, in tokens")->check(CLI::Range(16, 1 << 22));
-  cmd->add_option("--n-gpu-layers,--gpu-layers", o->ngl, "Layers to offload to a GPU (-ngl)");
+  add_gpu_flags(cmd, o->gpu);
   cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
   cmd->add_option("--parallel", o->parallel, "Slots: sequences generated at once (-np)")->check(CLI::Range(1, 256));
   cmd->add_option("-b,--batch-size", o->batch, "Most tokens per forward step")->check(CLI::Range(1, 1 << 16));
@@ -56,7 +56,6 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Default seed");
   cmd->add_flag("--mlock", o->mlock, "Lock the model in RAM");
   cmd->add_flag("--no-mmap", o->no_mmap, "Read the model instead of mapping it");
-  cmd->add_option("--flash-attn", o->flash_attn, "Flash attention: on, off or auto (-fa)")->expected(0, 1)->default_str("auto");
   cmd->add_option("--cache-type-k", o->ctk, "K cache type: f16 or q8_0 (-ctk)")->check(CLI::IsMember({"f16", "q8_0", "f32"}));
   cmd->add_option("--cache-type-v", o->ctv, "V cache type: f16 or q8_0 (-ctv)")->check(CLI::IsMember({"f16", "q8_0", "f32"}));
   cmd->add_option("--override-tensor", o->override_tensor, "Tensor placement overrides REGEX=DEVICE (-ot); all tensors stay on the CPU here");
@@ -106,7 +105,7 @@ Registrar reg([](CLI::App& app) {
     so.model_opts.n_seq = o->parallel;
     so.model_opts.n_threads = o->threads;
     so.model_opts.n_batch = o->batch;
-    so.model_opts.n_gpu_layers = o->ngl;
+    apply_gpu_flags(o->gpu, so.model_opts);
     so.model_opts.mlock = o->mlock;
     so.model_opts.use_mmap = !o->no_mmap;
     so.model_opts.kv_type = o->ctk == "q8_0" && o->ctv == "q8_0" ? GgmlType::Q8_0 : o->ctk == "f32" ? GgmlType::F32 : GgmlType::F16;

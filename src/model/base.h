@@ -22,6 +22,7 @@ class BaseModel : public Model {
   int n_ctx() const override { return opts_.n_ctx; }
   int n_ctx_train() const override { return n_ctx_train_; }
   int n_seq() const override { return opts_.n_seq; }
+  std::string backend_name() const override { return gpu_ ? gpu_->name() : "CPU"; }
   int kv_length(int seq) const override { return kv_len_.at(static_cast<size_t>(seq)); }
   void kv_truncate(int seq, int n_keep) override;
 

@@ -59,6 +59,8 @@ class Model {
   virtual int n_ctx() const = 0;        // cache positions per sequence
   virtual int n_ctx_train() const = 0;
   virtual int n_seq() const = 0;
+  // Where the layers run, as llama-bench names backends ("CPU", "CUDA0 (NVIDIA H200)").
+  virtual std::string backend_name() const { return "CPU"; }
 
   // Computes the batch and appends to the cache. Returns, for every token with want_logits set,
   // in batch order, a row of n_vocab logits (Output::Logits) or n_embd final hidden-state

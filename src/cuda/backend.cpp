@@ -1,0 +1,204 @@
+// The CUDA implementation of the model op set (src/model/backend.h): weights copied to the GPU in
+// their GGUF block formats (VRAM for weights = their bytes in the file), activations and the f16
+// KV cache in device memory, every op asynchronous on one stream; only download() waits.
+#include <cuda_runtime_api.h>
+
+#include <cstdio>
+#include <unordered_map>
+#include <vector>
+
+#include "common/error.h"
+#include "cuda/check.h"
+#include "cuda/device.h"
+#include "cuda/matmul.h"
+#include "cuda/model_ops.h"
+#include "model/backend.h"
+#include "model/ops.h"
+
+namespace jing::model {
+
+namespace {
+
+std::string gib(size_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1u << 30));
+  return buf;
+}
+
+class CudaBackend : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    cuda::set_device(device);
+    name_ = "CUDA" + std::to_string(device) + " (" + cuda::device_name(device) + ")";
+    stream_ = std::make_unique<cuda::Stream>();
+    matmul_ = std::make_unique<cuda::Matmul>(*stream_);
+  }
+  ~CudaBackend() override {
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(s());
+    for (void* p : owned_) cudaFree(p);
+    if (meta_) cudaFree(meta_);
+  }
+
+  std::string name() const override { return name_; }
+  bool is_cpu() const override { return false; }
+
+  float* alloc(size_t n) override {
+    void* p = nullptr;
+    cuda::check(cudaMallocAsync(&p, std::max<size_t>(n, 1) * sizeof(float), s()), "cudaMallocAsync (activations)");
+    return static_cast<float*>(p);
+  }
+  void release(float* p) override { cudaFreeAsync(p, s()); }
+  void upload(float* dst, const float* src, size_t n) override {
+    cuda::check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, s()), "upload");
+  }
+  void download(float* dst, const float* src, size_t n) override {
+    cuda::check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, s()), "download");
+    stream_->synchronize();
+  }
+  void copy(float* dst, const float* src, size_t n) override {
+    cuda::check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, s()), "copy");
+  }
+
+  cpu::WeightView place(const cpu::WeightView& w) override {
+    cpu::WeightView d = w;
+    auto it = placed_.find(w.data);  // tied embeddings: the table is also the output projection
+    if (it != placed_.end()) return d.data = it->second, d;
+    const size_t bytes = static_cast<size_t>(w.rows) * w.row_bytes;
+    d.data = device_copy(w.data, bytes, "weights");
+    weight_bytes_ += bytes;
+    placed_.emplace(w.data, d.data);
+    return d;
+  }
+  const float* place(const std::vector<float>& v) override {
+    if (v.empty()) return nullptr;
+    weight_bytes_ += v.size() * sizeof(float);
+    return static_cast<const float*>(device_copy(v.data(), v.size() * sizeof(float), "weights"));
+  }
+
+  void begin(const Batch& b) override {
+    batch_ = &b;
+    const size_t n = b.size();
+    if (meta_cap_ < n) {
+      if (meta_) cudaFree(meta_);
+      meta_cap_ = std::max<size_t>(n, 512);
+      cuda::check(cudaMalloc(reinterpret_cast<void**>(&meta_), 2 * meta_cap_ * sizeof(int32_t)), "cudaMalloc (batch)");
+    }
+    upload_i32(meta_, b.pos.data(), n);
+    upload_i32(meta_ + meta_cap_, b.seq.data(), n);
+  }
+
+  void embed(const cpu::WeightView& table, const std::vector<int32_t>& tokens, float* out) override {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (tokens[i] < 0 || tokens[i] >= table.rows) throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
+      cuda::dequantize_rows(table.type, static_cast<const uint8_t*>(table.data) + static_cast<size_t>(tokens[i]) * table.row_bytes,
+                            out + i * table.cols, 1, table.cols, *stream_);
+    }
+  }
+  void matmul(const cpu::WeightView& w, const float* x, int64_t n, float* y) override {
+    if (n > 0) matmul_->run(w, x, n, y);
+  }
+  void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t dim, float eps) override {
+    cuda::ops::rms_norm(x, w, y, n, dim, eps, stream_->handle());
+  }
+  void add_bias(float* y, const float* b, int64_t n, int64_t width) override { cuda::ops::add_bias(y, b, n, width, stream_->handle()); }
+  void add(float* y, const float* x, int64_t count) override { cuda::ops::add(y, x, count, stream_->handle()); }
+  void silu_mul(float* gate, const float* up, int64_t count) override { cuda::ops::silu_mul(gate, up, count, stream_->handle()); }
+  void rope(const Rope& r, float* x, int64_t n, int n_head, int head_stride) override {
+    cuda::ops::RopeParams p;
+    p.n_rot = r.n_rot, p.neox = r.neox, p.freq_base = r.freq_base, p.freq_scale = r.freq_scale, p.ext_factor = r.ext_factor;
+    p.attn_factor = r.attn_factor;
+    r.yarn_corr_dims(p.corr_low, p.corr_high);
+    if (!r.freq_factors.empty()) {
+      auto it = freq_factors_.find(&r);
+      if (it == freq_factors_.end()) it = freq_factors_.emplace(&r, place(r.freq_factors)).first;
+      p.freq_factors = it->second;
+    }
+    cuda::ops::rope(p, x, n, n_head, head_stride, meta_, stream_->handle());
+  }
+
+  void init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type) override {
+    if (type != GgmlType::F16) {
+      static bool said = false;
+      if (!said) std::fprintf(stderr, "note: the GPU keeps its KV cache in f16 (q8_0 is not written for CUDA yet)\n");
+      said = true;
+    }
+    n_ctx_ = n_ctx, k_width_ = k_width, v_width_ = v_width;
+    const size_t k_layer = static_cast<size_t>(n_seq) * n_ctx * k_width * 2, v_layer = static_cast<size_t>(n_seq) * n_ctx * v_width * 2;
+    const auto mem = cuda::memory_info(device_);
+    cache_bytes_ = (k_layer + v_layer) * n_layer;
+    if (cache_bytes_ + (size_t{512} << 20) > mem.free)
+      throw Error("the KV cache needs " + gib(cache_bytes_) + " on " + name_ + " but " + gib(mem.free) +
+                  " is free after the weights; lower --ctx-size or --parallel, or --n-gpu-layers");
+    k_.assign(static_cast<size_t>(n_layer), nullptr);
+    v_.assign(static_cast<size_t>(n_layer), nullptr);
+    for (int l = 0; l < n_layer; ++l) {
+      k_[static_cast<size_t>(l)] = static_cast<uint16_t*>(device_alloc(k_layer, "KV cache"));
+      if (v_layer) v_[static_cast<size_t>(l)] = static_cast<uint16_t*>(device_alloc(v_layer, "KV cache"));
+    }
+    std::fprintf(stderr, "%s: weights %s, KV cache %s (f16), %s free\n", name_.c_str(), gib(weight_bytes_).c_str(), gib(cache_bytes_).c_str(),
+                 gib(cuda::memory_info(device_).free).c_str());
+  }
+  void store_kv(int layer, const float* k, const float* v, int64_t n) override {
+    const int32_t *pos = meta_, *seq = meta_ + meta_cap_;
+    cuda::ops::store_rows_f16(k_.at(static_cast<size_t>(layer)), k, n, k_width_, seq, pos, n_ctx_, stream_->handle());
+    if (v) cuda::ops::store_rows_f16(v_.at(static_cast<size_t>(layer)), v, n, v_width_, seq, pos, n_ctx_, stream_->handle());
+  }
+  void attention(const AttentionShape& sh, const float* q, int64_t q_stride, int layer, float* out) override {
+    cuda::ops::AttentionParams p{sh.n_head, sh.n_head_kv, sh.dk, sh.dv, sh.scale, n_ctx_, k_width_, v_width_, sh.v_in_k};
+    cuda::ops::attention_f16(p, q, q_stride, k_.at(static_cast<size_t>(layer)), v_[static_cast<size_t>(layer)], meta_ + meta_cap_, meta_,
+                             static_cast<int64_t>(batch_->size()), out, stream_->handle());
+  }
+  size_t cache_bytes() const override { return cache_bytes_; }
+
+ private:
+  cudaStream_t s() const { return static_cast<cudaStream_t>(stream_->handle()); }
+  void* device_alloc(size_t bytes, const char* what) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, std::max<size_t>(bytes, 1)) != cudaSuccess) {
+      cudaGetLastError();
+      throw Error(std::string("not enough GPU memory on ") + name_ + " for the " + what + " (" + gib(bytes) + " more, " +
+                  gib(cuda::memory_info(device_).free) + " free, " + gib(weight_bytes_) + " of weights placed); lower --n-gpu-layers");
+    }
+    owned_.push_back(p);
+    return p;
+  }
+  void* device_copy(const void* src, size_t bytes, const char* what) {
+    void* p = device_alloc(bytes, what);
+    cuda::check(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice), "upload of weights");
+    return p;
+  }
+  void upload_i32(int32_t* dst, const int32_t* src, size_t n) {
+    cuda::check(cudaMemcpyAsync(dst, src, n * sizeof(int32_t), cudaMemcpyHostToDevice, s()), "upload (batch)");
+  }
+
+  int device_;
+  std::string name_;
+  std::unique_ptr<cuda::Stream> stream_;
+  std::unique_ptr<cuda::Matmul> matmul_;
+  std::vector<void*> owned_;
+  std::unordered_map<const void*, const void*> placed_;
+  std::unordered_map<const Rope*, const float*> freq_factors_;
+  size_t weight_bytes_ = 0, cache_bytes_ = 0;
+  const Batch* batch_ = nullptr;
+  int32_t* meta_ = nullptr;  // positions [meta_cap_], then sequences [meta_cap_]
+  size_t meta_cap_ = 0;
+  int n_ctx_ = 0, k_width_ = 0, v_width_ = 0;
+  std::vector<uint16_t*> k_, v_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_gpu_backend(int device, std::string* why) {
+  if (!cuda::available()) {
+    if (why) *why = "no CUDA GPU or driver found";
+    return nullptr;
+  }
+  if (device < 0 || device >= cuda::device_count()) {
+    if (why) *why = "GPU " + std::to_string(device) + " does not exist (" + std::to_string(cuda::device_count()) + " found)";
+    return nullptr;
+  }
+  return std::make_unique<CudaBackend>(device);
+}
+
+}  // namespace jing::model

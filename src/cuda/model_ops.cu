@@ -1,0 +1,212 @@
+// Kernels of the model op set (see model_ops.h); the math of src/model/ops.cpp.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+#include "cuda/check.h"
+#include "cuda/model_ops.h"
+
+namespace jing::cuda::ops {
+namespace {
+
+cudaStream_t st(void* s) { return static_cast<cudaStream_t>(s); }
+unsigned blocks_for(int64_t count, int threads) { return static_cast<unsigned>((count + threads - 1) / threads); }
+
+__device__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+// Sum (or max) over the block; every thread gets the result. `red` holds one value per warp.
+template <bool Max>
+__device__ float block_reduce(float v, float* red) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
+  v = Max ? warp_max(v) : warp_sum(v);
+  __syncthreads();
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float r = Max ? -INFINITY : 0.0f;
+  for (int w = 0; w < warps; ++w) r = Max ? fmaxf(r, red[w]) : r + red[w];
+  return r;
+}
+
+__global__ void rms_norm_kernel(const float* x, const float* w, float* y, int64_t dim, float eps) {
+  __shared__ float red[32];
+  const float* xr = x + blockIdx.x * dim;
+  float* yr = y + blockIdx.x * dim;
+  float ss = 0;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
+  ss = block_reduce<false>(ss, red);
+  const float scale = rsqrtf(ss / static_cast<float>(dim) + eps);
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
+}
+
+__global__ void add_bias_kernel(float* y, const float* b, int64_t total, int64_t width) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < total) y[i] += b[i % width];
+}
+
+__global__ void add_kernel(float* y, const float* x, int64_t count) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < count) y[i] += x[i];
+}
+
+__global__ void silu_mul_kernel(float* g, const float* u, int64_t count) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < count) {
+    const float a = g[i];
+    g[i] = a / (1.0f + expf(-a)) * u[i];
+  }
+}
+
+// One thread per (token, head, rotated pair).
+__global__ void rope_kernel(RopeParams p, float* x, int64_t n, int n_head, int head_stride, const int32_t* pos) {
+  const int pairs = p.n_rot / 2;
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= n * n_head * pairs) return;
+  const int i = static_cast<int>(idx % pairs);
+  const int64_t th = idx / pairs;
+  const int64_t t = th / n_head;
+  const int i0 = 2 * i;
+  const float theta_extrap = static_cast<float>(pos[t]) * powf(p.freq_base, -static_cast<float>(i0) / p.n_rot);
+  const float ff = p.freq_factors ? p.freq_factors[i] : 1.0f;
+  const float te = theta_extrap / ff, ti = p.freq_scale * te;
+  float theta = ti, mscale = p.attn_factor;
+  if (p.ext_factor != 0.0f) {
+    const float y = (i0 / 2 - p.corr_low) / fmaxf(0.001f, p.corr_high - p.corr_low);
+    const float mix = (1 - fminf(1.0f, fmaxf(0.0f, y))) * p.ext_factor;
+    theta = ti * (1 - mix) + te * mix;
+    mscale *= 1.0f + 0.1f * logf(1.0f / p.freq_scale);
+  }
+  float s, c;
+  sincosf(theta, &s, &c);
+  c *= mscale, s *= mscale;
+  float* v = x + th * head_stride;
+  const int a = p.neox ? i : i0, b = p.neox ? i + pairs : i0 + 1;
+  const float x0 = v[a], x1 = v[b];
+  v[a] = x0 * c - x1 * s;
+  v[b] = x0 * s + x1 * c;
+}
+
+__global__ void store_rows_kernel(__half* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= n * width) return;
+  const int64_t t = idx / width;
+  const int i = static_cast<int>(idx % width);
+  cache[(static_cast<int64_t>(seq[t]) * n_ctx + pos[t]) * width + i] = __float2half(rows[idx]);
+}
+
+constexpr int kAttnThreads = 128, kAttnTile = 128, kMaxHeadDim = 256;
+
+// One block per (token, head): keys in tiles of 128. A warp scores one key at a time (lanes across
+// the head dimension, coalesced); then every thread walks the tile's scores in order with the same
+// online softmax and updates the output dimensions it owns. The rounding follows ggml's flash
+// attention (and the CPU engine) step for step: the query meets the keys as f16, and the weighted
+// values accumulate in f16, rounded after the rescale and after each add. Quantized models are
+// sensitive enough to that rounding (1e-2 in the logits) that matching it matters.
+__device__ float round_f16(float x) { return __half2float(__float2half_rn(x)); }
+
+__global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams p, const float* q, int64_t q_stride, const __half* kc,
+                                                                 const __half* vc, const int32_t* seq, const int32_t* pos, float* out) {
+  __shared__ float qs[kMaxHeadDim], sc[kAttnTile];
+  const int t = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warps = kAttnThreads / 32;
+  const int hk = h / (p.n_head / p.n_head_kv);
+  const int len = pos[t] + 1;
+  const int64_t s = seq[t];
+  for (int d = tid; d < p.dk; d += kAttnThreads) qs[d] = round_f16(q[t * q_stride + static_cast<int64_t>(h) * p.dk + d]);
+  const __half* kbase = kc + s * p.n_ctx * p.k_width + static_cast<int64_t>(hk) * p.dk;
+  const int v_stride = p.v_in_k ? p.k_width : p.v_width;
+  const __half* vbase = p.v_in_k ? kbase : vc + s * p.n_ctx * p.v_width + static_cast<int64_t>(hk) * p.dv;
+  __syncthreads();
+  float m = -INFINITY, l = 0, acc0 = 0, acc1 = 0;
+  for (int j0 = 0; j0 < len; j0 += kAttnTile) {
+    const int nt = min(kAttnTile, len - j0);
+    for (int jj = warp; jj < nt; jj += warps) {
+      const __half* kr = kbase + static_cast<int64_t>(j0 + jj) * p.k_width;
+      float dot = 0;
+      for (int d = lane; d < p.dk; d += 32) dot += qs[d] * __half2float(kr[d]);
+      dot = warp_sum(dot);
+      if (lane == 0) sc[jj] = dot * p.scale;
+    }
+    __syncthreads();
+    for (int jj = 0; jj < nt; ++jj) {
+      const float score = sc[jj];
+      float ms = 1, vs = 1;
+      if (score > m) {
+        ms = expf(m - score);
+        m = score;
+      } else {
+        vs = expf(score - m);
+      }
+      l = l * ms + vs;
+      const __half* vr = vbase + static_cast<int64_t>(j0 + jj) * v_stride;
+      if (tid < p.dv) {
+        if (ms != 1.0f) acc0 = round_f16(__fmul_rn(acc0, ms));
+        acc0 = round_f16(__fadd_rn(acc0, __fmul_rn(__half2float(vr[tid]), vs)));
+      }
+      if (tid + kAttnThreads < p.dv) {
+        if (ms != 1.0f) acc1 = round_f16(__fmul_rn(acc1, ms));
+        acc1 = round_f16(__fadd_rn(acc1, __fmul_rn(__half2float(vr[tid + kAttnThreads]), vs)));
+      }
+    }
+    __syncthreads();  // sc is rewritten by the next tile
+  }
+  float* o = out + (static_cast<int64_t>(t) * p.n_head + h) * p.dv;
+  if (tid < p.dv) o[tid] = acc0 / l;
+  if (tid + kAttnThreads < p.dv) o[tid + kAttnThreads] = acc1 / l;
+}
+
+}  // namespace
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t dim, float eps, void* s) {
+  if (n <= 0) return;
+  rms_norm_kernel<<<static_cast<unsigned>(n), 256, 0, st(s)>>>(x, w, y, dim, eps);
+  check_launch("rms_norm");
+}
+
+void add_bias(float* y, const float* b, int64_t n, int64_t width, void* s) {
+  if (!b || n <= 0) return;
+  add_bias_kernel<<<blocks_for(n * width, 256), 256, 0, st(s)>>>(y, b, n * width, width);
+  check_launch("add_bias");
+}
+
+void add(float* y, const float* x, int64_t count, void* s) {
+  if (count <= 0) return;
+  add_kernel<<<blocks_for(count, 256), 256, 0, st(s)>>>(y, x, count);
+  check_launch("add");
+}
+
+void silu_mul(float* g, const float* u, int64_t count, void* s) {
+  if (count <= 0) return;
+  silu_mul_kernel<<<blocks_for(count, 256), 256, 0, st(s)>>>(g, u, count);
+  check_launch("silu_mul");
+}
+
+void rope(const RopeParams& p, float* x, int64_t n, int n_head, int head_stride, const int32_t* pos, void* s) {
+  const int64_t total = n * n_head * (p.n_rot / 2);
+  if (total <= 0) return;
+  rope_kernel<<<blocks_for(total, 256), 256, 0, st(s)>>>(p, x, n, n_head, head_stride, pos);
+  check_launch("rope");
+}
+
+void store_rows_f16(uint16_t* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx, void* s) {
+  if (n <= 0 || width <= 0) return;
+  store_rows_kernel<<<blocks_for(n * width, 256), 256, 0, st(s)>>>(reinterpret_cast<__half*>(cache), rows, n, width, seq, pos, n_ctx);
+  check_launch("store_rows_f16");
+}
+
+void attention_f16(const AttentionParams& p, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v, const int32_t* seq,
+                   const int32_t* pos, int64_t n, float* out, void* s) {
+  if (n <= 0) return;
+  if (p.dk > kMaxHeadDim || p.dv > 2 * kAttnThreads) throw Error("CUDA attention: heads wider than 256 are not supported");
+  dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(p.n_head));
+  attention_kernel<<<grid, kAttnThreads, 0, st(s)>>>(p, q, q_stride, reinterpret_cast<const __half*>(k), reinterpret_cast<const __half*>(v),
+                                                    seq, pos, out);
+  check_launch("attention");
+}
+
+}  // namespace jing::cuda::ops

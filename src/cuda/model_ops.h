@@ -1,0 +1,37 @@
+// The element-wise and attention kernels behind the CUDA backend (src/cuda/backend.cpp): the
+// same math as src/model/ops.cpp, on device pointers, asynchronous on `stream` (a cudaStream_t).
+// Plain C++ header so the backend compiles as C++20 while kernels compile as CUDA C++17.
+#pragma once
+#include <cstdint>
+
+namespace jing::cuda::ops {
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t dim, float eps, void* stream);
+void add_bias(float* y, const float* b, int64_t n, int64_t width, void* stream);
+void add(float* y, const float* x, int64_t count, void* stream);
+void silu_mul(float* gate, const float* up, int64_t count, void* stream);
+
+struct RopeParams {
+  int n_rot = 0;
+  bool neox = false;
+  float freq_base = 10000, freq_scale = 1, ext_factor = 0, attn_factor = 1, corr_low = 0, corr_high = 0;
+  const float* freq_factors = nullptr;  // device, n_rot / 2 entries, or null
+};
+void rope(const RopeParams& p, float* x, int64_t n, int n_head, int head_stride, const int32_t* pos, void* stream);
+
+// The cache of one layer: f16 rows [n_seq][n_ctx][width].
+void store_rows_f16(uint16_t* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx,
+                    void* stream);
+
+struct AttentionParams {
+  int n_head, n_head_kv, dk, dv;
+  float scale;
+  int n_ctx;
+  int k_width, v_width;  // f16 values per cache row
+  bool v_in_k;           // the value is the first dv values of the key row (MLA)
+};
+// out[t][h][dv] = softmax(q k^T * scale) v over positions [0, pos[t]] of sequence seq[t].
+void attention_f16(const AttentionParams& p, const float* q, int64_t q_stride, const uint16_t* k_cache, const uint16_t* v_cache,
+                   const int32_t* seq, const int32_t* pos, int64_t n, float* out, void* stream);
+
+}  // namespace jing::cuda::ops
