@@ -14,8 +14,8 @@ test("the guide's command works and Open WebUI's check passes", async () => {
     const body = await r.json();
     assert.equal(body.object, 'list');
     assert.ok(body.data.length === 1 && body.data[0].id);
-    assert.match(s.log(), /no GPU support/, 'says once that layers run on the CPU');
-    assert.equal(s.log().match(/no GPU support/g).length, 1);
+    assert.match(s.log(), /all layers run on the CPU/, 'says once that layers run on the CPU');
+    assert.equal(s.log().match(/all layers run on the CPU/g).length, 1);
   } finally { await s.stop(); }
 });
 
