@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <unordered_map>
 #include <vector>
 
@@ -36,6 +37,7 @@ class CudaBackend : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(device_);
     cudaStreamSynchronize(s());
+    for (auto& [_, g] : graphs_) cudaGraphExecDestroy(g);
     for (void* p : owned_) cudaFree(p);
     if (meta_) cudaFree(meta_);
   }
@@ -151,6 +153,31 @@ class CudaBackend : public Backend {
   }
   size_t cache_bytes() const override { return cache_bytes_; }
 
+  bool capture_begin() override {
+    if (std::getenv("JING_NO_CUDA_GRAPHS")) return false;
+    if (cudaStreamBeginCapture(s(), cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return true;
+  }
+  void capture_end(int key) override {
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    const bool ok = cudaStreamEndCapture(s(), &graph) == cudaSuccess && graph && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
+    if (graph) cudaGraphDestroy(graph);
+    if (!ok) {
+      cudaGetLastError();
+      return;
+    }
+    if (auto it = graphs_.find(key); it != graphs_.end()) cudaGraphExecDestroy(it->second);
+    graphs_[key] = exec;
+  }
+  bool replay(int key) override {
+    auto it = graphs_.find(key);
+    return it != graphs_.end() && cudaGraphLaunch(it->second, s()) == cudaSuccess;
+  }
+
  private:
   cudaStream_t s() const { return static_cast<cudaStream_t>(stream_->handle()); }
   void* device_alloc(size_t bytes, const char* what) {
@@ -185,6 +212,7 @@ class CudaBackend : public Backend {
   size_t meta_cap_ = 0;
   int n_ctx_ = 0, k_width_ = 0, v_width_ = 0;
   std::vector<uint16_t*> k_, v_;
+  std::unordered_map<int, cudaGraphExec_t> graphs_;
 };
 
 }  // namespace

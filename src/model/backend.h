@@ -52,6 +52,12 @@ class Backend {
   virtual void store_kv(int layer, const float* k, const float* v, int64_t n) = 0;
   virtual void attention(const AttentionShape& s, const float* q, int64_t q_stride, int layer, float* out) = 0;
   virtual size_t cache_bytes() const = 0;
+
+  // Recording (CUDA graphs): the ops issued between capture_begin() and capture_end(key) are kept
+  // and run again by replay(key) on the same pointers. Backends without it return false.
+  virtual bool capture_begin() { return false; }
+  virtual void capture_end(int key) {}
+  virtual bool replay(int key) { return false; }
 };
 
 // Activations of one forward pass on one backend, freed with the object.

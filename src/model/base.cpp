@@ -103,6 +103,11 @@ std::vector<float> BaseModel::forward(const Batch& b, Output out) {
     ++it->second;
   }
 
+  if (n == 1 && b.want_logits[0] && out == Output::Logits && graphs_ok_ && all_on_gpu()) {
+    auto logits = decode_step(b);
+    for (auto [s, len] : next) kv_len_[static_cast<size_t>(s)] = len;
+    return logits;
+  }
   for (Backend* be : {cpu_.get(), gpu_.get()})
     if (be) be->begin(b);
   Buf x(*input_be_, static_cast<size_t>(n * n_embd_));
@@ -132,6 +137,32 @@ std::vector<float> BaseModel::forward(const Batch& b, Output out) {
   Buf dev_logits(ob, logits.size());
   ob.matmul(output_placed_, picked.data(), m, dev_logits.data());
   ob.download(logits.data(), dev_logits.data(), logits.size());
+  return logits;
+}
+
+bool BaseModel::all_on_gpu() const {
+  if (!gpu_ || input_be_ != gpu_.get() || output_be_ != gpu_.get() || layer_be_.empty()) return false;
+  return std::all_of(layer_be_.begin(), layer_be_.end(), [&](Backend* be) { return be == gpu_.get(); });
+}
+
+std::vector<float> BaseModel::decode_step(const Batch& b) {
+  Backend& g = *gpu_;
+  if (!step_x_.data()) step_x_ = Buf(g, static_cast<size_t>(n_embd_)), step_logits_ = Buf(g, static_cast<size_t>(n_vocab_));
+  g.begin(b);  // positions and sequences to the device (outside the record: the record reads them there)
+  g.embed(tok_embd_view_, b.tokens, step_x_.data());
+  auto run = [&] {
+    layers(step_x_, b);
+    Buf h(g, static_cast<size_t>(n_embd_));
+    g.rms_norm(step_x_.data(), output_norm_placed_, h.data(), 1, n_embd_, norm_eps_);
+    g.matmul(output_placed_, h.data(), 1, step_logits_.data());
+  };
+  // The first step runs plainly (buffers reach their sizes); the second is recorded, then replayed.
+  if (steps_run_++ == 0 || !(g.replay(1) || (g.capture_begin() && (run(), g.capture_end(1), g.replay(1))))) {
+    if (steps_run_ > 1) graphs_ok_ = false;  // no recording here: plain launches from now on
+    run();
+  }
+  std::vector<float> logits(static_cast<size_t>(n_vocab_));
+  g.download(logits.data(), step_logits_.data(), logits.size());
   return logits;
 }
 

@@ -28,6 +28,7 @@ class BaseModel : public Model {
 
   std::vector<float> forward(const Batch& batch, Output out) override;
 
+
  protected:
   // Runs every layer over x [n][n_embd] (the cache already sized); x may end on another backend.
   virtual void layers(Buf& x, const Batch& b) = 0;
@@ -51,6 +52,7 @@ class BaseModel : public Model {
   std::vector<int> kv_len_;  // positions each sequence's cache holds
   std::unique_ptr<Backend> cpu_, gpu_;
   std::vector<Backend*> layer_be_;
+  bool all_on_gpu() const;
   Backend* input_be_ = nullptr;   // the token embedding lookup
   Backend* output_be_ = nullptr;  // output norm and projection
   cpu::WeightView tok_embd_view_, output_placed_;
@@ -60,6 +62,15 @@ class BaseModel : public Model {
   const gguf::TensorInfo* tok_embd_ = nullptr;
   std::vector<float> output_norm_;
   cpu::WeightView output_;
+
+ private:
+  // One token of one sequence with everything on the GPU: the step after the first is recorded
+  // once and replayed (no per-kernel launch cost); the embedding lookup stays outside the record.
+  // (Declared after the backends, so these buffers go before the backend that holds them.)
+  std::vector<float> decode_step(const Batch& b);
+  Buf step_x_, step_logits_;
+  int steps_run_ = 0;
+  bool graphs_ok_ = true;
 };
 
 // Factories of the architectures (one file each).
