@@ -107,16 +107,29 @@ class CudaBackend : public Backend {
   void add(float* y, const float* x, int64_t count) override { cuda::ops::add(y, x, count, stream_->handle()); }
   void silu_mul(float* gate, const float* up, int64_t count) override { cuda::ops::silu_mul(gate, up, count, stream_->handle()); }
   void rope(const Rope& r, float* x, int64_t n, int n_head, int head_stride) override {
-    cuda::ops::RopeParams p;
-    p.n_rot = r.n_rot, p.neox = r.neox, p.freq_base = r.freq_base, p.freq_scale = r.freq_scale, p.ext_factor = r.ext_factor;
-    p.attn_factor = r.attn_factor;
-    r.yarn_corr_dims(p.corr_low, p.corr_high);
-    if (!r.freq_factors.empty()) {
-      auto it = freq_factors_.find(&r);
-      if (it == freq_factors_.end()) it = freq_factors_.emplace(&r, place(r.freq_factors)).first;
-      p.freq_factors = it->second;
+    cuda::ops::rope(rope_params(r), x, n, n_head, head_stride, meta_, stream_->handle());
+  }
+
+  void matmuls(std::initializer_list<Product> products, const float* x, int64_t n) override {
+    const cpu::WeightView* ws[8];
+    float* ys[8];
+    int count = 0;
+    for (const auto& p : products) {
+      if (count == 8) break;
+      ws[count] = p.w, ys[count++] = p.y;
     }
-    cuda::ops::rope(p, x, n, n_head, head_stride, meta_, stream_->handle());
+    if (static_cast<size_t>(count) != products.size()) return Backend::matmuls(products, x, n);
+    if (n > 0) matmul_->run_same_input(ws, ys, count, x, n);
+  }
+  void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps) override {
+    cuda::ops::add_rms_norm(x, h, w, y, n, dim, eps, stream_->handle());
+  }
+  void attention_inputs(const AttentionInputs& a, int layer) override {
+    // Per-head norms (qwen3) or odd head sizes take the separate ops.
+    if (a.q_norm || a.k_norm || a.head_dim % 2 || a.rope->n_rot > a.head_dim) return Backend::attention_inputs(a, layer);
+    const cuda::ops::QkvParams p{a.n_head, a.n_head_kv, a.head_dim, a.head_dim_v, n_ctx_, a.bq, a.bk, a.bv};
+    cuda::ops::qkv_into_cache(rope_params(*a.rope), p, a.q, a.k, a.v, a.n, meta_ + meta_cap_, meta_, k_.at(static_cast<size_t>(layer)),
+                              v_[static_cast<size_t>(layer)], stream_->handle());
   }
 
   void init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type) override {
@@ -180,6 +193,18 @@ class CudaBackend : public Backend {
 
  private:
   cudaStream_t s() const { return static_cast<cudaStream_t>(stream_->handle()); }
+  cuda::ops::RopeParams rope_params(const Rope& r) {
+    cuda::ops::RopeParams p;
+    p.n_rot = r.n_rot, p.neox = r.neox, p.freq_base = r.freq_base, p.freq_scale = r.freq_scale, p.ext_factor = r.ext_factor;
+    p.attn_factor = r.attn_factor;
+    r.yarn_corr_dims(p.corr_low, p.corr_high);
+    if (!r.freq_factors.empty()) {
+      auto it = freq_factors_.find(&r);
+      if (it == freq_factors_.end()) it = freq_factors_.emplace(&r, place(r.freq_factors)).first;
+      p.freq_factors = it->second;
+    }
+    return p;
+  }
   void* device_alloc(size_t bytes, const char* what) {
     void* p = nullptr;
     if (cudaMalloc(&p, std::max<size_t>(bytes, 1)) != cudaSuccess) {

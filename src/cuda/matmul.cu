@@ -69,6 +69,30 @@ void Matmul::run(const WeightView& w, const float* x, int64_t n_tokens, float* y
   else run_gemm(w, x, n_tokens, y);
 }
 
+void Matmul::run_same_input(const WeightView* const* ws, float* const* ys, int count, const float* x, int64_t n_tokens) {
+  bool shared = count > 1 && n_tokens >= 1 && n_tokens <= kMaxGemvTokens;
+  const fmt::Act kind = shared ? detail::activation_kind(ws[0]->type) : fmt::Act::F32;
+  for (int i = 0; shared && i < count; ++i)
+    shared = kind != fmt::Act::F32 && detail::activation_kind(ws[i]->type) == kind && ws[i]->cols == ws[0]->cols && ws[i]->rows > 0;
+  if (!shared) {
+    for (int i = 0; i < count; ++i) run(*ws[i], x, n_tokens, ys[i]);
+    return;
+  }
+  for (int i = 0; i < count; ++i) validate(*ws[i], n_tokens);
+  const size_t n = static_cast<size_t>(n_tokens) * static_cast<size_t>(ws[0]->cols);
+  s_->act.reserve(n + n / 32 * 16);
+  const int8_t* xq = s_->act.as<int8_t>();
+  const void* xrec = s_->act.as<uint8_t>() + n;
+  detail::quantize_activations(kind, x, static_cast<int64_t>(n), s_->act.as<int8_t>(), const_cast<void*>(xrec), s_->stream);
+  for (int i = 0; i < count; ++i) {
+    const WeightView& w = *ws[i];
+    detail::GemvCall c{w.type, w.data, w.row_bytes, w.rows, w.cols, xq, xrec, x, static_cast<int>(n_tokens), ys[i], s_->tab};
+    if (!detail::gemv_legacy(c, s_->stream) && !detail::gemv_kquant(c, s_->stream) && !detail::gemv_iq(c, s_->stream) &&
+        !detail::gemv_other(c, s_->stream))
+      throw Error("CUDA matmul: no decode kernel for tensor type " + std::string(traits(w.type).name));
+  }
+}
+
 void Matmul::run_gemv(const WeightView& w, const float* x, int64_t n_tokens, float* y) {
   validate(w, n_tokens);
   if (n_tokens == 0 || w.rows == 0) return;

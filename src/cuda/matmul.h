@@ -33,6 +33,9 @@ class Matmul {
   Matmul& operator=(const Matmul&) = delete;
 
   void run(const WeightView& w, const float* x, int64_t n_tokens, float* y);
+  // ys[i] = ws[i] x for products sharing one input (q, k, v; gate, up): on the decode path the
+  // activations are rounded once for all of them.
+  void run_same_input(const WeightView* const* ws, float* const* ys, int count, const float* x, int64_t n_tokens);
   // The two paths, for tests and benchmarks (run() picks by token count).
   void run_gemv(const WeightView& w, const float* x, int64_t n_tokens, float* y);
   void run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y);

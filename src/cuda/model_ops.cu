@@ -63,16 +63,10 @@ __global__ void silu_mul_kernel(float* g, const float* u, int64_t count) {
   }
 }
 
-// One thread per (token, head, rotated pair).
-__global__ void rope_kernel(RopeParams p, float* x, int64_t n, int n_head, int head_stride, const int32_t* pos) {
-  const int pairs = p.n_rot / 2;
-  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (idx >= n * n_head * pairs) return;
-  const int i = static_cast<int>(idx % pairs);
-  const int64_t th = idx / pairs;
-  const int64_t t = th / n_head;
+// cos and sin (scaled) of rotated pair i at position `position`: the angle of ops.cpp's Rope::apply.
+__device__ void rope_cos_sin(const RopeParams& p, int position, int i, float& c, float& s) {
   const int i0 = 2 * i;
-  const float theta_extrap = static_cast<float>(pos[t]) * powf(p.freq_base, -static_cast<float>(i0) / p.n_rot);
+  const float theta_extrap = static_cast<float>(position) * powf(p.freq_base, -static_cast<float>(i0) / p.n_rot);
   const float ff = p.freq_factors ? p.freq_factors[i] : 1.0f;
   const float te = theta_extrap / ff, ti = p.freq_scale * te;
   float theta = ti, mscale = p.attn_factor;
@@ -82,14 +76,109 @@ __global__ void rope_kernel(RopeParams p, float* x, int64_t n, int n_head, int h
     theta = ti * (1 - mix) + te * mix;
     mscale *= 1.0f + 0.1f * logf(1.0f / p.freq_scale);
   }
-  float s, c;
   sincosf(theta, &s, &c);
   c *= mscale, s *= mscale;
+}
+
+// The two elements of slot i of a head: a rotated pair for i < n_rot / 2, else two dims past n_rot.
+__device__ void slot_dims(const RopeParams& p, int i, int& a, int& b, bool& rotated) {
+  const int pairs = p.n_rot / 2;
+  rotated = i < pairs;
+  if (rotated) a = p.neox ? i : 2 * i, b = p.neox ? i + pairs : 2 * i + 1;
+  else a = p.n_rot + 2 * (i - pairs), b = a + 1;
+}
+
+// One thread per (token, head, rotated pair).
+__global__ void rope_kernel(RopeParams p, float* x, int64_t n, int n_head, int head_stride, const int32_t* pos) {
+  const int pairs = p.n_rot / 2;
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= n * n_head * pairs) return;
+  const int i = static_cast<int>(idx % pairs);
+  const int64_t th = idx / pairs;
+  const int64_t t = th / n_head;
+  float c, s;
+  rope_cos_sin(p, pos[t], i, c, s);
   float* v = x + th * head_stride;
-  const int a = p.neox ? i : i0, b = p.neox ? i + pairs : i0 + 1;
+  const int a = p.neox ? i : 2 * i, b = p.neox ? i + pairs : 2 * i + 1;
   const float x0 = v[a], x1 = v[b];
   v[a] = x0 * c - x1 * s;
   v[b] = x0 * s + x1 * c;
+}
+
+// q: one thread per (token, head, slot): bias, then rotation, in place.
+__global__ void q_bias_rope_kernel(RopeParams r, QkvParams p, float* q, int64_t n, const int32_t* pos) {
+  const int slots = p.head_dim / 2;
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= n * p.n_head * slots) return;
+  const int i = static_cast<int>(idx % slots);
+  const int64_t th = idx / slots;
+  const int h = static_cast<int>(th % p.n_head);
+  const int64_t t = th / p.n_head;
+  int a, b;
+  bool rotated;
+  slot_dims(r, i, a, b, rotated);
+  float* row = q + th * p.head_dim;
+  float x0 = row[a], x1 = row[b];
+  if (p.bq) x0 += p.bq[h * p.head_dim + a], x1 += p.bq[h * p.head_dim + b];
+  if (rotated) {
+    float c, s;
+    rope_cos_sin(r, pos[t], i, c, s);
+    const float y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
+    x0 = y0, x1 = y1;
+  }
+  row[a] = x0, row[b] = x1;
+}
+
+// k and v into the cache: threads [0, n * n_head_kv * head_dim / 2) take k's slots (bias, rotation),
+// the rest v's values (bias).
+__global__ void kv_into_cache_kernel(RopeParams r, QkvParams p, const float* k, const float* v, int64_t n, const int32_t* seq,
+                                     const int32_t* pos, __half* kc, __half* vc) {
+  const int slots = p.head_dim / 2, k_width = p.n_head_kv * p.head_dim, v_width = p.n_head_kv * p.head_dim_v;
+  const int64_t n_k = n * p.n_head_kv * slots;
+  int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx < n_k) {
+    const int i = static_cast<int>(idx % slots);
+    const int64_t th = idx / slots;
+    const int h = static_cast<int>(th % p.n_head_kv);
+    const int64_t t = th / p.n_head_kv;
+    int a, b;
+    bool rotated;
+    slot_dims(r, i, a, b, rotated);
+    const float* row = k + th * p.head_dim;
+    float x0 = row[a], x1 = row[b];
+    if (p.bk) x0 += p.bk[h * p.head_dim + a], x1 += p.bk[h * p.head_dim + b];
+    if (rotated) {
+      float c, s;
+      rope_cos_sin(r, pos[t], i, c, s);
+      const float y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
+      x0 = y0, x1 = y1;
+    }
+    __half* dst = kc + (static_cast<int64_t>(seq[t]) * p.n_ctx + pos[t]) * k_width + static_cast<int64_t>(h) * p.head_dim;
+    dst[a] = __float2half(x0), dst[b] = __float2half(x1);
+    return;
+  }
+  idx -= n_k;
+  if (!v || idx >= n * v_width) return;
+  const int64_t t = idx / v_width;
+  const int e = static_cast<int>(idx % v_width);
+  const float x = v[idx] + (p.bv ? p.bv[e] : 0.0f);
+  vc[(static_cast<int64_t>(seq[t]) * p.n_ctx + pos[t]) * v_width + e] = __float2half(x);
+}
+
+__global__ void add_rms_norm_kernel(float* x, const float* h, const float* w, float* y, int64_t dim, float eps) {
+  __shared__ float red[32];
+  float* xr = x + blockIdx.x * dim;
+  const float* hr = h + blockIdx.x * dim;
+  float* yr = y + blockIdx.x * dim;
+  float ss = 0;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float v = xr[i] + hr[i];
+    xr[i] = v;
+    ss += v * v;
+  }
+  ss = block_reduce<false>(ss, red);  // also orders every read of h before the writes of y below
+  const float scale = rsqrtf(ss / static_cast<float>(dim) + eps);
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
 }
 
 __global__ void store_rows_kernel(__half* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx) {
@@ -103,8 +192,8 @@ __global__ void store_rows_kernel(__half* cache, const float* rows, int64_t n, i
 constexpr int kAttnThreads = 128, kAttnTile = 128, kMaxHeadDim = 256;
 
 // One block per (token, head): keys in tiles of 128. A warp scores one key at a time (lanes across
-// the head dimension, coalesced); then every thread walks the tile's scores in order with the same
-// online softmax and updates the output dimensions it owns. The rounding follows ggml's flash
+// the head dimension, coalesced); the online softmax's factors of the tile's keys come from a
+// prefix-max scan; then every thread walks the keys in order updating the output dimensions it owns. The rounding follows ggml's flash
 // attention (and the CPU engine) step for step: the query meets the keys as f16, and the weighted
 // values accumulate in f16, rounded after the rescale and after each add. Quantized models are
 // sensitive enough to that rounding (1e-2 in the logits) that matching it matters.
@@ -112,7 +201,8 @@ __device__ float round_f16(float x) { return __half2float(__float2half_rn(x)); }
 
 __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams p, const float* q, int64_t q_stride, const __half* kc,
                                                                  const __half* vc, const int32_t* seq, const int32_t* pos, float* out) {
-  __shared__ float qs[kMaxHeadDim], sc[kAttnTile];
+  static_assert(kAttnTile == kAttnThreads, "one key of a tile per thread");
+  __shared__ float qs[kMaxHeadDim], sc[kAttnTile], msh[kAttnTile], vsh[kAttnTile], wmax[kAttnThreads / 32];
   const int t = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warps = kAttnThreads / 32;
   const int hk = h / (p.n_head / p.n_head_kv);
   const int len = pos[t] + 1;
@@ -133,15 +223,31 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
       if (lane == 0) sc[jj] = dot * p.scale;
     }
     __syncthreads();
+    // The online softmax's factors for every key of the tile at once: key j rescales by
+    // exp(max_before_j - s_j) when it raises the running max, else enters with exp(s_j - max_before_j),
+    // where max_before_j is a prefix maximum (a scan over the tile), not a serial walk.
+    const float s_own = tid < nt ? sc[tid] : -INFINITY;
+    float incl = s_own;
+    for (int o = 1; o < 32; o <<= 1) {
+      const float y = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl = fmaxf(incl, y);
+    }
+    float excl = __shfl_up_sync(0xffffffffu, incl, 1);
+    if (lane == 31) wmax[warp] = incl;
+    __syncthreads();
+    float before = m;
+    for (int w = 0; w < warp; ++w) before = fmaxf(before, wmax[w]);
+    if (lane > 0) before = fmaxf(before, excl);
+    if (tid < nt) {
+      const bool raises = s_own > before;
+      msh[tid] = raises ? expf(before - s_own) : 1.0f;
+      vsh[tid] = raises ? 1.0f : expf(s_own - before);
+    }
+    float tile_max = m;
+    for (int w = 0; w < warps; ++w) tile_max = fmaxf(tile_max, wmax[w]);
+    __syncthreads();
     for (int jj = 0; jj < nt; ++jj) {
-      const float score = sc[jj];
-      float ms = 1, vs = 1;
-      if (score > m) {
-        ms = expf(m - score);
-        m = score;
-      } else {
-        vs = expf(score - m);
-      }
+      const float ms = msh[jj], vs = vsh[jj];
       l = l * ms + vs;
       const __half* vr = vbase + static_cast<int64_t>(j0 + jj) * v_stride;
       if (tid < p.dv) {
@@ -153,6 +259,7 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
         acc1 = round_f16(__fadd_rn(acc1, __fmul_rn(__half2float(vr[tid + kAttnThreads]), vs)));
       }
     }
+    m = tile_max;
     __syncthreads();  // sc is rewritten by the next tile
   }
   float* o = out + (static_cast<int64_t>(t) * p.n_head + h) * p.dv;
@@ -191,6 +298,24 @@ void rope(const RopeParams& p, float* x, int64_t n, int n_head, int head_stride,
   if (total <= 0) return;
   rope_kernel<<<blocks_for(total, 256), 256, 0, st(s)>>>(p, x, n, n_head, head_stride, pos);
   check_launch("rope");
+}
+
+void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps, void* s) {
+  if (n <= 0) return;
+  add_rms_norm_kernel<<<static_cast<unsigned>(n), 256, 0, st(s)>>>(x, h, w, y, dim, eps);
+  check_launch("add_rms_norm");
+}
+
+void qkv_into_cache(const RopeParams& r, const QkvParams& p, float* q, const float* k, const float* v, int64_t n, const int32_t* seq,
+                    const int32_t* pos, uint16_t* k_cache, uint16_t* v_cache, void* s) {
+  if (n <= 0) return;
+  const int64_t q_threads = n * p.n_head * (p.head_dim / 2);
+  q_bias_rope_kernel<<<blocks_for(q_threads, 256), 256, 0, st(s)>>>(r, p, q, n, pos);
+  check_launch("q_bias_rope");
+  const int64_t kv_threads = n * p.n_head_kv * (p.head_dim / 2) + (v ? n * p.n_head_kv * p.head_dim_v : 0);
+  kv_into_cache_kernel<<<blocks_for(kv_threads, 256), 256, 0, st(s)>>>(r, p, k, v, n, seq, pos, reinterpret_cast<__half*>(k_cache),
+                                                                        reinterpret_cast<__half*>(v_cache));
+  check_launch("kv_into_cache");
 }
 
 void store_rows_f16(uint16_t* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx, void* s) {

@@ -19,6 +19,18 @@ struct RopeParams {
 };
 void rope(const RopeParams& p, float* x, int64_t n, int n_head, int head_stride, const int32_t* pos, void* stream);
 
+// x += h, then y = norm(x) * w (y may be h).
+void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps, void* stream);
+
+// Attention inputs in two passes: q gets its bias and rotation in place; k gets its bias and
+// rotation and v its bias on the way into the f16 cache (rows [n_seq][n_ctx][width]).
+struct QkvParams {
+  int n_head, n_head_kv, head_dim, head_dim_v, n_ctx;
+  const float *bq, *bk, *bv;  // device, or null
+};
+void qkv_into_cache(const RopeParams& r, const QkvParams& p, float* q, const float* k, const float* v, int64_t n, const int32_t* seq,
+                    const int32_t* pos, uint16_t* k_cache, uint16_t* v_cache, void* stream);
+
 // The cache of one layer: f16 rows [n_seq][n_ctx][width].
 void store_rows_f16(uint16_t* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx,
                     void* stream);

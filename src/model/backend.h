@@ -5,6 +5,7 @@
 // Pointers passed to a backend's ops live in that backend's memory.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,32 @@ class Backend {
   virtual void silu_mul(float* gate, const float* up, int64_t count) = 0;  // gate = silu(gate) * up
   // Rotates the first n_rot dims of each head of x[n][n_head][head_stride] at the batch's positions.
   virtual void rope(const Rope& r, float* x, int64_t n, int n_head, int head_stride) = 0;
+
+  // Fused forms (a backend may do them in one pass; these defaults are the ops above in turn).
+  // y_i = W_i x for several weights sharing one input.
+  struct Product {
+    const cpu::WeightView* w;
+    float* y;
+  };
+  virtual void matmuls(std::initializer_list<Product> products, const float* x, int64_t n) {
+    for (const auto& p : products) matmul(*p.w, x, n, p.y);
+  }
+  // x += h, then y = norm(x) * w (the residual add and the next sublayer's norm; y may be h).
+  virtual void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps) {
+    add(x, h, n * dim);
+    rms_norm(x, w, y, n, dim, eps);
+  }
+  // The attention inputs after their projections: biases, optional per-head norms of q and k,
+  // rotary embeddings, then k and v into the cache of `layer`.
+  struct AttentionInputs {
+    float *q, *k, *v;
+    const float *bq, *bk, *bv, *q_norm, *k_norm;  // null: none
+    int64_t n;
+    int n_head, n_head_kv, head_dim, head_dim_v;
+    float eps;
+    const Rope* rope;
+  };
+  virtual void attention_inputs(const AttentionInputs& a, int layer);
 
   // The attention cache of the layers placed here (rows of the batch's sequences and positions).
   virtual void init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type) = 0;

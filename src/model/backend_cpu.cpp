@@ -72,6 +72,18 @@ class CpuBackend : public Backend {
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
 
+void Backend::attention_inputs(const AttentionInputs& a, int layer) {
+  const int q_width = a.n_head * a.head_dim, k_width = a.n_head_kv * a.head_dim, v_width = a.n_head_kv * a.head_dim_v;
+  add_bias(a.q, a.bq, a.n, q_width);
+  add_bias(a.k, a.bk, a.n, k_width);
+  add_bias(a.v, a.bv, a.n, v_width);
+  if (a.q_norm) rms_norm(a.q, a.q_norm, a.q, a.n * a.n_head, a.head_dim, a.eps);
+  if (a.k_norm) rms_norm(a.k, a.k_norm, a.k, a.n * a.n_head_kv, a.head_dim, a.eps);
+  rope(*a.rope, a.q, a.n, a.n_head, a.head_dim);
+  rope(*a.rope, a.k, a.n, a.n_head_kv, a.head_dim);
+  store_kv(layer, a.k, a.v, a.n);
+}
+
 Buf move_to(Backend& be, Buf x) {
   if (x.backend() == &be) return x;
   std::vector<float> host(x.size());

@@ -80,31 +80,22 @@ void Transformer::layers(Buf& x, const Batch& b) {
       attn = Buf(be, size(n_head_ * head_dim_v_)), gate = Buf(be, size(n_ff_)), up = Buf(be, size(n_ff_));
     }
     // Attention: h = norm(x); q, k, v = h W; rope; cache k, v; x += attend(q) Wo
-    be.rms_norm(x.data(), l.attn_norm, h.data(), n, n_embd_, norm_eps_);
-    be.matmul(l.wq, h.data(), n, q.data());
-    be.matmul(l.wk, h.data(), n, k.data());
-    be.matmul(l.wv, h.data(), n, v.data());
-    be.add_bias(q.data(), l.bq, n, q_width);
-    be.add_bias(k.data(), l.bk, n, k_width);
-    be.add_bias(v.data(), l.bv, n, v_width);
-    if (style_.qk_norm) {
-      be.rms_norm(q.data(), l.q_norm, q.data(), n * n_head_, head_dim_k_, norm_eps_);
-      be.rms_norm(k.data(), l.k_norm, k.data(), n * n_head_kv_, head_dim_k_, norm_eps_);
-    }
-    be.rope(rope_, q.data(), n, n_head_, head_dim_k_);
-    be.rope(rope_, k.data(), n, n_head_kv_, head_dim_k_);
-    be.store_kv(layer, k.data(), v.data(), n);
+    // (the previous layer's feed-forward output joins x in the same pass as this norm)
+    if (li == 0 || layers_[li - 1].be != &be) be.rms_norm(x.data(), l.attn_norm, h.data(), n, n_embd_, norm_eps_);
+    else be.add_rms_norm(x.data(), h.data(), l.attn_norm, h.data(), n, n_embd_, norm_eps_);
+    be.matmuls({{&l.wq, q.data()}, {&l.wk, k.data()}, {&l.wv, v.data()}}, h.data(), n);
+    be.attention_inputs({q.data(), k.data(), v.data(), l.bq, l.bk, l.bv, l.q_norm, l.k_norm, n, n_head_, n_head_kv_, head_dim_k_,
+                         head_dim_v_, norm_eps_, &rope_},
+                        layer);
     be.attention(shape, q.data(), q_width, layer, attn.data());
     be.matmul(l.wo, attn.data(), n, h.data());
-    be.add(x.data(), h.data(), n * n_embd_);
 
     // Feed-forward: x += (silu(norm(x) Wg) * norm(x) Wu) Wd
-    be.rms_norm(x.data(), l.ffn_norm, h.data(), n, n_embd_, norm_eps_);
-    be.matmul(l.gate, h.data(), n, gate.data());
-    be.matmul(l.up, h.data(), n, up.data());
+    be.add_rms_norm(x.data(), h.data(), l.ffn_norm, h.data(), n, n_embd_, norm_eps_);
+    be.matmuls({{&l.gate, gate.data()}, {&l.up, up.data()}}, h.data(), n);
     be.silu_mul(gate.data(), up.data(), n * n_ff_);
     be.matmul(l.down, gate.data(), n, h.data());
-    be.add(x.data(), h.data(), n * n_embd_);
+    if (li + 1 == layers_.size() || layers_[li + 1].be != &be) be.add(x.data(), h.data(), n * n_embd_);
   }
 }
 
