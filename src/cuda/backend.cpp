@@ -14,6 +14,7 @@
 #include "cuda/matmul.h"
 #include "cuda/model_ops.h"
 #include "model/backend.h"
+#include "model/moe.h"
 #include "model/ops.h"
 
 namespace jing::model {
@@ -40,6 +41,7 @@ class CudaBackend : public Backend {
     for (auto& [_, g] : graphs_) cudaGraphExecDestroy(g);
     for (void* p : owned_) cudaFree(p);
     if (meta_) cudaFree(meta_);
+    if (moe_idx_) cudaFree(moe_idx_);
   }
 
   std::string name() const override { return name_; }
@@ -83,6 +85,7 @@ class CudaBackend : public Backend {
     const size_t n = b.size();
     if (meta_cap_ < n) {
       if (meta_) cudaFree(meta_);
+    if (moe_idx_) cudaFree(moe_idx_);
       meta_cap_ = std::max<size_t>(n, 512);
       cuda::check(cudaMalloc(reinterpret_cast<void**>(&meta_), 2 * meta_cap_ * sizeof(int32_t)), "cudaMalloc (batch)");
     }
@@ -166,6 +169,83 @@ class CudaBackend : public Backend {
   }
   size_t cache_bytes() const override { return cache_bytes_; }
 
+  cpu::WeightView place_experts(const cpu::WeightView& w, int n_expert) override {
+    cpu::WeightView d = w;
+    auto it = placed_.find(w.data);
+    if (it != placed_.end()) return d.data = it->second, d;
+    const size_t bytes = static_cast<size_t>(n_expert) * static_cast<size_t>(w.rows) * w.row_bytes;
+    d.data = device_copy(w.data, bytes, "expert weights");
+    weight_bytes_ += bytes;
+    placed_.emplace(w.data, d.data);
+    return d;
+  }
+  void head_matmuls(const HeadProducts& p) override {
+    // One head at a time: its rows gathered, multiplied, scattered back.
+    const int64_t cols = p.w.cols, rows = p.w.rows;
+    Buf in(*this, static_cast<size_t>(p.n * cols)), out(*this, static_cast<size_t>(p.n * rows));
+    for (int hd = 0; hd < p.n_head; ++hd) {
+      copy_rows(in.data(), cols, p.x + hd * p.x_head, p.x_stride, p.n, cols);
+      cpu::WeightView w = p.w;
+      w.data = static_cast<const uint8_t*>(p.w.data) + static_cast<size_t>(hd) * static_cast<size_t>(rows) * p.w.row_bytes;
+      matmul_->run(w, in.data(), p.n, out.data());
+      copy_rows(p.y + hd * p.y_head, p.y_stride, out.data(), rows, p.n, rows);
+    }
+  }
+  void copy_rows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t rows, int64_t width) override {
+    if (rows <= 0 || width <= 0) return;
+    cuda::check(cudaMemcpy2DAsync(dst, dst_stride * sizeof(float), src, src_stride * sizeof(float), width * sizeof(float), rows,
+                                  cudaMemcpyDeviceToDevice, s()),
+                "copy_rows");
+  }
+  void rms_norm_rows(float* x, int64_t stride, const float* w, int64_t n, int64_t dim, float eps) override {
+    cuda::ops::rms_norm_strided(x, stride, w, x, n, dim, eps, stream_->handle());
+  }
+  // Router on the GPU, routing on the host (its scores come back: one round trip per MoE layer),
+  // then per chosen expert: its tokens gathered, the expert's SwiGLU, the weighted rows added back.
+  void moe_ffn(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff, float* out) override {
+    Buf logits(*this, static_cast<size_t>(n * r.n_expert));
+    matmul_->run(w.router, x, n, logits.data());
+    std::vector<float> host(static_cast<size_t>(n * r.n_expert));
+    download(host.data(), logits.data(), host.size());
+    std::vector<std::vector<std::pair<int32_t, float>>> users(static_cast<size_t>(r.n_expert));
+    for (int64_t t = 0; t < n; ++t)
+      for (auto [e, wt] : route(r, host.data() + t * r.n_expert, w.bias)) users[static_cast<size_t>(e)].push_back({static_cast<int32_t>(t), wt});
+    std::vector<int32_t> rows;
+    std::vector<float> weights;
+    std::vector<std::pair<int, size_t>> spans;  // (expert, first index)
+    for (int e = 0; e < r.n_expert; ++e) {
+      if (users[static_cast<size_t>(e)].empty()) continue;
+      spans.push_back({e, rows.size()});
+      for (auto [t, wt] : users[static_cast<size_t>(e)]) rows.push_back(t), weights.push_back(wt);
+    }
+    cuda::check(cudaMemsetAsync(out, 0, static_cast<size_t>(n * n_embd) * sizeof(float), s()), "moe: clear");
+    if (rows.empty()) return;
+    if (moe_idx_cap_ < rows.size()) {
+      if (moe_idx_) cudaFree(moe_idx_);
+      moe_idx_cap_ = std::max<size_t>(rows.size(), 1024);
+      cuda::check(cudaMalloc(&moe_idx_, moe_idx_cap_ * 8), "cudaMalloc (moe)");
+    }
+    auto* d_rows = static_cast<int32_t*>(moe_idx_);
+    auto* d_wts = reinterpret_cast<float*>(static_cast<int32_t*>(moe_idx_) + moe_idx_cap_);
+    cuda::check(cudaMemcpyAsync(d_rows, rows.data(), rows.size() * 4, cudaMemcpyHostToDevice, s()), "moe: rows");
+    cuda::check(cudaMemcpyAsync(d_wts, weights.data(), weights.size() * 4, cudaMemcpyHostToDevice, s()), "moe: weights");
+    size_t most = 0;
+    for (size_t i = 0; i < spans.size(); ++i) most = std::max(most, (i + 1 < spans.size() ? spans[i + 1].second : rows.size()) - spans[i].second);
+    Buf xs(*this, most * n_embd), g(*this, most * n_ff), u(*this, most * n_ff), d(*this, most * n_embd);
+    for (size_t i = 0; i < spans.size(); ++i) {
+      const auto [e, first] = spans[i];
+      const int64_t m = static_cast<int64_t>((i + 1 < spans.size() ? spans[i + 1].second : rows.size()) - first);
+      cuda::ops::gather_rows(xs.data(), x, d_rows + first, m, n_embd, stream_->handle());
+      const cpu::WeightView ge = expert(w.gate, e), ue = expert(w.up, e), de = expert(w.down, e);
+      const cpu::WeightView* ws[2] = {&ge, &ue};
+      float* ys[2] = {g.data(), u.data()};
+      matmul_->run_same_input(ws, ys, 2, xs.data(), m);
+      cuda::ops::silu_mul(g.data(), u.data(), m * n_ff, stream_->handle());
+      matmul_->run(de, g.data(), m, d.data());
+      cuda::ops::scatter_add_rows(out, d.data(), d_rows + first, d_wts + first, m, n_embd, stream_->handle());
+    }
+  }
+
   bool capture_begin() override {
     if (std::getenv("JING_NO_CUDA_GRAPHS")) return false;
     if (cudaStreamBeginCapture(s(), cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
@@ -238,6 +318,8 @@ class CudaBackend : public Backend {
   int n_ctx_ = 0, k_width_ = 0, v_width_ = 0;
   std::vector<uint16_t*> k_, v_;
   std::unordered_map<int, cudaGraphExec_t> graphs_;
+  void* moe_idx_ = nullptr;  // token rows, then weights, of the chosen experts
+  size_t moe_idx_cap_ = 0;
 };
 
 }  // namespace

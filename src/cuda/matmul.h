@@ -23,9 +23,13 @@ bool supports(GgmlType type);
 class Matmul {
  public:
   static constexpr int kMaxGemvTokens = 8;
-  // run() takes the decode path up to this many tokens for block formats (two passes still beat
-  // expanding to f16 on an H200, docs/PERFORMANCE.md), up to kMaxGemvTokens for float weights.
-  static constexpr int kGemvTokensBlockFormats = 16;
+  // run() takes the decode path up to this many tokens for block formats, up to kMaxGemvTokens
+  // for float weights. Up to 16 tokens two passes beat expanding to f16 on an H200
+  // (docs/PERFORMANCE.md); up to 64 the decode path is kept for its rounding: it is the CPU
+  // engine's (8-bit activation blocks, exact integer dots), where f16 weights move quantized
+  // models' logits by 2-4e-2. It costs little where batches of that size come from (32 server
+  // streams: 4 passes ~ one f16 product); prompts of more tokens take the matrix path.
+  static constexpr int kGemvTokensBlockFormats = 64;
 
   explicit Matmul(const Stream& stream);
   ~Matmul();

@@ -34,15 +34,27 @@ __device__ float block_reduce(float v, float* red) {
   return r;
 }
 
-__global__ void rms_norm_kernel(const float* x, const float* w, float* y, int64_t dim, float eps) {
+__global__ void rms_norm_kernel(const float* x, const float* w, float* y, int64_t dim, float eps, int64_t stride) {
   __shared__ float red[32];
-  const float* xr = x + blockIdx.x * dim;
-  float* yr = y + blockIdx.x * dim;
+  const float* xr = x + blockIdx.x * stride;
+  float* yr = y + blockIdx.x * stride;
   float ss = 0;
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
   ss = block_reduce<false>(ss, red);
   const float scale = rsqrtf(ss / static_cast<float>(dim) + eps);
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
+}
+
+__global__ void gather_rows_kernel(float* dst, const float* src, const int32_t* rows, int64_t m, int64_t width) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx < m * width) dst[idx] = src[static_cast<int64_t>(rows[idx / width]) * width + idx % width];
+}
+
+__global__ void scatter_add_rows_kernel(float* out, const float* src, const int32_t* rows, const float* weights, int64_t width) {
+  const int64_t r = blockIdx.x;
+  float* o = out + static_cast<int64_t>(rows[r]) * width;
+  const float wt = weights[r];
+  for (int64_t i = threadIdx.x; i < width; i += blockDim.x) o[i] += wt * src[r * width + i];
 }
 
 __global__ void add_bias_kernel(float* y, const float* b, int64_t total, int64_t width) {
@@ -189,7 +201,7 @@ __global__ void store_rows_kernel(__half* cache, const float* rows, int64_t n, i
   cache[(static_cast<int64_t>(seq[t]) * n_ctx + pos[t]) * width + i] = __float2half(rows[idx]);
 }
 
-constexpr int kAttnThreads = 128, kAttnTile = 128, kMaxHeadDim = 256;
+constexpr int kAttnThreads = 128, kAttnTile = 128, kMaxHeadDim = 1024, kMaxValueDims = 4;  // dv <= 4 * 128 (MLA: 512)
 
 // One block per (token, head): keys in tiles of 128. A warp scores one key at a time (lanes across
 // the head dimension, coalesced); the online softmax's factors of the tile's keys come from a
@@ -212,7 +224,7 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
   const int v_stride = p.v_in_k ? p.k_width : p.v_width;
   const __half* vbase = p.v_in_k ? kbase : vc + s * p.n_ctx * p.v_width + static_cast<int64_t>(hk) * p.dv;
   __syncthreads();
-  float m = -INFINITY, l = 0, acc0 = 0, acc1 = 0;
+  float m = -INFINITY, l = 0, acc[kMaxValueDims] = {};
   for (int j0 = 0; j0 < len; j0 += kAttnTile) {
     const int nt = min(kAttnTile, len - j0);
     for (int jj = warp; jj < nt; jj += warps) {
@@ -250,29 +262,50 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
       const float ms = msh[jj], vs = vsh[jj];
       l = l * ms + vs;
       const __half* vr = vbase + static_cast<int64_t>(j0 + jj) * v_stride;
-      if (tid < p.dv) {
-        if (ms != 1.0f) acc0 = round_f16(__fmul_rn(acc0, ms));
-        acc0 = round_f16(__fadd_rn(acc0, __fmul_rn(__half2float(vr[tid]), vs)));
-      }
-      if (tid + kAttnThreads < p.dv) {
-        if (ms != 1.0f) acc1 = round_f16(__fmul_rn(acc1, ms));
-        acc1 = round_f16(__fadd_rn(acc1, __fmul_rn(__half2float(vr[tid + kAttnThreads]), vs)));
+#pragma unroll
+      for (int r = 0; r < kMaxValueDims; ++r) {
+        const int d = tid + r * kAttnThreads;
+        if (d < p.dv) {
+          if (ms != 1.0f) acc[r] = round_f16(__fmul_rn(acc[r], ms));
+          acc[r] = round_f16(__fadd_rn(acc[r], __fmul_rn(__half2float(vr[d]), vs)));
+        }
       }
     }
     m = tile_max;
     __syncthreads();  // sc is rewritten by the next tile
   }
   float* o = out + (static_cast<int64_t>(t) * p.n_head + h) * p.dv;
-  if (tid < p.dv) o[tid] = acc0 / l;
-  if (tid + kAttnThreads < p.dv) o[tid + kAttnThreads] = acc1 / l;
+#pragma unroll
+  for (int r = 0; r < kMaxValueDims; ++r)
+    if (tid + r * kAttnThreads < p.dv) o[tid + r * kAttnThreads] = acc[r] / l;
 }
 
 }  // namespace
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t dim, float eps, void* s) {
   if (n <= 0) return;
-  rms_norm_kernel<<<static_cast<unsigned>(n), 256, 0, st(s)>>>(x, w, y, dim, eps);
+  rms_norm_kernel<<<static_cast<unsigned>(n), 256, 0, st(s)>>>(x, w, y, dim, eps, dim);
   check_launch("rms_norm");
+}
+
+void rms_norm_strided(const float* x, int64_t stride, const float* w, float* y, int64_t n, int64_t dim, float eps, void* s) {
+  if (n <= 0) return;
+  rms_norm_kernel<<<static_cast<unsigned>(n), 256, 0, st(s)>>>(x, w, y, dim, eps, stride);
+  check_launch("rms_norm_strided");
+}
+
+void gather_rows(float* dst, const float* src, const int32_t* rows, int64_t m, int64_t width, void* s) {
+  if (m <= 0) return;
+  gather_rows_kernel<<<blocks_for(m * width, 256), 256, 0, st(s)>>>(dst, src, rows, m, width);
+  check_launch("gather_rows");
+}
+
+void scatter_add_rows(float* out, const float* src, const int32_t* rows, const float* weights, int64_t m, int64_t width, void* s) {
+  if (m <= 0) return;
+  // One block per row keeps the adds of rows that share a token (several experts) apart in time:
+  // the launches for different experts are ordered on the stream, and within one launch rows differ.
+  scatter_add_rows_kernel<<<static_cast<unsigned>(m), 256, 0, st(s)>>>(out, src, rows, weights, width);
+  check_launch("scatter_add_rows");
 }
 
 void add_bias(float* y, const float* b, int64_t n, int64_t width, void* s) {
@@ -327,7 +360,8 @@ void store_rows_f16(uint16_t* cache, const float* rows, int64_t n, int width, co
 void attention_f16(const AttentionParams& p, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v, const int32_t* seq,
                    const int32_t* pos, int64_t n, float* out, void* s) {
   if (n <= 0) return;
-  if (p.dk > kMaxHeadDim || p.dv > 2 * kAttnThreads) throw Error("CUDA attention: heads wider than 256 are not supported");
+  if (p.dk > kMaxHeadDim || p.dv > kMaxValueDims * kAttnThreads)
+    throw Error("CUDA attention: keys wider than 1024 or values wider than 512 are not supported");
   dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(p.n_head));
   attention_kernel<<<grid, kAttnThreads, 0, st(s)>>>(p, q, q_stride, reinterpret_cast<const __half*>(k), reinterpret_cast<const __half*>(v),
                                                     seq, pos, out);

@@ -7,6 +7,11 @@
 namespace jing::cuda::ops {
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t dim, float eps, void* stream);
+// Rows `stride` apart (x and y alike).
+void rms_norm_strided(const float* x, int64_t stride, const float* w, float* y, int64_t n, int64_t dim, float eps, void* stream);
+// dst[i] = src[rows[i]] (rows of `width`), and out[rows[i]] += weights[i] * src[i].
+void gather_rows(float* dst, const float* src, const int32_t* rows, int64_t m, int64_t width, void* stream);
+void scatter_add_rows(float* out, const float* src, const int32_t* rows, const float* weights, int64_t m, int64_t width, void* stream);
 void add_bias(float* y, const float* b, int64_t n, int64_t width, void* stream);
 void add(float* y, const float* x, int64_t count, void* stream);
 void silu_mul(float* gate, const float* up, int64_t count, void* stream);

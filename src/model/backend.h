@@ -18,6 +18,8 @@ namespace jing::model {
 
 struct Rope;
 struct AttentionShape;
+struct MoeRouting;
+struct MoeWeights;
 
 class Backend {
  public:
@@ -73,6 +75,27 @@ class Backend {
     const Rope* rope;
   };
   virtual void attention_inputs(const AttentionInputs& a, int layer);
+
+  // MLA and MoE (deepseek2).
+  // A [n_expert][rows][cols] tensor (expert-0 view) placed whole.
+  virtual cpu::WeightView place_experts(const cpu::WeightView& w, int n_expert) = 0;
+  // Per-head products with a [n_head][rows][cols] weight: y[t][h] = W_h x[t][h], the rows of head h
+  // of token t at x + t * x_stride + h * x_head (y likewise).
+  struct HeadProducts {
+    cpu::WeightView w;
+    int n_head;
+    const float* x;
+    int64_t x_stride, x_head;
+    float* y;
+    int64_t y_stride, y_head;
+    int64_t n;
+  };
+  virtual void head_matmuls(const HeadProducts& p) = 0;
+  virtual void copy_rows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t rows, int64_t width) = 0;
+  // In place: the first dim values of each of n rows `stride` apart.
+  virtual void rms_norm_rows(float* x, int64_t stride, const float* w, int64_t n, int64_t dim, float eps) = 0;
+  // out = the routed experts' mix (see model/moe.h); the routing's bias stays in host memory.
+  virtual void moe_ffn(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff, float* out) = 0;
 
   // The attention cache of the layers placed here (rows of the batch's sequences and positions).
   virtual void init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type) = 0;

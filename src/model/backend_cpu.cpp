@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <deque>
 
+#include <omp.h>
+
+#include "cpu/matmul.h"
 #include "model/backend.h"
+#include "model/moe.h"
 #include "model/ops.h"
 #include "runtime/kv_cache.h"
 
@@ -59,6 +63,34 @@ class CpuBackend : public Backend {
     model::attention(ctx_, s, q, q_stride, *kv_, layer, batch_->seq, batch_->pos, out);
   }
   size_t cache_bytes() const override { return kv_ ? kv_->bytes() : 0; }
+
+  cpu::WeightView place_experts(const cpu::WeightView& w, int) override { return w; }
+  // The heads' products are small (one head's 128 x 512 matrix): the heads run in parallel, each
+  // product on one thread, rather than one after another on all of them.
+  void head_matmuls(const HeadProducts& p) override {
+    const int threads = ctx_.n_threads > 0 ? ctx_.n_threads : cpu::default_threads();
+    const Ctx one_thread{1};
+    const int64_t n = p.n, cols = p.w.cols, rows = p.w.rows;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+      std::vector<float> in(static_cast<size_t>(n * cols)), out(static_cast<size_t>(n * rows));
+#pragma omp for schedule(static)
+      for (int hd = 0; hd < p.n_head; ++hd) {
+        for (int64_t t = 0; t < n; ++t) std::copy_n(p.x + t * p.x_stride + hd * p.x_head, cols, in.data() + t * cols);
+        model::matmul(one_thread, expert(p.w, hd), in.data(), n, out.data());
+        for (int64_t t = 0; t < n; ++t) std::copy_n(out.data() + t * rows, rows, p.y + t * p.y_stride + hd * p.y_head);
+      }
+    }
+  }
+  void copy_rows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t rows, int64_t width) override {
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(src + r * src_stride, width, dst + r * dst_stride);
+  }
+  void rms_norm_rows(float* x, int64_t stride, const float* w, int64_t n, int64_t dim, float eps) override {
+    for (int64_t t = 0; t < n; ++t) model::rms_norm(x + t * stride, w, x + t * stride, 1, dim, eps);
+  }
+  void moe_ffn(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff, float* out) override {
+    model::moe_ffn(ctx_, r, w, x, n, n_embd, n_ff, out);
+  }
 
  private:
   Ctx ctx_;

@@ -73,10 +73,6 @@ float BaseModel::arch_float(const std::string& key, float fallback) const {
   return static_cast<float>(file_.arch_float(key).value_or(fallback));
 }
 
-void BaseModel::init_cache(int n_layer, int k_width, int v_width) {
-  kv_ = std::make_unique<runtime::KvCache>(n_layer, opts_.n_seq, opts_.n_ctx, k_width, v_width, opts_.kv_type);
-}
-
 void BaseModel::kv_truncate(int seq, int n_keep) {
   if (seq < 0 || seq >= opts_.n_seq) throw Error("sequence " + std::to_string(seq) + " does not exist");
   auto& len = kv_len_[static_cast<size_t>(seq)];
@@ -103,7 +99,7 @@ std::vector<float> BaseModel::forward(const Batch& b, Output out) {
     ++it->second;
   }
 
-  if (n == 1 && b.want_logits[0] && out == Output::Logits && graphs_ok_ && all_on_gpu()) {
+  if (n == 1 && b.want_logits[0] && out == Output::Logits && graphs_ok_ && step_recordable() && all_on_gpu()) {
     auto logits = decode_step(b);
     for (auto [s, len] : next) kv_len_[static_cast<size_t>(s)] = len;
     return logits;
@@ -115,7 +111,6 @@ std::vector<float> BaseModel::forward(const Batch& b, Output out) {
   layers(x, b);
   for (auto [s, len] : next) {
     kv_len_[static_cast<size_t>(s)] = len;
-    if (kv_) kv_->set_length(s, len);
   }
 
   // Only the rows that were asked for go through the output norm and projection.

@@ -32,8 +32,9 @@ class BaseModel : public Model {
  protected:
   // Runs every layer over x [n][n_embd] (the cache already sized); x may end on another backend.
   virtual void layers(Buf& x, const Batch& b) = 0;
-  // The host cache of architectures that run on the CPU only (they call its rows directly).
-  void init_cache(int n_layer, int k_width, int v_width);
+  // Whether a one-token step may be recorded and replayed (CUDA graphs): not when the step
+  // reads results back on the host midway.
+  virtual bool step_recordable() const { return true; }
   // Placement: the last n_gpu_layers layers on the GPU (llama.cpp's -ngl), the output layer too
   // when n_gpu_layers exceeds the layer count. Architectures written against Backend call this
   // once they know their layer count; the others stay on the CPU.
@@ -48,7 +49,6 @@ class BaseModel : public Model {
   ModelOptions opts_;
   Weights w_;
   Ctx ctx_;
-  std::unique_ptr<runtime::KvCache> kv_;
   std::vector<int> kv_len_;  // positions each sequence's cache holds
   std::unique_ptr<Backend> cpu_, gpu_;
   std::vector<Backend*> layer_be_;

@@ -50,70 +50,73 @@ class DeepSeek2 : public BaseModel {
 
     setup_rope();
 
+    place_layers(n_layer);
     layers_.reserve(static_cast<size_t>(n_layer));  // wk_b/wv_b may point into a layer's own buffers
     for (int i = 0; i < n_layer; ++i) {
       const std::string p = "blk." + std::to_string(i) + ".";
-      Layer l;
-      l.attn_norm = w_.vector(p + "attn_norm.weight", n_embd_);
-      l.ffn_norm = w_.vector(p + "ffn_norm.weight", n_embd_);
+      Backend& be = layer_backend(i);
+      layers_.emplace_back();
+      Layer& l = layers_.back();
+      l.be = &be;
+      l.attn_norm = be.place(w_.vector(p + "attn_norm.weight", n_embd_));
+      l.ffn_norm = be.place(w_.vector(p + "ffn_norm.weight", n_embd_));
       if (q_lora_ > 0) {
-        l.wq_a = w_.matrix(p + "attn_q_a.weight", n_embd_, q_lora_);
-        l.q_a_norm = w_.vector(p + "attn_q_a_norm.weight", q_lora_);
-        l.wq_b = w_.matrix(p + "attn_q_b.weight", q_lora_, n_head_ * head_k_);
+        l.wq_a = be.place(w_.matrix(p + "attn_q_a.weight", n_embd_, q_lora_));
+        l.q_a_norm = be.place(w_.vector(p + "attn_q_a_norm.weight", q_lora_));
+        l.wq_b = be.place(w_.matrix(p + "attn_q_b.weight", q_lora_, n_head_ * head_k_));
       } else {
-        l.wq_b = w_.matrix(p + "attn_q.weight", n_embd_, n_head_ * head_k_);
+        l.wq_b = be.place(w_.matrix(p + "attn_q.weight", n_embd_, n_head_ * head_k_));
       }
-      l.wkv_a = w_.matrix(p + "attn_kv_a_mqa.weight", n_embd_, kv_lora_ + n_rot_);
-      l.kv_a_norm = w_.vector(p + "attn_kv_a_norm.weight", kv_lora_);
+      l.wkv_a = be.place(w_.matrix(p + "attn_kv_a_mqa.weight", n_embd_, kv_lora_ + n_rot_));
+      l.kv_a_norm = be.place(w_.vector(p + "attn_kv_a_norm.weight", kv_lora_));
       if (const auto* kv_b = file_.find_tensor(p + "attn_kv_b.weight"); kv_b && !file_.find_tensor(p + "attn_k_b.weight")) {
         l.kv_b_split = split_kv_b(*kv_b, n_head_, nope_, head_v_, kv_lora_);  // older converters' layout
-        l.wk_b = l.kv_b_split.k_b;
-        l.wv_b = l.kv_b_split.v_b;
+        l.wk_b = be.place_experts(l.kv_b_split.k_b, n_head_);
+        l.wv_b = be.place_experts(l.kv_b_split.v_b, n_head_);
       } else {
-        l.wk_b = w_.experts(p + "attn_k_b.weight", nope_, kv_lora_, n_head_);
-        l.wv_b = w_.experts(p + "attn_v_b.weight", kv_lora_, head_v_, n_head_);
+        l.wk_b = be.place_experts(w_.experts(p + "attn_k_b.weight", nope_, kv_lora_, n_head_), n_head_);
+        l.wv_b = be.place_experts(w_.experts(p + "attn_v_b.weight", kv_lora_, head_v_, n_head_), n_head_);
       }
-      l.wo = w_.matrix(p + "attn_output.weight", n_head_ * head_v_, n_embd_);
+      l.wo = be.place(w_.matrix(p + "attn_output.weight", n_head_ * head_v_, n_embd_));
       if (i < n_dense_) {
-        l.gate = w_.matrix(p + "ffn_gate.weight", n_embd_, n_ff_);
-        l.up = w_.matrix(p + "ffn_up.weight", n_embd_, n_ff_);
-        l.down = w_.matrix(p + "ffn_down.weight", n_ff_, n_embd_);
+        l.gate = be.place(w_.matrix(p + "ffn_gate.weight", n_embd_, n_ff_));
+        l.up = be.place(w_.matrix(p + "ffn_up.weight", n_embd_, n_ff_));
+        l.down = be.place(w_.matrix(p + "ffn_down.weight", n_ff_, n_embd_));
       } else {
-        l.moe.router = w_.matrix(p + "ffn_gate_inp.weight", n_embd_, moe_.n_expert);
-        l.moe.bias = w_.optional_vector(p + "exp_probs_b.bias", moe_.n_expert);
-        l.moe.gate = w_.experts(p + "ffn_gate_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert);
-        l.moe.up = w_.experts(p + "ffn_up_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert);
-        l.moe.down = w_.experts(p + "ffn_down_exps.weight", n_ff_exp_, n_embd_, moe_.n_expert);
+        l.moe.router = be.place(w_.matrix(p + "ffn_gate_inp.weight", n_embd_, moe_.n_expert));
+        l.moe.bias = w_.optional_vector(p + "exp_probs_b.bias", moe_.n_expert);  // routing runs on the host
+        l.moe.gate = be.place_experts(w_.experts(p + "ffn_gate_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert), moe_.n_expert);
+        l.moe.up = be.place_experts(w_.experts(p + "ffn_up_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert), moe_.n_expert);
+        l.moe.down = be.place_experts(w_.experts(p + "ffn_down_exps.weight", n_ff_exp_, n_embd_, moe_.n_expert), moe_.n_expert);
         if (n_shared > 0) {
-          l.gate = w_.matrix(p + "ffn_gate_shexp.weight", n_embd_, n_ff_exp_ * n_shared);
-          l.up = w_.matrix(p + "ffn_up_shexp.weight", n_embd_, n_ff_exp_ * n_shared);
-          l.down = w_.matrix(p + "ffn_down_shexp.weight", n_ff_exp_ * n_shared, n_embd_);
+          l.gate = be.place(w_.matrix(p + "ffn_gate_shexp.weight", n_embd_, n_ff_exp_ * n_shared));
+          l.up = be.place(w_.matrix(p + "ffn_up_shexp.weight", n_embd_, n_ff_exp_ * n_shared));
+          l.down = be.place(w_.matrix(p + "ffn_down_shexp.weight", n_ff_exp_ * n_shared, n_embd_));
           shared_ff_ = n_ff_exp_ * n_shared;
         }
       }
-      layers_.push_back(std::move(l));
     }
-    init_cache(n_layer, kv_lora_ + n_rot_, 0);  // the latent and the roped key: nothing else
-    if (opts.n_gpu_layers > 0) std::fprintf(stderr, "note: deepseek2 (MLA + MoE) runs on the CPU in this build; its GPU path is not written yet\n");
+    init_backend_caches(kv_lora_ + n_rot_, 0);  // the latent and the roped key: nothing else
   }
 
  protected:
-  // MLA and MoE are written against the CPU functions still: every layer runs on the CPU.
-  void layers(Buf& x, const Batch& b) override { layers_cpu(x.data(), b); }
-  void layers_cpu(float* x, const Batch& b);
+  void layers(Buf& x, const Batch& b) override;
+  // MoE routing reads the router's scores on the host: a GPU step cannot be recorded whole.
+  bool step_recordable() const override { return false; }
 
  private:
   struct Layer {
-    std::vector<float> attn_norm, ffn_norm, q_a_norm, kv_a_norm;
+    Backend* be = nullptr;  // where this layer runs; its weights are placed there
+    const float *attn_norm = nullptr, *ffn_norm = nullptr, *q_a_norm = nullptr, *kv_a_norm = nullptr;
     cpu::WeightView wq_a, wq_b, wkv_a, wk_b, wv_b, wo, gate, up, down;
     MoeWeights moe;
     SplitKvB kv_b_split;  // owns wk_b/wv_b for files with the combined attn_kv_b tensor
   };
 
   void setup_rope();
-  void attention_block(const Layer& l, int layer, const float* h, const Batch& b, float* out);
-  void dense_ffn(const cpu::WeightView& gate, const cpu::WeightView& up, const cpu::WeightView& down, int n_ff, const float* h,
-                 int64_t n, float* out);
+  void attention_block(Backend& be, const Layer& l, int layer, const float* h, int64_t n, float* out);
+  void dense_ffn(Backend& be, const cpu::WeightView& gate, const cpu::WeightView& up, const cpu::WeightView& down, int n_ff,
+                 const float* h, int64_t n, float* out);
 
   int n_head_ = 0, q_lora_ = 0, kv_lora_ = 0, n_rot_ = 0, head_k_ = 0, head_v_ = 0, nope_ = 0;
   int n_dense_ = 0, n_ff_ = 0, n_ff_exp_ = 0, shared_ff_ = 0;
@@ -148,96 +151,72 @@ void DeepSeek2::setup_rope() {
   kq_scale_ = mscale * mscale / std::sqrt(static_cast<float>(head_k_));
 }
 
-void DeepSeek2::attention_block(const Layer& l, int layer, const float* h, const Batch& b, float* out) {
-  const int64_t n = static_cast<int64_t>(b.size());
+void DeepSeek2::attention_block(Backend& be, const Layer& l, int layer, const float* h, int64_t n, float* out) {
   const int kw = kv_lora_ + n_rot_;  // one cache row: [latent | k_pe]
-  Act q(static_cast<size_t>(n * n_head_ * head_k_)), kv(static_cast<size_t>(n * kw));
+  auto size = [n](int64_t width) { return static_cast<size_t>(n * width); };
+  Buf q(be, size(n_head_ * head_k_)), kv(be, size(kw));
   if (q_lora_ > 0) {
-    Act qa(static_cast<size_t>(n * q_lora_));
-    matmul(ctx_, l.wq_a, h, n, qa.data());
-    rms_norm(qa.data(), l.q_a_norm.data(), qa.data(), n, q_lora_, norm_eps_);
-    matmul(ctx_, l.wq_b, qa.data(), n, q.data());
+    Buf qa(be, size(q_lora_));
+    be.matmul(l.wq_a, h, n, qa.data());
+    be.rms_norm(qa.data(), l.q_a_norm, qa.data(), n, q_lora_, norm_eps_);
+    be.matmul(l.wq_b, qa.data(), n, q.data());
   } else {
-    matmul(ctx_, l.wq_b, h, n, q.data());
+    be.matmul(l.wq_b, h, n, q.data());
   }
-  matmul(ctx_, l.wkv_a, h, n, kv.data());
-  rope_.apply(q.data() + nope_, n, n_head_, head_k_, b.pos.data());  // q_pe of every head
-  rope_.apply(kv.data() + kv_lora_, n, 1, kw, b.pos.data());         // the shared k_pe
-  for (int64_t t = 0; t < n; ++t) {  // the latent part of each [latent | k_pe] row
-    rms_norm(kv.data() + t * kw, l.kv_a_norm.data(), kv.data() + t * kw, 1, kv_lora_, norm_eps_);
-    kv_->store_k(layer, b.seq[static_cast<size_t>(t)], b.pos[static_cast<size_t>(t)], kv.data() + t * kw);
-  }
+  be.matmul(l.wkv_a, h, n, kv.data());
+  be.rope(rope_, q.data() + nope_, n, n_head_, head_k_);  // q_pe of every head
+  be.rope(rope_, kv.data() + kv_lora_, n, 1, kw);         // the shared k_pe
+  be.rms_norm_rows(kv.data(), kw, l.kv_a_norm, n, kv_lora_, norm_eps_);  // the latent part of each row
+  be.store_kv(layer, kv.data(), nullptr, n);
 
-  // The per-head products below are small (one head's 128 x 512 matrix); the heads run in
-  // parallel, each product on one thread, rather than one after another on all of them.
-  const int threads = ctx_.n_threads > 0 ? ctx_.n_threads : cpu::default_threads();
-  const Ctx one_thread{1};
-
-  // Absorbed queries: [W_kb,h q_nope,h | q_pe,h] per head.
-  Act qa(static_cast<size_t>(n * n_head_ * kw));
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    Act tmp_in(static_cast<size_t>(n * nope_)), tmp_out(static_cast<size_t>(n * kv_lora_));
-#pragma omp for schedule(static)
-    for (int hd = 0; hd < n_head_; ++hd) {
-      for (int64_t t = 0; t < n; ++t)
-        std::copy_n(q.data() + (t * n_head_ + hd) * head_k_, nope_, tmp_in.data() + t * nope_);
-      matmul(one_thread, expert(l.wk_b, hd), tmp_in.data(), n, tmp_out.data());
-      for (int64_t t = 0; t < n; ++t) {
-        float* dst = qa.data() + (t * n_head_ + hd) * kw;
-        std::copy_n(tmp_out.data() + t * kv_lora_, kv_lora_, dst);
-        std::copy_n(q.data() + (t * n_head_ + hd) * head_k_ + nope_, n_rot_, dst + kv_lora_);
-      }
-    }
-  }
-  Act latent(static_cast<size_t>(n * n_head_ * kv_lora_));
-  attention(ctx_, {n_head_, 1, kw, kv_lora_, kq_scale_, true}, qa.data(), n_head_ * kw, *kv_, layer, b.seq, b.pos, latent.data());
+  // Absorbed queries: [W_kb,h q_nope,h | q_pe,h] per head; MQA over the cached [c | k_pe] rows.
+  Buf qa(be, size(n_head_ * kw));
+  be.head_matmuls({l.wk_b, n_head_, q.data(), n_head_ * head_k_, head_k_, qa.data(), n_head_ * kw, kw, n});
+  be.copy_rows(qa.data() + kv_lora_, kw, q.data() + nope_, head_k_, n * n_head_, n_rot_);
+  Buf latent(be, size(n_head_ * kv_lora_));
+  be.attention({n_head_, 1, kw, kv_lora_, kq_scale_, true}, qa.data(), n_head_ * kw, layer, latent.data());
 
   // Decompress each head's attended latent through W_vb,h, then the output projection.
-  Act heads(static_cast<size_t>(n * n_head_ * head_v_));
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    Act lin(static_cast<size_t>(n * kv_lora_)), hv(static_cast<size_t>(n * head_v_));
-#pragma omp for schedule(static)
-    for (int hd = 0; hd < n_head_; ++hd) {
-      for (int64_t t = 0; t < n; ++t)
-        std::copy_n(latent.data() + (t * n_head_ + hd) * kv_lora_, kv_lora_, lin.data() + t * kv_lora_);
-      matmul(one_thread, expert(l.wv_b, hd), lin.data(), n, hv.data());
-      for (int64_t t = 0; t < n; ++t) std::copy_n(hv.data() + t * head_v_, head_v_, heads.data() + (t * n_head_ + hd) * head_v_);
-    }
-  }
-  matmul(ctx_, l.wo, heads.data(), n, out);
+  Buf heads(be, size(n_head_ * head_v_));
+  be.head_matmuls({l.wv_b, n_head_, latent.data(), n_head_ * kv_lora_, kv_lora_, heads.data(), n_head_ * head_v_, head_v_, n});
+  be.matmul(l.wo, heads.data(), n, out);
 }
 
-void DeepSeek2::dense_ffn(const cpu::WeightView& gate, const cpu::WeightView& up, const cpu::WeightView& down, int n_ff,
+void DeepSeek2::dense_ffn(Backend& be, const cpu::WeightView& gate, const cpu::WeightView& up, const cpu::WeightView& down, int n_ff,
                           const float* h, int64_t n, float* out) {
-  Act g(static_cast<size_t>(n * n_ff)), u(static_cast<size_t>(n * n_ff));
-  matmul(ctx_, gate, h, n, g.data());
-  matmul(ctx_, up, h, n, u.data());
-  silu_mul(g.data(), u.data(), n * n_ff);
-  matmul(ctx_, down, g.data(), n, out);
+  Buf g(be, static_cast<size_t>(n * n_ff)), u(be, static_cast<size_t>(n * n_ff));
+  be.matmul(gate, h, n, g.data());
+  be.matmul(up, h, n, u.data());
+  be.silu_mul(g.data(), u.data(), n * n_ff);
+  be.matmul(down, g.data(), n, out);
 }
 
-void DeepSeek2::layers_cpu(float* x, const Batch& b) {
+void DeepSeek2::layers(Buf& x, const Batch& b) {
   const int64_t n = static_cast<int64_t>(b.size());
-  Act h(static_cast<size_t>(n * n_embd_)), o(static_cast<size_t>(n * n_embd_)), shared(static_cast<size_t>(n * n_embd_));
+  const size_t width = static_cast<size_t>(n * n_embd_);
+  Buf h, o, shared;  // scratch on the backend of the layers now running
   for (size_t li = 0; li < layers_.size(); ++li) {
     const Layer& l = layers_[li];
-    rms_norm(x, l.attn_norm.data(), h.data(), n, n_embd_, norm_eps_);
-    attention_block(l, static_cast<int>(li), h.data(), b, o.data());
-    add(x, o.data(), n * n_embd_);
+    Backend& be = *l.be;
+    if (h.backend() != &be) {
+      x = move_to(be, std::move(x));
+      h = Buf(be, width), o = Buf(be, width), shared = Buf(be, width);
+    }
+    be.rms_norm(x.data(), l.attn_norm, h.data(), n, n_embd_, norm_eps_);
+    attention_block(be, l, static_cast<int>(li), h.data(), n, o.data());
+    be.add(x.data(), o.data(), n * n_embd_);
 
-    rms_norm(x, l.ffn_norm.data(), h.data(), n, n_embd_, norm_eps_);
+    be.rms_norm(x.data(), l.ffn_norm, h.data(), n, n_embd_, norm_eps_);
     if (static_cast<int>(li) < n_dense_) {
-      dense_ffn(l.gate, l.up, l.down, n_ff_, h.data(), n, o.data());
+      dense_ffn(be, l.gate, l.up, l.down, n_ff_, h.data(), n, o.data());
     } else {
-      moe_ffn(ctx_, moe_, l.moe, h.data(), n, n_embd_, n_ff_exp_, o.data());
+      be.moe_ffn(moe_, l.moe, h.data(), n, n_embd_, n_ff_exp_, o.data());
       if (shared_ff_ > 0) {
-        dense_ffn(l.gate, l.up, l.down, shared_ff_, h.data(), n, shared.data());
-        add(o.data(), shared.data(), n * n_embd_);
+        dense_ffn(be, l.gate, l.up, l.down, shared_ff_, h.data(), n, shared.data());
+        be.add(o.data(), shared.data(), n * n_embd_);
       }
     }
-    add(x, o.data(), n * n_embd_);
+    be.add(x.data(), o.data(), n * n_embd_);
   }
 }
 

@@ -61,11 +61,14 @@ TEST(CudaModels, AllLayersOnTheGpuMatchTheCpuAndTheReferences) {
   const std::vector<Case> cases = {
       {"models/llama-f16.gguf", "models/llama.reference.json", "", 3e-3, 0.97, 5e-3},
       {"models/qwen2-f16.gguf", "models/qwen2.reference.json", "", 3e-3, 0.97, 5e-3},
-      // Known gap (docs/PERFORMANCE.md): this quantized fixture swings by ~2e-2 with any change of
-      // rounding order; the CPU engine's own SIMD and portable paths differ by 2.1e-2 on it. The
-      // GPU's decode kernels match the CPU to 2e-7 on the chat prompt; the whole-prompt (cuBLAS,
-      // f16 weights) path lands 1.9-2.1e-2 from the CPU and 1.8-3.0e-2 from llama.cpp.
-      {"quantized/llama-Q4_K_M.gguf", "quantized/llama-Q4_K_M.llamacpp.json", "", 3.5e-2, 0.95, 3e-2},
+      // Quantized fixtures swing by ~2e-2 with any change of rounding order: the CPU engine's own
+      // AVX2 and AVX-512 paths differ by 9.7e-3 on `en`, its portable path by 2.1e-2. Prompts this
+      // short take the decode kernels, which round as the CPU does (chat: 4e-7 from the CPU); on
+      // `en` the attention's summation order alone moves it 1.6e-2 (docs/PERFORMANCE.md).
+      {"quantized/llama-Q4_K_M.gguf", "quantized/llama-Q4_K_M.llamacpp.json", "", 2e-2, 0.95, 2e-2},
+      // deepseek2: MLA over the latent cache and MoE routing (sigmoid, exp_probs_b, groups).
+      {"models/deepseek2-f16.gguf", "models/deepseek2.reference.json", "", 3e-3, 0.97, 5e-3},
+      {"quantized/deepseek2-UD-IQ1_S.gguf", "quantized/deepseek2-UD-IQ1_S.llamacpp.json", "", 2e-2, 0.95, 2e-2},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.file);
@@ -158,7 +161,7 @@ TEST(CudaModels, GreedyDecodeStepsMatchTheReference) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
   auto dir = test::fixtures_dir();
   if (dir.empty()) GTEST_SKIP() << "fixtures not found";
-  for (const char* arch : {"llama", "qwen2"}) {
+  for (const char* arch : {"llama", "qwen2", "deepseek2"}) {
     SCOPED_TRACE(arch);
     auto ref = nlohmann::json::parse(test::read_file(dir / "models" / (std::string(arch) + ".reference.json")));
     auto gpu = model::Model::load(dir / "models" / (std::string(arch) + "-f16.gguf"), {.n_ctx = 256, .n_gpu_layers = 99});
