@@ -109,6 +109,9 @@ bool SocketResponder::client_gone() {
     probed_ = true;
     if (!sent_ && !http10_) write("HTTP/1.1 100 Continue\r\n\r\n");
     else if (streaming_) chunk(stream_type_ == "text/event-stream" ? ":\n\n" : " ");
+    // A closed peer's reset comes back within a round trip: look again at once, not a poll later.
+    pollfd again{fd_, POLLIN | POLLRDHUP, 0};
+    if (ok_ && ::poll(&again, 1, 5) > 0 && (again.revents & (POLLERR | POLLHUP | POLLNVAL))) ok_ = false;
   }
   return !ok_;
 }
