@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -26,6 +28,50 @@ std::string gib(size_t bytes) {
   std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1u << 30));
   return buf;
 }
+
+// JING_CUDA_PROFILE=1: GPU time per op (CUDA events around each op, read at every download;
+// graphs off), printed when the backend goes away. For finding where a step's time goes.
+class OpProfile {
+ public:
+  bool on = std::getenv("JING_CUDA_PROFILE") != nullptr;
+  struct Scope {
+    OpProfile* p;
+    const char* name;
+    cudaStream_t s;
+    cudaEvent_t a = nullptr, b = nullptr;
+    Scope(OpProfile* prof, const char* n, cudaStream_t st) : p(prof), name(n), s(st) {
+      if (!p->on) return;
+      cudaEventCreate(&a), cudaEventCreate(&b);
+      cudaEventRecord(a, s);
+    }
+    ~Scope() {
+      if (!p->on) return;
+      cudaEventRecord(b, s);
+      p->pending.push_back({name, a, b});
+    }
+  };
+  void collect() {
+    for (auto& [name, a, b] : pending) {
+      float ms = 0;
+      cudaEventElapsedTime(&ms, a, b);
+      auto& [calls, total] = totals[name];
+      ++calls, total += ms;
+      cudaEventDestroy(a), cudaEventDestroy(b);
+    }
+    pending.clear();
+  }
+  ~OpProfile() {
+    if (!on || totals.empty()) return;
+    double all = 0;
+    for (auto& [_, v] : totals) all += v.second;
+    std::fprintf(stderr, "GPU time per op (JING_CUDA_PROFILE):\n");
+    for (auto& [name, v] : totals)
+      std::fprintf(stderr, "  %-18s %8ld calls %10.2f ms %8.2f us/call %5.1f%%\n", name.c_str(), v.first, v.second,
+                   1e3 * v.second / static_cast<double>(v.first), 100.0 * v.second / all);
+  }
+  std::vector<std::tuple<std::string, cudaEvent_t, cudaEvent_t>> pending;
+  std::map<std::string, std::pair<long, double>> totals;
+};
 
 class CudaBackend : public Backend {
  public:
@@ -59,6 +105,7 @@ class CudaBackend : public Backend {
   void download(float* dst, const float* src, size_t n) override {
     cuda::check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, s()), "download");
     stream_->synchronize();
+    if (prof_.on) prof_.collect();
   }
   void copy(float* dst, const float* src, size_t n) override {
     cuda::check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, s()), "copy");
@@ -94,6 +141,7 @@ class CudaBackend : public Backend {
   }
 
   void embed(const cpu::WeightView& table, const std::vector<int32_t>& tokens, float* out) override {
+    OpProfile::Scope scope_(&prof_, "embed", s());
     for (size_t i = 0; i < tokens.size(); ++i) {
       if (tokens[i] < 0 || tokens[i] >= table.rows) throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
       cuda::dequantize_rows(table.type, static_cast<const uint8_t*>(table.data) + static_cast<size_t>(tokens[i]) * table.row_bytes,
@@ -101,19 +149,29 @@ class CudaBackend : public Backend {
     }
   }
   void matmul(const cpu::WeightView& w, const float* x, int64_t n, float* y) override {
+    OpProfile::Scope scope_(&prof_, "matmul", s());
     if (n > 0) matmul_->run(w, x, n, y);
   }
   void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t dim, float eps) override {
+    OpProfile::Scope scope_(&prof_, "rms_norm", s());
     cuda::ops::rms_norm(x, w, y, n, dim, eps, stream_->handle());
   }
   void add_bias(float* y, const float* b, int64_t n, int64_t width) override { cuda::ops::add_bias(y, b, n, width, stream_->handle()); }
-  void add(float* y, const float* x, int64_t count) override { cuda::ops::add(y, x, count, stream_->handle()); }
-  void silu_mul(float* gate, const float* up, int64_t count) override { cuda::ops::silu_mul(gate, up, count, stream_->handle()); }
+  void add(float* y, const float* x, int64_t count) override {
+    OpProfile::Scope scope_(&prof_, "add", s());
+    cuda::ops::add(y, x, count, stream_->handle());
+  }
+  void silu_mul(float* gate, const float* up, int64_t count) override {
+    OpProfile::Scope scope_(&prof_, "silu_mul", s());
+    cuda::ops::silu_mul(gate, up, count, stream_->handle());
+  }
   void rope(const Rope& r, float* x, int64_t n, int n_head, int head_stride) override {
+    OpProfile::Scope scope_(&prof_, "rope", s());
     cuda::ops::rope(rope_params(r), x, n, n_head, head_stride, meta_, stream_->handle());
   }
 
   void matmuls(std::initializer_list<Product> products, const float* x, int64_t n) override {
+    OpProfile::Scope scope_(&prof_, "matmuls", s());
     const cpu::WeightView* ws[8];
     float* ys[8];
     int count = 0;
@@ -125,9 +183,11 @@ class CudaBackend : public Backend {
     if (n > 0) matmul_->run_same_input(ws, ys, count, x, n);
   }
   void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps) override {
+    OpProfile::Scope scope_(&prof_, "add_rms_norm", s());
     cuda::ops::add_rms_norm(x, h, w, y, n, dim, eps, stream_->handle());
   }
   void attention_inputs(const AttentionInputs& a, int layer) override {
+    OpProfile::Scope scope_(&prof_, "attention_inputs", s());
     // Per-head norms (qwen3) or odd head sizes take the separate ops.
     if (a.q_norm || a.k_norm || a.head_dim % 2 || a.rope->n_rot > a.head_dim) return Backend::attention_inputs(a, layer);
     const cuda::ops::QkvParams p{a.n_head, a.n_head_kv, a.head_dim, a.head_dim_v, n_ctx_, a.bq, a.bk, a.bv};
@@ -163,6 +223,7 @@ class CudaBackend : public Backend {
     if (v) cuda::ops::store_rows_f16(v_.at(static_cast<size_t>(layer)), v, n, v_width_, seq, pos, n_ctx_, stream_->handle());
   }
   void attention(const AttentionShape& sh, const float* q, int64_t q_stride, int layer, float* out) override {
+    OpProfile::Scope scope_(&prof_, "attention", s());
     cuda::ops::AttentionParams p{sh.n_head, sh.n_head_kv, sh.dk, sh.dv, sh.scale, n_ctx_, k_width_, v_width_, sh.v_in_k};
     cuda::ops::attention_f16(p, q, q_stride, k_.at(static_cast<size_t>(layer)), v_[static_cast<size_t>(layer)], meta_ + meta_cap_, meta_,
                              static_cast<int64_t>(batch_->size()), out, stream_->handle());
@@ -180,6 +241,7 @@ class CudaBackend : public Backend {
     return d;
   }
   void head_matmuls(const HeadProducts& p) override {
+    OpProfile::Scope scope_(&prof_, "head_matmuls", s());
     // One head at a time: its rows gathered, multiplied, scattered back.
     const int64_t cols = p.w.cols, rows = p.w.rows;
     Buf in(*this, static_cast<size_t>(p.n * cols)), out(*this, static_cast<size_t>(p.n * rows));
@@ -203,6 +265,7 @@ class CudaBackend : public Backend {
   // Router on the GPU, routing on the host (its scores come back: one round trip per MoE layer),
   // then per chosen expert: its tokens gathered, the expert's SwiGLU, the weighted rows added back.
   void moe_ffn(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff, float* out) override {
+    OpProfile::Scope scope_(&prof_, "moe_ffn", s());
     Buf logits(*this, static_cast<size_t>(n * r.n_expert));
     matmul_->run(w.router, x, n, logits.data());
     std::vector<float> host(static_cast<size_t>(n * r.n_expert));
@@ -247,7 +310,7 @@ class CudaBackend : public Backend {
   }
 
   bool capture_begin() override {
-    if (std::getenv("JING_NO_CUDA_GRAPHS")) return false;
+    if (std::getenv("JING_NO_CUDA_GRAPHS") || prof_.on) return false;
     if (cudaStreamBeginCapture(s(), cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
       cudaGetLastError();
       return false;
@@ -318,6 +381,7 @@ class CudaBackend : public Backend {
   int n_ctx_ = 0, k_width_ = 0, v_width_ = 0;
   std::vector<uint16_t*> k_, v_;
   std::unordered_map<int, cudaGraphExec_t> graphs_;
+  OpProfile prof_;
   void* moe_idx_ = nullptr;  // token rows, then weights, of the chosen experts
   size_t moe_idx_cap_ = 0;
 };
