@@ -1,4 +1,5 @@
 // `jing ps`: models a running `jing serve` holds in memory (asks its /api/ps, like `ollama ps`).
+#include <algorithm>
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -27,8 +28,13 @@ Registrar reg([](CLI::App& app) {
     auto j = nlohmann::json::parse(r.body, nullptr, false);
     if (r.status != 200 || !j.is_object()) throw Error("unexpected reply from " + host + " (HTTP " + std::to_string(r.status) + ")");
     fmt::print("{:<40} {:>12} {:<10} {}\n", "NAME", "SIZE", "PROCESSOR", "UNTIL");
-    for (const auto& m : j.value("models", nlohmann::json::array()))
-      fmt::print("{:<40} {:>12} {:<10} {}\n", m.value("name", ""), gguf::format_bytes(m.value("size", uint64_t{0})), "100% CPU", m.value("expires_at", ""));
+    for (const auto& m : j.value("models", nlohmann::json::array())) {
+      // Ollama's PROCESSOR column: the share of the model in GPU memory.
+      const auto size = m.value("size", uint64_t{0}), vram = m.value("size_vram", uint64_t{0});
+      const int gpu = size ? static_cast<int>(std::min<uint64_t>(100, (vram * 100 + size / 2) / size)) : 0;
+      const std::string where = gpu == 0 ? "100% CPU" : gpu == 100 ? "100% GPU" : fmt::format("{}%/{}% CPU/GPU", 100 - gpu, gpu);
+      fmt::print("{:<40} {:>12} {:<10} {}\n", m.value("name", ""), gguf::format_bytes(size), where, m.value("expires_at", ""));
+    }
   });
 });
 

@@ -229,6 +229,7 @@ class CudaBackend : public Backend {
                              static_cast<int64_t>(batch_->size()), out, stream_->handle());
   }
   size_t cache_bytes() const override { return cache_bytes_; }
+  size_t weight_bytes() const override { return weight_bytes_; }
 
   cpu::WeightView place_experts(const cpu::WeightView& w, int n_expert) override {
     cpu::WeightView d = w;

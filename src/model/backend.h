@@ -102,6 +102,7 @@ class Backend {
   virtual void store_kv(int layer, const float* k, const float* v, int64_t n) = 0;
   virtual void attention(const AttentionShape& s, const float* q, int64_t q_stride, int layer, float* out) = 0;
   virtual size_t cache_bytes() const = 0;
+  virtual size_t weight_bytes() const { return 0; }  // placed in this backend's own memory (not mapped)
 
   // Recording (CUDA graphs): the ops issued between capture_begin() and capture_end(key) are kept
   // and run again by replay(key) on the same pointers. Backends without it return false.

@@ -23,6 +23,7 @@ class BaseModel : public Model {
   int n_ctx_train() const override { return n_ctx_train_; }
   int n_seq() const override { return opts_.n_seq; }
   std::string backend_name() const override { return gpu_ ? gpu_->name() : "CPU"; }
+  uint64_t gpu_bytes() const override { return gpu_ ? gpu_->weight_bytes() + gpu_->cache_bytes() : 0; }
   int kv_length(int seq) const override { return kv_len_.at(static_cast<size_t>(seq)); }
   void kv_truncate(int seq, int n_keep) override;
 

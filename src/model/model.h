@@ -61,6 +61,8 @@ class Model {
   virtual int n_seq() const = 0;
   // Where the layers run, as llama-bench names backends ("CPU", "CUDA0 (NVIDIA H200)").
   virtual std::string backend_name() const { return "CPU"; }
+  // Bytes the model holds in GPU memory (weights and cache), 0 on the CPU: Ollama's size_vram.
+  virtual uint64_t gpu_bytes() const { return 0; }
 
   // Computes the batch and appends to the cache. Returns, for every token with want_logits set,
   // in batch order, a row of n_vocab logits (Output::Logits) or n_embd final hidden-state

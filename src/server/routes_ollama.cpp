@@ -222,7 +222,7 @@ void ps(ServerContext& ctx, const HttpRequest&, HttpResponder& out) {
     gmtime_r(&t, &tm);
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     models.push_back({{"name", lm->name}, {"model", lm->name}, {"size", lm->size}, {"digest", ""}, {"details", model_details(*lm)},
-                      {"expires_at", buf}, {"size_vram", 0}, {"context_length", lm->model->n_ctx()}});
+                      {"expires_at", buf}, {"size_vram", lm->model->gpu_bytes()}, {"context_length", lm->model->n_ctx()}});
   }
   send_json(out, 200, {{"models", models}});
 }
