@@ -53,6 +53,12 @@ Matmul::~Matmul() = default;
 
 namespace {
 
+// The decode kernel of the call's format family.
+void launch_gemv(const detail::GemvCall& c, cudaStream_t s) {
+  if (!detail::gemv_legacy(c, s) && !detail::gemv_kquant(c, s) && !detail::gemv_iq(c, s) && !detail::gemv_other(c, s))
+    throw Error("CUDA matmul: no decode kernel for tensor type " + std::string(traits(c.type).name));
+}
+
 void validate(const WeightView& w, int64_t n_tokens) {
   if (!supports(w.type)) throw Error("CUDA matmul: no kernel for tensor type " + std::string(traits(w.type).name));
   if (w.cols % traits(w.type).block_size)
@@ -87,9 +93,7 @@ void Matmul::run_same_input(const WeightView* const* ws, float* const* ys, int c
   for (int i = 0; i < count; ++i) {
     const WeightView& w = *ws[i];
     detail::GemvCall c{w.type, w.data, w.row_bytes, w.rows, w.cols, xq, xrec, x, static_cast<int>(n_tokens), ys[i], s_->tab};
-    if (!detail::gemv_legacy(c, s_->stream) && !detail::gemv_kquant(c, s_->stream) && !detail::gemv_iq(c, s_->stream) &&
-        !detail::gemv_other(c, s_->stream))
-      throw Error("CUDA matmul: no decode kernel for tensor type " + std::string(traits(w.type).name));
+    launch_gemv(c, s_->stream);
   }
 }
 
@@ -109,9 +113,7 @@ void Matmul::run_gemv(const WeightView& w, const float* x, int64_t n_tokens, flo
       c.xrec = s_->act.as<uint8_t>() + n;  // n is a multiple of 32: the records stay 16-byte aligned
       detail::quantize_activations(kind, c.x, static_cast<int64_t>(n), s_->act.as<int8_t>(), const_cast<void*>(c.xrec), s_->stream);
     }
-    if (!detail::gemv_legacy(c, s_->stream) && !detail::gemv_kquant(c, s_->stream) && !detail::gemv_iq(c, s_->stream) &&
-        !detail::gemv_other(c, s_->stream))
-      throw Error("CUDA matmul: no decode kernel for tensor type " + std::string(traits(w.type).name));
+    launch_gemv(c, s_->stream);
   }
 }
 

@@ -117,6 +117,22 @@ __global__ void rope_kernel(RopeParams p, float* x, int64_t n, int n_head, int h
   v[b] = x0 * s + x1 * c;
 }
 
+// Slot i of a head row (dims a, b): the values with the head's bias added, rotated when the slot
+// is a rotated pair.
+__device__ void biased_rotated_slot(const RopeParams& r, const float* row, const float* bias, int i, int position, int& a, int& b,
+                                    float& x0, float& x1) {
+  bool rotated;
+  slot_dims(r, i, a, b, rotated);
+  x0 = row[a], x1 = row[b];
+  if (bias) x0 += bias[a], x1 += bias[b];
+  if (rotated) {
+    float c, s;
+    rope_cos_sin(r, position, i, c, s);
+    const float y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
+    x0 = y0, x1 = y1;
+  }
+}
+
 // q: one thread per (token, head, slot): bias, then rotation, in place.
 __global__ void q_bias_rope_kernel(RopeParams r, QkvParams p, float* q, int64_t n, const int32_t* pos) {
   const int slots = p.head_dim / 2;
@@ -127,17 +143,9 @@ __global__ void q_bias_rope_kernel(RopeParams r, QkvParams p, float* q, int64_t 
   const int h = static_cast<int>(th % p.n_head);
   const int64_t t = th / p.n_head;
   int a, b;
-  bool rotated;
-  slot_dims(r, i, a, b, rotated);
+  float x0, x1;
+  biased_rotated_slot(r, q + th * p.head_dim, p.bq ? p.bq + h * p.head_dim : nullptr, i, pos[t], a, b, x0, x1);
   float* row = q + th * p.head_dim;
-  float x0 = row[a], x1 = row[b];
-  if (p.bq) x0 += p.bq[h * p.head_dim + a], x1 += p.bq[h * p.head_dim + b];
-  if (rotated) {
-    float c, s;
-    rope_cos_sin(r, pos[t], i, c, s);
-    const float y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
-    x0 = y0, x1 = y1;
-  }
   row[a] = x0, row[b] = x1;
 }
 
@@ -154,17 +162,8 @@ __global__ void kv_into_cache_kernel(RopeParams r, QkvParams p, const float* k, 
     const int h = static_cast<int>(th % p.n_head_kv);
     const int64_t t = th / p.n_head_kv;
     int a, b;
-    bool rotated;
-    slot_dims(r, i, a, b, rotated);
-    const float* row = k + th * p.head_dim;
-    float x0 = row[a], x1 = row[b];
-    if (p.bk) x0 += p.bk[h * p.head_dim + a], x1 += p.bk[h * p.head_dim + b];
-    if (rotated) {
-      float c, s;
-      rope_cos_sin(r, pos[t], i, c, s);
-      const float y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
-      x0 = y0, x1 = y1;
-    }
+    float x0, x1;
+    biased_rotated_slot(r, k + th * p.head_dim, p.bk ? p.bk + h * p.head_dim : nullptr, i, pos[t], a, b, x0, x1);
     __half* dst = kc + (static_cast<int64_t>(seq[t]) * p.n_ctx + pos[t]) * k_width + static_cast<int64_t>(h) * p.head_dim;
     dst[a] = __float2half(x0), dst[b] = __float2half(x1);
     return;
