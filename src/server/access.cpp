@@ -77,8 +77,19 @@ bool AccessPolicy::host_allowed(const std::string& host_header) const {
     h = h.substr(0, colon);
   }
   if (!h.empty() && h.back() == '.') h.pop_back();  // "localhost." is localhost
+  // An address written as a number cannot be a rebound name: loopback, private and unspecified ones
+  // are answered, as Ollama does (127.x by number only; "127.evil.example" is a name).
   in_addr v4{};
-  if (inet_pton(AF_INET, h.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) return true;  // 127.0.0.0/8 by number only
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) {
+    const uint32_t a = ntohl(v4.s_addr);
+    if ((a >> 24) == 127 || (a >> 24) == 10 || (a >> 20) == 0xAC1 || (a >> 16) == 0xC0A8 || a == 0) return true;
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
+    const uint8_t* b = v6.s6_addr;
+    const bool zero_prefix = std::all_of(b, b + 15, [](uint8_t x) { return x == 0; });
+    if ((zero_prefix && (b[15] == 1 || b[15] == 0)) || (b[0] & 0xFE) == 0xFC || (b[0] == 0xFE && (b[1] & 0xC0) == 0x80)) return true;
+  }
   return std::any_of(hosts.begin(), hosts.end(), [&](const std::string& p) { return p == "*" || wildcard_match(p, h); });
 }
 
