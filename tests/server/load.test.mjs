@@ -60,18 +60,11 @@ async function soak(model, label) {
   const s = await startServer(['--model', model, '--parallel', '32', '--ctx-size', '512', '--max-queue', '256']);
   try {
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'none', maxRetries: 0 });
-    // One stream is measured before and after the 32 (after a warm-up request), and the two windows
-    // pooled: on a shared 2-core host the speed drifts within a minute, and one short window before
-    // the load put the ratio anywhere from 2.7 to 3.8 for the same binary.
-    await run(client, 1, 0.1);
-    const before = await run(client, 1, Math.max(4, SECONDS / 4));
+    const single = await run(client, 1, Math.max(4, SECONDS / 4));
     const many = await run(client, 32, SECONDS);
-    const after = await run(client, 1, Math.max(4, SECONDS / 4));
-    const single = { rate: (before.tokens + after.tokens) / (before.seconds + after.seconds) };
     const report = {
       model: label,
       single_stream_tokens_per_s: +single.rate.toFixed(1),
-      single_before_after: [+before.rate.toFixed(1), +after.rate.toFixed(1)],
       aggregate_tokens_per_s_32: +many.rate.toFixed(1),
       ratio: +(many.rate / single.rate).toFixed(2),
       requests_completed: many.done,
