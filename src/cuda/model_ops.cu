@@ -111,7 +111,9 @@ __global__ void rope_kernel(RopeParams p, float* x, int64_t n, int n_head, int h
   float c, s;
   rope_cos_sin(p, pos[t], i, c, s);
   float* v = x + th * head_stride;
-  const int a = p.neox ? i : 2 * i, b = p.neox ? i + pairs : 2 * i + 1;
+  int a, b;
+  bool rotated;
+  slot_dims(p, i, a, b, rotated);
   const float x0 = v[a], x1 = v[b];
   v[a] = x0 * c - x1 * s;
   v[b] = x0 * s + x1 * c;

@@ -23,7 +23,6 @@ KvCache::KvCache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, Gg
     throw Error("not enough memory for a KV cache of " + std::to_string(n_ctx) + " positions x " + std::to_string(n_seq) +
                 " sequences; lower --ctx-size or --parallel");
   }
-  length_.assign(static_cast<size_t>(n_seq), 0);
 }
 
 size_t KvCache::offset(int layer, int seq, int pos, size_t row_bytes) const {

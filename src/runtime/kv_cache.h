@@ -15,8 +15,6 @@ class KvCache {
 
   int n_ctx() const { return n_ctx_; }
   int n_seq() const { return n_seq_; }
-  int length(int seq) const { return length_.at(seq); }
-  void set_length(int seq, int n) { length_.at(seq) = n; }
   size_t bytes() const { return k_.size() + v_.size(); }
 
   // Stores one row (k_width / v_width floats) at a position.
@@ -32,7 +30,6 @@ class KvCache {
   GgmlType type_;
   size_t k_row_, v_row_;
   std::vector<uint8_t> k_, v_;
-  std::vector<int> length_;
 };
 
 }  // namespace jing::runtime
