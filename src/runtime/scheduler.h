@@ -16,6 +16,7 @@
 
 #include "model/model.h"
 #include "runtime/generate.h"
+#include "sample/grammar_matcher.h"
 #include "sample/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -46,6 +47,10 @@ class Request {
   std::vector<std::string> stop;
   int top_logprobs = -1;  // -1: no logprobs
   bool embedding = false;
+  // Structured output: generated text must follow this grammar; with grammar_after_think it
+  // starts to apply only once the reasoning block closes ("</think>"), so a reasoning model thinks first.
+  std::shared_ptr<const sample::Grammar> grammar;
+  bool grammar_after_think = false;
 
   // Blocks until events or the end arrive (or timeout); returns false when nothing is left.
   bool wait(std::vector<TokenEvent>& out, RequestResult& result, int timeout_ms = 1000);
@@ -99,6 +104,9 @@ class Scheduler {
     std::unique_ptr<sample::Sampler> sampler;
     std::unique_ptr<tok::StreamDecoder> decoder;
     std::unique_ptr<StopMatcher> stops;
+    std::unique_ptr<sample::GrammarMatcher> grammar;
+    bool grammar_waiting = false;  // still inside the reasoning block
+    std::string recent;            // the last bytes generated, to see "</think>" across tokens
     int32_t next = -1;            // sampled, not yet fed
     int generated = 0;
     double t_start = 0, t_prompt_done = 0, t_queued = 0;

@@ -5,6 +5,8 @@
 #include <numeric>
 #include <unordered_map>
 
+#include "sample/grammar_matcher.h"
+
 namespace jing::sample {
 
 namespace {
@@ -42,10 +44,11 @@ void Sampler::reset() {
   rng_.seed(params_.seed == 0xFFFFFFFFu ? std::random_device{}() : params_.seed);
 }
 
-int32_t Sampler::sample(const float* raw) {
+int32_t Sampler::sample(const float* raw, GrammarMatcher* grammar) {
   std::vector<float>& logits = logits_;
   logits.assign(raw, raw + n_vocab_);
   logprobs_ready_ = false;
+  if (grammar) grammar->mask(logits.data());
   for (const auto& [id, bias] : params_.logit_bias)
     if (id >= 0 && id < n_vocab_) logits[static_cast<size_t>(id)] += bias;
 
@@ -65,11 +68,16 @@ int32_t Sampler::sample(const float* raw) {
 
   if (params_.temperature <= 0.0f) {
     last_token_ = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    if (grammar && std::isinf(logits[static_cast<size_t>(last_token_)])) last_token_ = -1;  // nothing allowed
     return last_token_;
   }
 
   std::vector<Cand> c(static_cast<size_t>(n_vocab_));
   for (int i = 0; i < n_vocab_; ++i) c[static_cast<size_t>(i)] = {i, logits[static_cast<size_t>(i)]};
+  if (grammar) {  // what the grammar masked out is no candidate at all
+    std::erase_if(c, [](const Cand& x) { return std::isinf(x.logit) && x.logit < 0; });
+    if (c.empty()) return last_token_ = -1;
+  }
   if (params_.top_k > 0 && params_.top_k < n_vocab_) {
     std::nth_element(c.begin(), c.begin() + params_.top_k, c.end(), [](const Cand& a, const Cand& b) { return a.logit > b.logit; });
     c.resize(static_cast<size_t>(params_.top_k));

@@ -9,6 +9,8 @@
 
 namespace jing::sample {
 
+class GrammarMatcher;
+
 struct SamplingParams {
   // DeepSeek's advice for R1: temperature 0.6, top-p 0.95. 0 temperature = greedy.
   float temperature = 0.6f;
@@ -47,8 +49,9 @@ struct TokenLogprob {
 class Sampler {
  public:
   Sampler(const SamplingParams& params, int n_vocab);
-  // Picks the next token from one row of logits (not modified).
-  int32_t sample(const float* logits);
+  // Picks the next token from one row of logits (not modified). With a grammar, only tokens it
+  // allows next are candidates (the caller advances the grammar over the chosen one).
+  int32_t sample(const float* logits, GrammarMatcher* grammar = nullptr);
   // Records a token (prompt or generated) for the penalty window.
   void accept(int32_t token);
   void reset();

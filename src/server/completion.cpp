@@ -92,6 +92,8 @@ Prepared prepare(ServerContext& ctx, const GenerationSpec& spec, HttpResponder* 
   r->max_tokens = spec.max_tokens;
   r->stop = spec.stop;
   r->top_logprobs = spec.top_logprobs;
+  r->grammar = spec.grammar;
+  r->grammar_after_think = p.opened_think;  // R1 thinks first; the format applies to the answer
   if (out && out->client_gone()) throw ApiError(499, "the client went away", "cancelled");  // nobody to answer
   p.req = r;
   admit(p);

@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "common/json_depth.h"
+#include "sample/gbnf.h"
+#include "sample/json_schema.h"
 
 namespace jing::server {
 
@@ -118,11 +120,50 @@ void messages(const json& b, GenerationSpec& g) {
   g.messages = std::move(flat);
 }
 
-// Fields other servers act on that this one cannot yet: refusing them beats answering as if the
-// constraint held.
-void refuse_unsupported(const json& b) {
-  for (const char* k : {"grammar", "json_schema", "grammar_triggers"})
-    if (field(b, k)) throw ApiError(400, std::string("'") + k + "' (grammar-constrained sampling) is not supported by this server yet");
+// Structured output: llama-server's `grammar` (GBNF) and `json_schema`, OpenAI's `response_format`
+// and Ollama's `format` become one compiled grammar; any problem with it is a 400 before the queue.
+void constraint(const json& b, GenerationSpec& g) {
+  for (const char* k : {"grammar_triggers", "grammar_lazy"})
+    if (field(b, k)) throw ApiError(400, std::string("'") + k + "' (lazy grammars) is not supported; send 'grammar' alone");
+  std::string gbnf, from;
+  auto set = [&](std::string text, const char* name) {
+    if (!from.empty()) throw ApiError(400, std::string("'") + name + "' and '" + from + "' both constrain the output; send one");
+    gbnf = std::move(text);
+    from = name;
+  };
+  try {
+    if (const json* gr = field(b, "grammar")) {
+      if (!gr->is_string()) throw ApiError(400, "'grammar' must be a string (GBNF)");
+      if (!gr->get<std::string>().empty()) set(gr->get<std::string>(), "grammar");
+    }
+    if (const json* js = field(b, "json_schema")) set(sample::json_schema_to_gbnf(*js), "json_schema");
+    if (const json* rf = field(b, "response_format")) {
+      if (!rf->is_object()) throw ApiError(400, "'response_format' must be an object");
+      const std::string type = rf->value("type", "");
+      if (type == "json_object") {
+        set(rf->contains("schema") ? sample::json_schema_to_gbnf((*rf)["schema"]) : sample::json_object_gbnf(), "response_format");
+      } else if (type == "json_schema") {
+        const json* js = rf->contains("json_schema") ? &(*rf)["json_schema"] : nullptr;
+        const json* schema = js && js->is_object() && js->contains("schema") ? &(*js)["schema"]
+                             : rf->contains("schema")                       ? &(*rf)["schema"]
+                                                                            : nullptr;
+        if (!schema) throw ApiError(400, "response_format json_schema needs 'json_schema': {'name', 'schema'}");
+        set(sample::json_schema_to_gbnf(*schema), "response_format");
+      } else if (type != "text" && !type.empty()) {
+        throw ApiError(400, "unknown response_format type '" + type + "' (text, json_object and json_schema are)");
+      }
+    }
+    if (const json* f = field(b, "format")) {  // Ollama: "json" or a schema
+      if (f->is_string() && f->get<std::string>() == "json") set(sample::json_object_gbnf(), "format");
+      else if (f->is_object()) set(sample::json_schema_to_gbnf(*f), "format");
+      else if (!(f->is_string() && f->get<std::string>().empty())) throw ApiError(400, "'format' must be \"json\" or a JSON schema object");
+    }
+    if (!gbnf.empty()) g.grammar = std::make_shared<const sample::Grammar>(sample::parse_gbnf(gbnf));
+  } catch (const sample::SchemaError& e) {
+    throw ApiError(400, e.what());
+  } catch (const sample::GrammarError& e) {
+    throw ApiError(400, from == "grammar" ? e.what() : std::string("internal grammar for '") + from + "': " + e.what());
+  }
 }
 
 void tools(const json& b, GenerationSpec& g) {
@@ -193,7 +234,7 @@ std::optional<double> parse_duration(const json& v) {
 
 GenerationSpec parse_openai_chat(const json& b) {
   GenerationSpec g;
-  refuse_unsupported(b);
+  constraint(b, g);
   if (field(b, "model")) g.model = string(b, "model");
   messages(b, g);
   tools(b, g);
@@ -210,12 +251,6 @@ GenerationSpec parse_openai_chat(const json& b) {
     g.top_logprobs = 0;
     if (field(b, "top_logprobs")) g.top_logprobs = static_cast<int>(integer(b, "top_logprobs", 0, 20));
   }
-  if (const json* rf = field(b, "response_format")) {
-    std::string type = rf->is_object() ? rf->value("type", "") : "";
-    if (type == "json_object" || type == "json_schema")
-      throw ApiError(400, "response_format '" + type + "' needs grammar-constrained sampling, which this server does not support yet");
-    if (type != "text" && !type.empty()) throw ApiError(400, "unknown response_format type '" + type + "'");
-  }
   g.reasoning_format = field(b, "reasoning_format") ? string(b, "reasoning_format") : "";
   if (const json* ctk = field(b, "chat_template_kwargs"))
     if (ctk->is_object() && ctk->contains("enable_thinking") && (*ctk)["enable_thinking"].is_boolean()) g.think = (*ctk)["enable_thinking"].get<bool>();
@@ -225,7 +260,7 @@ GenerationSpec parse_openai_chat(const json& b) {
 GenerationSpec parse_openai_completion(const json& b) {
   GenerationSpec g;
   g.chat = false;
-  refuse_unsupported(b);
+  constraint(b, g);
   if (field(b, "model")) g.model = string(b, "model");
   const json* p = field(b, "prompt");
   if (!p) throw ApiError(400, "'prompt' is required");
@@ -244,7 +279,7 @@ GenerationSpec parse_openai_completion(const json& b) {
 
 namespace {
 void ollama_options(const json& b, GenerationSpec& g) {
-  refuse_unsupported(b);
+  constraint(b, g);
   if (const json* o = field(b, "options")) {
     if (!o->is_object()) throw ApiError(400, "'options' must be an object");
     sampling(*o, g);
@@ -259,9 +294,6 @@ void ollama_options(const json& b, GenerationSpec& g) {
     else if (t->is_string()) g.think = t->get<std::string>() != "false";
     else throw ApiError(400, "'think' must be true or false");
   }
-  if (const json* f = field(b, "format"))
-    if (!(f->is_string() && f->get<std::string>().empty()))
-      throw ApiError(400, "'format' (structured outputs) needs grammar-constrained sampling, which this server does not support yet");
 }
 }  // namespace
 
@@ -291,7 +323,7 @@ GenerationSpec parse_llama_completion(const json& b) {
   GenerationSpec g;
   g.chat = false;
   g.raw = true;
-  refuse_unsupported(b);
+  constraint(b, g);
   g.prompt = field(b, "prompt") && (*field(b, "prompt")).is_string() ? string(b, "prompt") : "";
   if (!field(b, "prompt") || !field(b, "prompt")->is_string()) throw ApiError(400, "'prompt' must be a string");
   if (field(b, "stream")) g.stream = boolean(b, "stream");

@@ -8,6 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
+
+#include "sample/gbnf.h"
 #include "sample/sampler.h"
 
 namespace jing::server {
@@ -43,6 +46,7 @@ struct GenerationSpec {
   std::string reasoning_format;     // "deepseek" (split), "none" (leave <think> in content)
   std::optional<double> keep_alive_seconds;
   std::optional<int> num_ctx;
+  std::shared_ptr<const sample::Grammar> grammar;  // structured output, when asked for
 };
 
 // Parses JSON text; malformed JSON or a non-object body is a 400 with the parser's message.

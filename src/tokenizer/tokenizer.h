@@ -30,6 +30,7 @@ class Tokenizer {
   virtual Token bos() const = 0;  // -1 when none
   virtual Token eos() const = 0;
   virtual bool is_eog(Token id) const = 0;  // end of generation: EOS, EOT, <|im_end|>, ...
+  virtual bool is_control(Token id) const = 0;  // not text: control, unknown and unused tokens
   virtual std::optional<Token> find_token(std::string_view text) const = 0;  // exact vocabulary entry
 };
 

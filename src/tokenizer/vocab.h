@@ -45,6 +45,10 @@ class VocabTokenizer : public Tokenizer {
   Token eos() const override { return vocab_.eos; }
   bool is_eog(Token id) const override { return std::find(vocab_.eog.begin(), vocab_.eog.end(), id) != vocab_.eog.end(); }
   std::optional<Token> find_token(std::string_view text) const override { return vocab_.find(text); }
+  bool is_control(Token id) const override {
+    const auto t = vocab_.types.at(static_cast<size_t>(id));
+    return t == TokenType::Control || t == TokenType::Unknown || t == TokenType::Unused;
+  }
   const Vocab& vocab() const { return vocab_; }
 
  protected:

@@ -1,0 +1,27 @@
+// JSON Schema -> GBNF, for structured outputs (OpenAI response_format json_schema, Ollama format).
+//
+// Supported: type (one or a list), properties + required (in the schema's order; optional ones may
+// be left out), additionalProperties (false/absent: none; true or a schema: any further keys), enum,
+// const, items, prefixItems, minItems/maxItems, minLength/maxLength, anyOf/oneOf, $ref into $defs or
+// definitions (recursion allowed), string formats date, time, date-time and uuid, and the generic
+// value for {} / true. Annotations (title, description, default, examples, ...) are ignored. Any
+// other keyword (pattern, minimum, allOf, ...) is refused with a SchemaError naming it and where it
+// is, so a client never gets output that silently ignores part of its schema.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace jing::sample {
+
+struct SchemaError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The grammar (root rule `root`) of JSON texts the schema accepts.
+std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema);
+// Any JSON object (response_format json_object, Ollama format "json").
+std::string json_object_gbnf();
+
+}  // namespace jing::sample
