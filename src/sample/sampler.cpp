@@ -78,7 +78,7 @@ int32_t Sampler::sample(const float* raw, GrammarMatcher* grammar) {
     std::erase_if(c, [](const Cand& x) { return std::isinf(x.logit) && x.logit < 0; });
     if (c.empty()) return last_token_ = -1;
   }
-  if (params_.top_k > 0 && params_.top_k < n_vocab_) {
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < c.size()) {
     std::nth_element(c.begin(), c.begin() + params_.top_k, c.end(), [](const Cand& a, const Cand& b) { return a.logit > b.logit; });
     c.resize(static_cast<size_t>(params_.top_k));
     sort_desc(c);
