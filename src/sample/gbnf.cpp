@@ -10,7 +10,7 @@ namespace jing::sample {
 bool Grammar::matches(const GrammarElement& e, uint32_t cp) const {
   bool in = false;
   for (uint32_t i = e.first; i < e.first + e.count && !in; ++i) in = ranges[i].first <= cp && cp <= ranges[i].second;
-  return in != e.negated;
+  return e.negated ? !in && cp < kTokenBase : in;
 }
 
 bool Grammar::may_match(const GrammarElement& e, uint32_t lo, uint32_t hi) const {
@@ -19,7 +19,9 @@ bool Grammar::may_match(const GrammarElement& e, uint32_t lo, uint32_t hi) const
       if (ranges[i].first <= hi && lo <= ranges[i].second) return true;
     return false;
   }
-  // Negated: some point of [lo, hi] lies outside every range. Walk the gaps in order.
+  // Negated: some text point of [lo, hi] lies outside every range. Walk the gaps in order.
+  if (lo >= kTokenBase) return false;
+  hi = std::min(hi, kTokenBase - 1);
   std::vector<std::pair<uint32_t, uint32_t>> r(ranges.begin() + e.first, ranges.begin() + e.first + e.count);
   std::sort(r.begin(), r.end());
   uint64_t next = lo;  // lowest point not yet known to be covered
@@ -197,6 +199,13 @@ class Parser {
       if (pos_ >= s_.size() || s_[pos_] != ')') fail("expected ')'");
       ++pos_;
       seq.push_back(ref(new_rule("group", std::move(alts))));
+    } else if (c == '<' && s_.substr(pos_, 2) == "<[") {  // <[id]>: one token
+      pos_ += 2;
+      const int id = number_upto(1 << 18);
+      if (s_.substr(pos_, 2) != "]>") fail("expected ']>' after a token id");
+      pos_ += 2;
+      const uint32_t cp = kTokenBase + static_cast<uint32_t>(id);
+      seq.push_back(Item{false, 0, false, {{cp, cp}}});
     } else if (word_char(c)) {
       seq.push_back(ref(rule_id(ident())));
     } else {
@@ -204,6 +213,14 @@ class Parser {
     }
   }
 
+  int number_upto(long limit) {
+    const size_t start = pos_;
+    long v = 0;
+    while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_])) && v <= limit) v = v * 10 + (s_[pos_++] - '0');
+    if (pos_ == start) fail("expected a number");
+    if (v > limit) fail("number above " + std::to_string(limit));
+    return static_cast<int>(v);
+  }
   int number() {
     skip_space();
     const size_t start = pos_;

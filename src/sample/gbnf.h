@@ -3,6 +3,9 @@
 //   root   ::= "{" ws pair ("," ws pair)* "}"      # literals, [a-z] / [^"\\] classes, `.`,
 //   pair   ::= [a-z]+ ":" ws [0-9]{1,3}           # ( ) groups, | alternatives, * + ? {m,n}
 //
+// `<[123]>` is one token by id, for tokens that are not text (DeepSeek's <｜tool▁calls▁begin｜>):
+// it matches the code point kTokenBase + id, which no text has and no negated class or `.` matches.
+//
 // Every repetition and group becomes a rule of its own, so a compiled rule is a list of
 // alternatives, each a sequence of terminals (code-point sets) and rule references ending in End.
 #pragma once
@@ -18,6 +21,8 @@ namespace jing::sample {
 struct GrammarError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+inline constexpr uint32_t kTokenBase = 5u << 18;  // 0x140000: past Unicode, a multiple of 2^18 (see the matcher)
 
 struct GrammarElement {
   enum Kind : uint8_t { End, Chars, RuleRef } kind = End;

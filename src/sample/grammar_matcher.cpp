@@ -27,8 +27,10 @@ std::shared_ptr<const TokenIndex> TokenIndex::of(const tok::Tokenizer& tok) {
   std::vector<int32_t> order;
   for (int32_t id = 0; id < index->n_vocab; ++id) {
     if (tok.is_eog(id)) { index->eog.push_back(id); continue; }  // never text, even when it has some
-    if (tok.is_control(id)) continue;
-    std::string b = tok.decode({id});
+    std::string b = tok.is_control(id) ? std::string{static_cast<char>(0xF8), static_cast<char>(0x80 | (id >> 12 & 63)),
+                                                     static_cast<char>(0x80 | (id >> 6 & 63)), static_cast<char>(0x80 | (id & 63))}
+                                       : tok.decode({id});
+    if (id >= (1 << 18)) continue;  // beyond what the spelling holds (no vocabulary is this large)
     if (b.empty()) continue;
     index->text_of[static_cast<size_t>(id)] = std::move(b);
     order.push_back(id);
@@ -116,6 +118,7 @@ int32_t GrammarMatcher::compute_step(int32_t state, uint8_t b) {
     else if (b >= 0xC2 && b <= 0xDF) cp = b & 0x1Fu, left = 1;
     else if ((b >> 4) == 0xE) cp = b & 0x0Fu, left = 2;
     else if (b >= 0xF0 && b <= 0xF4) cp = b & 0x07u, left = 3;
+    else if (b == 0xF8) cp = kTokenBase >> 18, left = 3;  // a control token: kTokenBase + 18 bits of id
     else return kDead;  // not a lead byte
   } else {
     if ((b & 0xC0) != 0x80) return kDead;

@@ -23,14 +23,16 @@ class Tokenizer;
 
 namespace jing::sample {
 
-// The vocabulary as byte strings, sorted, for mask walks. Control tokens are left out (a grammar
-// never produces them); end-of-generation tokens are allowed once the grammar is complete.
+// The vocabulary as byte strings, sorted, for mask walks. A control token is spelled as the bytes
+// F8 + its id in three continuation bytes, which no text has: the matcher reads that as the code
+// point kTokenBase + id, so only a grammar's `<[id]>` admits it. End-of-generation tokens are
+// allowed once the grammar is complete.
 struct TokenIndex {
   int n_vocab = 0;
   std::vector<std::string> bytes;  // sorted
   std::vector<int32_t> ids;        // ids[i] has bytes[i]
   std::vector<int32_t> eog;
-  std::vector<std::string> text_of;  // by id: the bytes ("" for control tokens)
+  std::vector<std::string> text_of;  // by id: the bytes (control tokens: their F8 spelling)
   // Built once per tokenizer and shared (~30 ms and ~10 MB for a 150k vocabulary).
   static std::shared_ptr<const TokenIndex> of(const tok::Tokenizer& tok);
 };

@@ -48,22 +48,28 @@ std::string literal(const std::string& s) {
   return out + "\"";
 }
 
-class Converter {
- public:
-  explicit Converter(const json& root) : root_(root) {}
+}  // namespace
 
-  std::string run() {
-    const std::string top = visit(root_, "#");
-    std::string out = "root ::= " + top + "\n";
+// Rules of several schemas in one grammar (their names never collide), primitives once at the end.
+class JsonSchemaRules::Converter {
+ public:
+  std::string add(const json& schema) {
+    root_ = &schema;
+    refs_.clear();  // a "$ref" is relative to the schema it is in
+    return visit(schema, "#");
+  }
+  std::string text() const {
+    std::string out;
     for (const auto& r : rules_) out += r + "\n";
     return out + kPrimitives;
   }
 
  private:
-  const json& root_;
+  const json* root_ = nullptr;
   std::vector<std::string> rules_;
   std::map<std::string, std::string> by_body_;  // identical bodies share one rule
   std::map<std::string, std::string> refs_;     // "$ref" target -> rule name
+  size_t n_refs_ = 0;
 
   [[noreturn]] static void fail(const std::string& where, const std::string& what) {
     throw SchemaError("json schema at " + where + ": " + what);
@@ -72,7 +78,7 @@ class Converter {
   std::string rule(const std::string& body) {
     auto it = by_body_.find(body);
     if (it != by_body_.end()) return it->second;
-    const std::string name = "s" + std::to_string(rules_.size() + refs_.size());
+    const std::string name = "s" + std::to_string(rules_.size());
     by_body_[body] = name;
     rules_.push_back(name + " ::= " + body);
     return name;
@@ -225,14 +231,14 @@ class Converter {
     if (auto it = refs_.find(target); it != refs_.end()) return it->second;
     // Local references only: "#" or "#/a/b" as a JSON pointer into this schema.
     if (target.empty() || target[0] != '#') fail(at, "only local '$ref's (\"#/$defs/...\") are supported, not '" + target + "'");
-    const json* node = &root_;
+    const json* node = root_;
     try {
-      node = &root_.at(json::json_pointer(target.substr(1)));
+      node = &root_->at(json::json_pointer(target.substr(1)));
     } catch (const std::exception&) {
       fail(at, "'$ref' " + target + " points at nothing");
     }
     // Named before it is visited, so a recursive reference finds the name.
-    const std::string name = "ref" + std::to_string(refs_.size());
+    const std::string name = "ref" + std::to_string(n_refs_++);
     refs_[target] = name;
     const std::string body = visit(*node, target);
     rules_.push_back(name + " ::= " + body);
@@ -240,9 +246,16 @@ class Converter {
   }
 };
 
-}  // namespace
+JsonSchemaRules::JsonSchemaRules() : c_(std::make_unique<Converter>()) {}
+JsonSchemaRules::~JsonSchemaRules() = default;
+std::string JsonSchemaRules::add(const nlohmann::ordered_json& schema) { return c_->add(schema); }
+std::string JsonSchemaRules::text() const { return c_->text(); }
 
-std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema) { return Converter(schema).run(); }
+std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema) {
+  JsonSchemaRules rules;
+  const std::string top = rules.add(schema);
+  return "root ::= " + top + "\n" + rules.text();
+}
 
 std::string json_object_gbnf() { return std::string("root ::= json-object\n") + kPrimitives; }
 

@@ -8,6 +8,7 @@
 // other keyword (pattern, minimum, allOf, ...) is refused with a SchemaError naming it and where it
 // is, so a client never gets output that silently ignores part of its schema.
 #pragma once
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -17,6 +18,20 @@ namespace jing::sample {
 
 struct SchemaError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// Several schemas in one grammar (tool calls: one per function). add() returns the rule expression
+// for a schema; text() is every rule (add's expressions refer to them) plus JSON's primitives.
+class JsonSchemaRules {
+ public:
+  JsonSchemaRules();
+  ~JsonSchemaRules();
+  std::string add(const nlohmann::ordered_json& schema);
+  std::string text() const;
+
+ private:
+  class Converter;
+  std::unique_ptr<Converter> c_;
 };
 
 // The grammar (root rule `root`) of JSON texts the schema accepts.

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "common/error.h"
+#include "sample/json_schema.h"
 
 namespace jing::server {
 
@@ -68,6 +69,28 @@ Prepared prepare(ServerContext& ctx, const GenerationSpec& spec, HttpResponder* 
   const auto tail = prompt.substr(prompt.size() > 16 ? prompt.size() - 16 : 0);
   p.opened_think = tail.find("<think>") != std::string::npos && tail.find("</think>") == std::string::npos;
   p.buffer_for_tools = !spec.tools.is_null();
+  p.tool_format = chat::tool_format_of(p.lm->tmpl.source);
+  std::shared_ptr<const sample::Grammar> grammar = spec.grammar;
+  if (!spec.tools.is_null() && (spec.tool_choice == "required" || spec.tool_choice == "function")) {
+    // A call is forced: a grammar of this model's call format, its functions and their parameters.
+    if (grammar) throw ApiError(400, "a forced tool call and a response format both constrain the output; send one");
+    const auto& tok = *p.lm->tok;
+    auto special = [&](const std::string& text) {
+      const auto id = tok.find_token(text);
+      if (id && tok.is_control(*id)) return "<[" + std::to_string(*id) + "]>";
+      std::string lit = "\"";
+      for (char c : text) lit += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+      return lit + "\"";
+    };
+    try {
+      grammar = std::make_shared<const sample::Grammar>(sample::parse_gbnf(
+          chat::tool_call_gbnf(p.tool_format, spec.tools, spec.tool_choice_name, spec.parallel_tool_calls, special)));
+    } catch (const sample::SchemaError& e) {
+      throw ApiError(400, std::string("tools: ") + e.what());
+    } catch (const sample::GrammarError& e) {
+      throw ApiError(400, std::string("tools: ") + e.what());
+    }
+  }
 
   // No token is anywhere near this long: a prompt this size cannot fit, and tokenizing it would
   // only keep a thread busy.
@@ -92,7 +115,7 @@ Prepared prepare(ServerContext& ctx, const GenerationSpec& spec, HttpResponder* 
   r->max_tokens = spec.max_tokens;
   r->stop = spec.stop;
   r->top_logprobs = spec.top_logprobs;
-  r->grammar = spec.grammar;
+  r->grammar = grammar;
   r->grammar_after_think = p.opened_think;  // R1 thinks first; the format applies to the answer
   if (out && out->client_gone()) throw ApiError(499, "the client went away", "cancelled");  // nobody to answer
   p.req = r;

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "chat/reasoning.h"
+#include "chat/tool_grammar.h"
 #include "server/context.h"
 
 namespace jing::server {
@@ -17,7 +18,8 @@ struct Prepared {
   std::shared_ptr<runtime::Request> req;
   bool split_reasoning = false;
   bool opened_think = false;
-  bool buffer_for_tools = false;  // tools offered: content is held back and parsed at the end
+  bool buffer_for_tools = false;  // tools offered: content is parsed for calls
+  chat::ToolFormat tool_format = chat::ToolFormat::Llama3;  // how this model's template writes calls
   bool driven = false;
 
   Prepared() = default;

@@ -171,6 +171,23 @@ void tools(const json& b, GenerationSpec& g) {
     if (!t->is_array()) throw ApiError(400, "'tools' must be an array");
     if (!t->empty()) g.tools = *t;
   }
+  // OpenAI's tool_choice: "auto" (default), "none", "required", or {"type":"function","function":{"name":...}}.
+  if (const json* c = field(b, "tool_choice")) {
+    if (c->is_string()) {
+      g.tool_choice = c->get<std::string>();
+      if (g.tool_choice != "auto" && g.tool_choice != "none" && g.tool_choice != "required")
+        throw ApiError(400, "'tool_choice' must be \"auto\", \"none\", \"required\" or a function");
+    } else if (c->is_object() && c->contains("function") && (*c)["function"].is_object() && (*c)["function"].contains("name") &&
+               (*c)["function"]["name"].is_string()) {
+      g.tool_choice = "function";
+      g.tool_choice_name = (*c)["function"]["name"].get<std::string>();
+    } else {
+      throw ApiError(400, "'tool_choice' must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+    }
+    if (g.tool_choice != "auto" && g.tool_choice != "none" && g.tools.is_null()) throw ApiError(400, "'tool_choice' asks for a tool call but 'tools' is empty");
+  }
+  if (field(b, "parallel_tool_calls")) g.parallel_tool_calls = boolean(b, "parallel_tool_calls");
+  if (g.tool_choice == "none") g.tools = nullptr;  // the model is not told about tools and none are parsed
 }
 
 }  // namespace

@@ -31,7 +31,10 @@ struct GenerationSpec {
   std::string model;
   bool chat = true;                 // messages through the chat template, or a raw prompt
   json messages = json::array();
-  json tools;                       // null when none
+  json tools;                       // null when none (or tool_choice "none")
+  std::string tool_choice = "auto";  // auto, none, required, function (tool_choice_name)
+  std::string tool_choice_name;
+  bool parallel_tool_calls = true;
   std::string prompt;               // completions
   bool raw = false;                 // Ollama generate: skip the template
   std::string system;               // Ollama generate

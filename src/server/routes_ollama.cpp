@@ -20,6 +20,14 @@ json model_details(const LoadedModel& lm) {
 
 namespace {
 
+// Ollama carries arguments as an object; a call whose arguments never became one (cut off by
+// num_predict) is left out rather than sent as something that is not JSON.
+void add_call(json& calls, const chat::ToolCall& c) {
+  json args = parse_json_or_discarded(c.arguments);
+  if (args.is_object()) calls.push_back({{"function", {{"name", c.name}, {"arguments", std::move(args)}}}});
+}
+
+
 int64_t ns(double seconds) { return static_cast<int64_t>(seconds * 1e9); }
 
 json details_of(const gguf::ModelSummary& s) {
@@ -87,7 +95,7 @@ void generate_like(ServerContext& ctx, const HttpRequest& req, HttpResponder& ou
       last["message"]["content"] = parsed.content;
       if (!parsed.calls.empty()) {
         json calls = json::array();
-        for (const auto& c : parsed.calls) calls.push_back({{"function", {{"name", c.name}, {"arguments", parse_json_or_discarded(c.arguments)}}}});
+        for (const auto& c : parsed.calls) add_call(calls, c);
         last["message"]["tool_calls"] = calls;
       }
     }
@@ -109,7 +117,7 @@ void generate_like(ServerContext& ctx, const HttpRequest& req, HttpResponder& ou
     o["message"]["content"] = parsed.content;
     if (!parsed.calls.empty()) {
       json calls = json::array();
-      for (const auto& c : parsed.calls) calls.push_back({{"function", {{"name", c.name}, {"arguments", parse_json_or_discarded(c.arguments)}}}});
+      for (const auto& c : parsed.calls) add_call(calls, c);
       o["message"]["tool_calls"] = calls;
     }
   }

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "chat/tool_calls.h"
+#include "chat/tool_stream.h"
 #include "server/completion.h"
 #include "server/routes.h"
 #include "store/store.h"
@@ -19,8 +20,8 @@ json usage_json(const runtime::RequestResult& r) {
 namespace {
 
 std::string finish_reason(const runtime::RequestResult& r, bool tool_calls) {
-  if (tool_calls) return "tool_calls";
-  return r.finish_reason == "length" ? "length" : "stop";
+  if (r.finish_reason == "length") return "length";  // a call may be cut short: say so
+  return tool_calls ? "tool_calls" : "stop";
 }
 
 json logprob_entry(const LoadedModel& lm, const runtime::TokenEvent& e) {
@@ -53,22 +54,33 @@ void chat_completions(ServerContext& ctx, const HttpRequest& req, HttpResponder&
   if (spec.stream) {
     if (!out.begin_stream(200, "text/event-stream")) return;
     out.chunk(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
+    // With tools, calls are parsed as they are written and sent as delta.tool_calls fragments.
+    chat::ToolCallStream tool_stream(p.tool_format);
+    auto send = [&](const chat::ToolStreamOut& o, json lp) {
+      bool ok = true;
+      if (!o.content.empty()) ok = out.chunk(chunk({{"content", o.content}}, nullptr, std::move(lp)));
+      for (const auto& c : o.calls) {
+        json call = {{"index", c.index}, {"function", {{"arguments", c.arguments}}}};
+        if (!c.name.empty()) call = {{"index", c.index}, {"id", random_id("call_")}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}};
+        ok = ok && out.chunk(chunk({{"tool_calls", json::array({call})}}, nullptr));
+      }
+      return ok;
+    };
     auto result = drive(p, out, [&](const Delta& d) {
       json lp = nullptr;
       if (d.event && spec.top_logprobs >= 0 && d.event->token >= 0) lp = {{"content", json::array({logprob_entry(*p.lm, *d.event)})}};
       bool ok = true;
       if (!d.reasoning.empty()) ok = out.chunk(chunk({{"reasoning_content", d.reasoning}}, nullptr, lp)), lp = nullptr;
       if (!d.content.empty()) {
-        if (p.buffer_for_tools) content += d.content;
+        if (p.buffer_for_tools) ok = ok && send(tool_stream.push(d.content), std::move(lp));
         else ok = ok && out.chunk(chunk({{"content", d.content}}, nullptr, lp));
       }
       return ok;
     });
     bool calls = false;
     if (p.buffer_for_tools) {
-      auto parsed = chat::parse_tool_calls(content);
-      if (!parsed.content.empty()) out.chunk(chunk({{"content", parsed.content}}, nullptr));
-      if (!parsed.calls.empty()) out.chunk(chunk({{"tool_calls", tool_calls_json(parsed.calls)}}, nullptr)), calls = true;
+      send(tool_stream.finish(), nullptr);
+      calls = tool_stream.calls() > 0;
     }
     if (result.finish_reason == "error") {
       json err = {{"error", {{"message", result.error}, {"type", "server_error"}}}};

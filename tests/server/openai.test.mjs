@@ -78,8 +78,8 @@ test('logprobs, stop strings and bad requests', async () => {
     client.chat.completions.create({ model: 'tiny-r1', messages: 'nope' }),
     (e) => e.status === 400 && /messages/.test(e.message));
   await assert.rejects(
-    client.chat.completions.create({ model: 'tiny-r1', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_object' } }),
-    (e) => e.status === 400);
+    client.chat.completions.create({ model: 'tiny-r1', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'xml' } }),
+    (e) => e.status === 400 && /response_format/.test(e.message));
 });
 
 test('a wrong API key gets 401', async () => {
