@@ -56,7 +56,7 @@ List as_list(const Value& v) {
   if (v.kind == Value::Kind::List) return *v.list;
   List out;
   if (v.kind == Value::Kind::Dict)
-    for (const auto& [k, _] : *v.dict) out.push_back(Value(k));
+    for (const auto& [k, _] : *v.dict) out.push_back(k);
   else if (v.is_string())
     for (char c : *v.s) out.push_back(Value(std::string(1, c)));
   return out;
@@ -65,7 +65,7 @@ List as_list(const Value& v) {
 Value items_of(const Value& v) {
   List out;
   if (v.kind == Value::Kind::Dict)
-    for (const auto& [k, x] : *v.dict) out.push_back(Value(List{Value(k), x}));
+    for (const auto& [k, x] : *v.dict) out.push_back(Value(List{k, x}));
   return Value(std::move(out));
 }
 
@@ -97,6 +97,21 @@ Value generator(List items) {
 
 }  // namespace
 
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 Value get_attr(const Value& obj, const std::string& name) {
   if (obj.kind == Value::Kind::Dict) {
     if (const Value* v = obj.find(name)) return *v;
@@ -109,10 +124,7 @@ Value get_attr(const Value& obj, const std::string& name) {
 
 Value get_item(const Value& obj, const Value& key) {
   if (obj.kind == Value::Kind::Dict) {
-    if (key.is_string())
-      if (const Value* v = obj.find(*key.s)) return *v;
-    if (!key.is_string())
-      if (const Value* v = obj.find(to_string(key))) return *v;
+    if (const Value* v = obj.find_key(key)) return *v;
     return Value();
   }
   if ((obj.kind == Value::Kind::List || obj.is_string()) && (key.kind == Value::Kind::Int || key.kind == Value::Kind::Bool)) {
@@ -232,7 +244,7 @@ Value call_method(const Value& obj, const std::string& name, CallArgs& a) {
     }
     if (name == "get") {
       Value k = a.get(0, "key");
-      const Value* v = k.is_string() ? obj.find(*k.s) : nullptr;
+      const Value* v = obj.find_key(k);
       return v ? *v : a.get(1, "default", Value::none());
     }
     if (name == "update" && obj.is_namespace) {
@@ -243,10 +255,9 @@ Value call_method(const Value& obj, const std::string& name, CallArgs& a) {
     }
   }
   if (obj.kind == Value::Kind::List) {
-    if (name == "append") {
-      obj.list->push_back(a.get(0, "object"));
-      return Value::none();
-    }
+    // transformers renders in jinja2's immutable sandbox: lists cannot change.
+    if (name == "append" || name == "pop" || name == "insert" || name == "extend" || name == "remove" || name == "clear" || name == "sort" || name == "reverse")
+      runtime_error(a.pos, "SecurityError: access to attribute '" + name + "' of 'list' object is unsafe");
     if (name == "index") {
       Value x = a.get(0, "value");
       for (size_t k = 0; k < obj.list->size(); ++k)
@@ -314,23 +325,16 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
     bool boolean = a.get(1, "boolean", Value(false)).truthy();
     return (!v.defined() || (boolean && !v.truthy())) ? def : v;
   }
-  if (name == "items") return items_of(v);
+  if (name == "items") {
+    if (v.defined() && v.kind != Value::Kind::Dict) runtime_error(a.pos, "TypeError: Can only get item pairs from a mapping.");
+    return items_of(v);
+  }
   if (name == "list") return Value(as_list(v));
   if (name == "string") return Value(to_string(v));
   if (name == "safe" || name == "e" || name == "escape") {
-    if (name == "safe") return v;
-    std::string out;
-    for (char c : to_string(v)) {
-      switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&#34;"; break;
-        case '\'': out += "&#39;"; break;
-        default: out += c;
-      }
-    }
-    return Value(out);
+    Value out(name == "safe" || v.is_safe ? to_string(v) : html_escape(to_string(v)));
+    out.is_safe = true;
+    return out;
   }
   if (name == "int") {
     if (v.is_number() || v.kind == Value::Kind::Bool) return Value(static_cast<int64_t>(v.number()));
@@ -491,7 +495,7 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& a) {
   if (name == "in") {
     if (other.kind == Value::Kind::List) return std::any_of(other.list->begin(), other.list->end(), [&](const Value& x) { return equal(x, v); });
     if (other.is_string()) return v.is_string() && other.s->find(*v.s) != std::string::npos;
-    if (other.kind == Value::Kind::Dict) return v.is_string() && other.find(*v.s);
+    if (other.kind == Value::Kind::Dict) return other.find_key(v) != nullptr;
     return false;
   }
   runtime_error(a.pos, "unknown test '" + name + "'");

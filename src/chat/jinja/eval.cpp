@@ -137,10 +137,10 @@ class Renderer {
     List items;
     if (seq.kind == Value::Kind::List) items = *seq.list;
     else if (seq.kind == Value::Kind::Dict)
-      for (const auto& [k, v] : *seq.dict) items.push_back(Value(k));
+      for (const auto& [k, v] : *seq.dict) items.push_back(k);
     else if (seq.kind == Value::Kind::String)
       for (char c : *seq.s) items.push_back(Value(std::string(1, c)));
-    else if (seq.defined() && !seq.is_none()) runtime_error(s.pos, std::string("cannot iterate over ") + kind_name(seq.kind));
+    else if (seq.defined()) runtime_error(s.pos, std::string("cannot iterate over ") + kind_name(seq.kind));  // None too, as Python
     if (s.filter) {
       List kept;
       for (const auto& item : items) {
@@ -276,7 +276,7 @@ class Renderer {
         Value d(Dict{});
         for (size_t k = 0; k + 1 < e.args.size(); k += 2) {
           Value key = eval(*e.args[k]);
-          d.set(key.is_string() ? key.str() : to_string(key), eval(*e.args[k + 1]));
+          d.set(key, eval(*e.args[k + 1]));
         }
         return d;
       }
@@ -318,7 +318,7 @@ class Renderer {
       bool found = false;
       if (r.kind == Value::Kind::String) found = l.is_string() && r.s->find(*l.s) != std::string::npos;
       else if (r.kind == Value::Kind::List) found = std::any_of(r.list->begin(), r.list->end(), [&](const Value& x) { return equal(x, l); });
-      else if (r.kind == Value::Kind::Dict) found = l.is_string() && r.find(*l.s) != nullptr;
+      else if (r.kind == Value::Kind::Dict) found = r.find_key(l) != nullptr;
       else if (r.defined() && !r.is_none()) runtime_error(e.pos, std::string("'in' needs a string, list or dict, not ") + kind_name(r.kind));
       return Value(op == "in" ? found : !found);
     }
@@ -332,6 +332,11 @@ class Renderer {
       return Value(op == "<" ? c < 0 : op == ">" ? c > 0 : op == "<=" ? c <= 0 : c >= 0);
     }
     if (op == "+") {
+      if (l.is_string() && r.is_string() && (l.is_safe || r.is_safe)) {  // Markup + str escapes the str
+        Value out((l.is_safe ? *l.s : html_escape(*l.s)) + (r.is_safe ? *r.s : html_escape(*r.s)));
+        out.is_safe = true;
+        return out;
+      }
       if (l.is_string() && r.is_string()) return Value(*l.s + *r.s);
       if (l.kind == Value::Kind::List && r.kind == Value::Kind::List) {
         List out = *l.list;
