@@ -33,7 +33,7 @@ TEST(ChatTemplateFixtures, EveryRenderingIsByteExact) {
       std::string got, error;
       try {
         chat::ChatTemplate t(source, bos, eos);
-        got = t.render(conv["messages"], tools, c["add_generation_prompt"].get<bool>());
+        got = t.render_as_given(conv["messages"], tools, c["add_generation_prompt"].get<bool>());
       } catch (const std::exception& ex) {
         error = ex.what();
       }
