@@ -141,3 +141,14 @@ TEST(WildChatTemplates, EngineCornerCasesMatchJinja2) {
   EXPECT_GT(t.identical_parsed, 0);  // tool_arguments_items renders only with arguments parsed
   EXPECT_GT(t.errors_matched, 0);
 }
+
+// The fixture templates through render() as a server request takes it (string arguments parsed):
+// the fixtures hold transformers' renderings of the arguments as sent only.
+TEST(WildChatTemplates, FixtureTemplatesMatchJinja2WithArgumentsParsed) {
+  JING_FIXTURE_OR_SKIP(conversations, "templates/conversations.json");
+  Tally t = compare_with_jinja2(conversations.parent_path(), conversations);
+  if (t.templates == 0 && !HasFailure()) GTEST_SKIP() << "python3-jinja2 is not installed";
+  EXPECT_GE(t.templates, 10u);
+  EXPECT_EQ(t.passed(), t.counted);
+  EXPECT_GT(t.identical_parsed, 0);
+}
