@@ -137,7 +137,18 @@ Value get_item(const Value& obj, const Value& key) {
   return Value();
 }
 
+// A Markup string's own methods (and the filters that call them) return Markup.
+Value keep_safe(const Value& from, Value result) {
+  if (from.is_safe && result.is_string()) result.is_safe = true;
+  return result;
+}
+
 Value call_method(const Value& obj, const std::string& name, CallArgs& a) {
+  if (obj.is_safe) {
+    Value plain = obj;
+    plain.is_safe = false;
+    return keep_safe(obj, call_method(plain, name, a));
+  }
   if (obj.is_string()) {
     const std::string& s = *obj.s;
     if (name == "strip") return Value(strip(s, a.get(0, "chars"), true, true));
@@ -273,6 +284,11 @@ Value call_method(const Value& obj, const std::string& name, CallArgs& a) {
 }
 
 Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
+  if (v.is_safe && (name == "trim" || name == "upper" || name == "lower" || name == "capitalize")) {
+    Value plain = v;
+    plain.is_safe = false;
+    return keep_safe(v, apply_filter(name, plain, a));
+  }
   if (name == "trim") return Value(strip(to_string(v), a.get(0, "chars"), true, true));
   if (name == "tojson") {
     Value ind = a.get(0, "indent");

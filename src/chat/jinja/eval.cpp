@@ -358,12 +358,18 @@ class Renderer {
         if (c == '%' && k + 1 < l.s->size()) {
           char f = (*l.s)[++k];
           if (f == '%') out += '%';
-          else if (vi < vals.size()) out += f == 'r' ? repr(vals[vi++]) : to_string(vals[vi++]);
+          else if (vi < vals.size()) {
+            const Value& x = vals[vi++];
+            std::string s = f == 'r' ? repr(x) : to_string(x);
+            out += l.is_safe && !x.is_safe ? html_escape(s) : s;  // Markup % args escapes the args
+          }
         } else {
           out += c;
         }
       }
-      return Value(out);
+      Value result(out);
+      result.is_safe = l.is_safe;
+      return result;
     }
     const bool numeric = (l.is_number() || l.kind == Value::Kind::Bool) && (r.is_number() || r.kind == Value::Kind::Bool);
     if (!numeric) runtime_error(e.pos, "unsupported operand types for " + op + ": " + kind_name(l.kind) + " and " + kind_name(r.kind));
