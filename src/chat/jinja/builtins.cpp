@@ -307,6 +307,7 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
     if (v.kind == Value::Kind::List && v.is_generator) runtime_error(a.pos, "TypeError: object of type 'generator' has no len()");
     if (v.kind == Value::Kind::List) return Value(static_cast<int64_t>(v.list->size()));
     if (v.kind == Value::Kind::Dict) return Value(static_cast<int64_t>(v.dict->size()));
+    if (v.defined()) runtime_error(a.pos, std::string("TypeError: object of type '") + kind_name(v.kind) + "' has no len()");
     return Value(static_cast<int64_t>(0));
   }
   if (name == "upper") return Value(upper(to_string(v)));
@@ -343,7 +344,9 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
   }
   if (name == "items") {
     if (v.defined() && v.kind != Value::Kind::Dict) runtime_error(a.pos, "TypeError: Can only get item pairs from a mapping.");
-    return items_of(v);
+    Value out = items_of(v);
+    out.is_generator = true;  // jinja2's |items yields
+    return out;
   }
   if (name == "list") return Value(as_list(v));
   if (name == "string") return Value(to_string(v));
@@ -490,8 +493,8 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& a) {
   if (name == "true") return v.kind == Value::Kind::Bool && v.b;
   if (name == "false") return v.kind == Value::Kind::Bool && !v.b;
   if (name == "mapping") return v.kind == Value::Kind::Dict;
-  if (name == "sequence") return v.kind == Value::Kind::List || v.is_string() || v.kind == Value::Kind::Dict;
-  if (name == "iterable") return v.kind == Value::Kind::List || v.is_string() || v.kind == Value::Kind::Dict;
+  // Jinja's Undefined iterates as empty and has a length (0), so it passes both.
+  if (name == "sequence" || name == "iterable") return v.kind == Value::Kind::List || v.is_string() || v.kind == Value::Kind::Dict || !v.defined();
   if (name == "callable") return v.kind == Value::Kind::Function;
   if (name == "odd") return v.kind == Value::Kind::Int && v.i % 2 != 0;
   if (name == "even") return v.kind == Value::Kind::Int && v.i % 2 == 0;

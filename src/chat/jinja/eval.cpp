@@ -224,8 +224,8 @@ class Renderer {
     switch (e.kind) {
       case Expr::Kind::Literal: return e.value;
       case Expr::Kind::Name: return lookup(e.name);
-      case Expr::Kind::Attr: return get_attr(eval(*e.args[0]), e.name);
-      case Expr::Kind::Index: return get_item(eval(*e.args[0]), eval(*e.args[1]));
+      case Expr::Kind::Attr: return get_attr(defined_or_raise(*e.args[0]), e.name);
+      case Expr::Kind::Index: return get_item(defined_or_raise(*e.args[0]), eval(*e.args[1]));
       case Expr::Kind::Slice: return slice(eval(*e.args[0]), e.args[1].get(), e.args[2].get(), e.args[3].get(), e.pos);
       case Expr::Kind::Call: {
         const Expr& callee = *e.args[0];
@@ -285,6 +285,13 @@ class Renderer {
     return Value();
   }
 
+  // Jinja's Undefined prints as nothing, but looking inside it raises.
+  Value defined_or_raise(const Expr& e) {
+    Value v = eval(e);
+    if (!v.defined()) runtime_error(e.pos, "UndefinedError: " + (e.kind == Expr::Kind::Name ? "'" + e.name + "'" : std::string("a value")) + " is undefined");
+    return v;
+  }
+
   Value slice(const Value& v, const Expr* a, const Expr* b, const Expr* c, Pos p) {
     auto idx = [&](const Expr* x, int64_t def) { return x ? static_cast<int64_t>(eval(*x).number()) : def; };
     int64_t n = v.kind == Value::Kind::String ? static_cast<int64_t>(v.s->size()) : v.kind == Value::Kind::List ? static_cast<int64_t>(v.list->size()) : -1;
@@ -319,7 +326,7 @@ class Renderer {
       if (r.kind == Value::Kind::String) found = l.is_string() && r.s->find(*l.s) != std::string::npos;
       else if (r.kind == Value::Kind::List) found = std::any_of(r.list->begin(), r.list->end(), [&](const Value& x) { return equal(x, l); });
       else if (r.kind == Value::Kind::Dict) found = r.find_key(l) != nullptr;
-      else if (r.defined() && !r.is_none()) runtime_error(e.pos, std::string("'in' needs a string, list or dict, not ") + kind_name(r.kind));
+      else if (r.defined()) runtime_error(e.pos, std::string("TypeError: argument of type '") + kind_name(r.kind) + "' is not iterable");
       return Value(op == "in" ? found : !found);
     }
     if (op == "~") return Value(to_string(l) + to_string(r));

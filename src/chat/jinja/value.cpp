@@ -174,7 +174,8 @@ std::string to_json(const Value& v, int indent, int depth) {
   const std::string nl_end = indent >= 0 ? "\n" + std::string(static_cast<size_t>(indent * depth), ' ') : "";
   const std::string item_sep = indent >= 0 ? "," : ", ";
   switch (v.kind) {
-    case Value::Kind::Undefined: case Value::Kind::None: return "null";
+    case Value::Kind::Undefined: throw std::runtime_error("TypeError: Object of type Undefined is not JSON serializable");
+    case Value::Kind::None: return "null";
     case Value::Kind::Bool: return v.b ? "true" : "false";
     case Value::Kind::Int: return std::to_string(v.i);
     case Value::Kind::Float: {
