@@ -2,12 +2,14 @@
 """Renders chat templates with Python's jinja2, configured as Hugging Face transformers does it, as the
 reference for Jing's engine (tests/chat/wild_templates_test.cpp).
 
-Usage: render_jinja2.py OUT.json CONVERSATIONS.json TEMPLATE.jinja...
+Usage: render_jinja2.py [--generation] OUT.json CONVERSATIONS.json TEMPLATE.jinja...
 
 For every template x conversation x add_generation_prompt it records the rendering or the error raised.
 Conversations whose tool calls carry their arguments as a JSON string (as OpenAI clients send them) are
 rendered twice: as sent ("as_sent") and with those strings parsed into objects ("object_arguments").
 Templates jinja2 itself cannot compile are listed under "unparsable". Exits 77 when jinja2 is missing.
+--generation also accepts transformers' {% generation %}...{% endgeneration %} block (which marks the
+assistant's tokens for training masks), rendering its body unchanged.
 """
 import copy
 import datetime
@@ -26,8 +28,22 @@ except ImportError:
 BOS, EOS = "<s>", "</s>"
 
 
-def make_env():
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+class GenerationBlock(jinja2.ext.Extension):
+    """{% generation %}body{% endgeneration %} renders body, as transformers does outside training."""
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return jinja2.nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+    def _body(self, caller):
+        return caller()
+
+
+def make_env(generation):
+    extensions = [loopcontrols] + ([GenerationBlock] if generation else [])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=extensions)
 
     def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
         return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
@@ -73,13 +89,16 @@ def render(tmpl, messages, tools, add_generation_prompt):
 
 
 def main():
-    if len(sys.argv) < 4:
+    args = sys.argv[1:]
+    generation = "--generation" in args
+    args = [a for a in args if a != "--generation"]
+    if len(args) < 3:
         print(__doc__, file=sys.stderr)
         return 2
-    out_path, conv_path, templates = sys.argv[1], sys.argv[2], sys.argv[3:]
+    out_path, conv_path, templates = args[0], args[1], args[2:]
     with open(conv_path, encoding="utf-8") as f:
         conversations = json.load(f)
-    env = make_env()
+    env = make_env(generation)
     result = {"jinja2": jinja2.__version__, "bos_token": BOS, "eos_token": EOS, "templates": {}, "unparsable": {}}
     for path in templates:
         name = os.path.basename(path)
