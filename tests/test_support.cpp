@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -49,6 +50,7 @@ CommandResult run_jing(const std::vector<std::string>& args) { return run_progra
 CommandResult run_program(const std::string& program, const std::vector<std::string>& args) {
   TempDir tmp;
   const std::string out_path = (tmp / "out").string(), err_path = (tmp / "err").string();
+  std::fflush(nullptr);  // else the child's freopen writes out a copy of the parent's buffered output
   pid_t pid = fork();
   if (pid == 0) {
     FILE* o = std::freopen(out_path.c_str(), "w", stdout);
