@@ -121,9 +121,9 @@ Tally compare_with_jinja2(const fs::path& dir, const std::vector<std::string>& t
     std::printf("[jinja2] not counted, jinja2 cannot parse %s (%s): %s\n", name.c_str(), jing_parses ? "jing parses it" : "nor can jing",
                 why.get<std::string>().c_str());
   }
-  std::printf("[jinja2] %s%zu templates counted (%zu unparsable by jinja2): %d of %d renderings pass: %d identical as sent, "
+  std::printf("[jinja2] jinja2 %s, %s%zu templates counted (%zu unparsable by jinja2): %d of %d renderings pass: %d identical as sent, "
               "%d identical with arguments parsed, %d errors where jinja2 raises\n",
-              flags.empty() ? "" : "with {% generation %} accepted: ", t.templates, t.unparsable, t.passed(), t.counted, t.identical, t.identical_parsed, t.errors_matched);
+              ref["jinja2"].get<std::string>().c_str(), flags.empty() ? "" : "with {% generation %} accepted: ", t.templates, t.unparsable, t.passed(), t.counted, t.identical, t.identical_parsed, t.errors_matched);
   return t;
 }
 
