@@ -5,6 +5,7 @@
 
 #include "chat/jinja/eval.h"
 #include "common/error.h"
+#include "common/json_depth.h"
 
 namespace jing::chat {
 
@@ -36,7 +37,7 @@ std::optional<nlohmann::ordered_json> with_object_arguments(const nlohmann::orde
     for (size_t c = 0; c < calls.size(); ++c) {
       if (!calls[c].is_object() || !calls[c].contains("function") || !calls[c]["function"].is_object()) continue;
       const auto& args = calls[c]["function"].value("arguments", nlohmann::ordered_json());
-      if (!args.is_string()) continue;
+      if (!args.is_string() || !json_depth_within(args.get_ref<const std::string&>())) continue;  // deep text stays a string
       auto parsed = nlohmann::ordered_json::parse(args.get<std::string>(), nullptr, false);
       if (parsed.is_discarded() || !parsed.is_object()) continue;
       if (!out) out = messages;

@@ -78,3 +78,17 @@ TEST(ChatTemplate, PythonSemanticsTemplatesRelyOn) {
   EXPECT_EQ(r("{{ x is defined }}{{ x | default('d') }}", json{{"x", nullptr}}), "TrueNone");
   EXPECT_THROW(r("{{ raise_exception('no') }}"), std::exception);
 }
+
+// render() parses a tool call's string arguments into an object, but not text nested deeper than
+// the request parser accepts (a value that deep would overflow the stack when copied).
+TEST(ChatTemplate, ToolCallArgumentsParsedUnlessNestedTooDeep) {
+  auto render_args = [](const std::string& args) {
+    json messages = json::array({{{"role", "assistant"}, {"content", ""},
+                                  {"tool_calls", json::array({{{"type", "function"}, {"function", {{"name", "f"}, {"arguments", args}}}}})}}});
+    return chat::ChatTemplate("{{ messages[0].tool_calls[0].function.arguments is string }}", "", "").render(messages, json(), false);
+  };
+  EXPECT_EQ(render_args("{\"a\": [1]}"), "False");
+  EXPECT_EQ(render_args("not json"), "True");
+  EXPECT_EQ(render_args("[1, 2]"), "True");  // only objects
+  EXPECT_EQ(render_args("{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}"), "True");
+}
