@@ -9,7 +9,7 @@ PKGS=(
   libpcre2-dev libutf8proc-dev libcurl4-openssl-dev libssl-dev
   libboost-dev libboost-system-dev libedit-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  curl tmux python3
+  curl tmux python3 python3-jinja2
 )
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -44,9 +45,12 @@ std::vector<float> read_f32(const std::filesystem::path& p) {
 }
 
 
-CommandResult run_jing(const std::vector<std::string>& args) {
+CommandResult run_jing(const std::vector<std::string>& args) { return run_program(JING_BINARY, args); }
+
+CommandResult run_program(const std::string& program, const std::vector<std::string>& args) {
   TempDir tmp;
   const std::string out_path = (tmp / "out").string(), err_path = (tmp / "err").string();
+  std::fflush(nullptr);  // else the child's freopen writes out a copy of the parent's buffered output
   pid_t pid = fork();
   if (pid == 0) {
     FILE* o = std::freopen(out_path.c_str(), "w", stdout);
@@ -54,12 +58,12 @@ CommandResult run_jing(const std::vector<std::string>& args) {
     (void)o;
     (void)e;
     std::vector<char*> argv;
-    std::string bin = JING_BINARY;
+    std::string bin = program;
     argv.push_back(bin.data());
     std::vector<std::string> copy = args;
     for (auto& a : copy) argv.push_back(a.data());
     argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
+    execvp(bin.c_str(), argv.data());
     _exit(127);
   }
   int status = 0;

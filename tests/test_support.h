@@ -36,6 +36,8 @@ struct CommandResult {
 };
 // Runs the built `jing` binary with arguments (no shell), capturing output.
 CommandResult run_jing(const std::vector<std::string>& args);
+// Runs any program (looked up on PATH when it has no slash); exit code 127 when it cannot start.
+CommandResult run_program(const std::string& program, const std::vector<std::string>& args);
 
 std::string read_file(const std::filesystem::path& p);
 std::vector<float> read_f32(const std::filesystem::path& p);

@@ -1,9 +1,11 @@
 #include "chat/template.h"
 
 #include <ctime>
+#include <optional>
 
 #include "chat/jinja/eval.h"
 #include "common/error.h"
+#include "common/json_depth.h"
 
 namespace jing::chat {
 
@@ -22,12 +24,50 @@ ChatTemplate::~ChatTemplate() = default;
 ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
 ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
 
+namespace {
+
+// The messages with each tool call's string arguments that hold a JSON object parsed into that
+// object; nullopt when there are none.
+std::optional<nlohmann::ordered_json> with_object_arguments(const nlohmann::ordered_json& messages) {
+  if (!messages.is_array()) return std::nullopt;
+  std::optional<nlohmann::ordered_json> out;
+  for (size_t m = 0; m < messages.size(); ++m) {
+    const auto& calls = messages[m].is_object() ? messages[m].value("tool_calls", nlohmann::ordered_json()) : nlohmann::ordered_json();
+    if (!calls.is_array()) continue;
+    for (size_t c = 0; c < calls.size(); ++c) {
+      if (!calls[c].is_object() || !calls[c].contains("function") || !calls[c]["function"].is_object()) continue;
+      const auto& args = calls[c]["function"].value("arguments", nlohmann::ordered_json());
+      if (!args.is_string() || !json_depth_within(args.get_ref<const std::string&>())) continue;  // deep text stays a string
+      auto parsed = nlohmann::ordered_json::parse(args.get<std::string>(), nullptr, false);
+      if (parsed.is_discarded() || !parsed.is_object()) continue;
+      if (!out) out = messages;
+      (*out)[m]["tool_calls"][c]["function"]["arguments"] = std::move(parsed);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools, bool add_generation_prompt,
                                  const nlohmann::ordered_json& extra) const {
+  auto parsed = with_object_arguments(messages);
+  if (!parsed) return render_as_given(messages, tools, add_generation_prompt, extra);
+  try {
+    return render_as_given(*parsed, tools, add_generation_prompt, extra);
+  } catch (const Error&) {
+    return render_as_given(messages, tools, add_generation_prompt, extra);  // a template written for strings
+  }
+}
+
+std::string ChatTemplate::render_as_given(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                                          bool add_generation_prompt, const nlohmann::ordered_json& extra) const {
   using jinja::Value;
   jinja::Globals g;
   g["messages"] = Value::from_json(messages);
-  if (!tools.is_null()) g["tools"] = Value::from_json(tools);
+  // transformers always passes tools and documents, None when absent.
+  g["tools"] = Value::from_json(tools);
+  g["documents"] = Value::none();
   g["add_generation_prompt"] = Value(add_generation_prompt);
   g["bos_token"] = Value(impl_->bos);
   g["eos_token"] = Value(impl_->eos);

@@ -33,7 +33,7 @@ TEST(ChatTemplateFixtures, EveryRenderingIsByteExact) {
       std::string got, error;
       try {
         chat::ChatTemplate t(source, bos, eos);
-        got = t.render(conv["messages"], tools, c["add_generation_prompt"].get<bool>());
+        got = t.render_as_given(conv["messages"], tools, c["add_generation_prompt"].get<bool>());
       } catch (const std::exception& ex) {
         error = ex.what();
       }
@@ -77,4 +77,18 @@ TEST(ChatTemplate, PythonSemanticsTemplatesRelyOn) {
   EXPECT_EQ(r("{% macro m(a, b='B') %}{{ a }}{{ b }}{% endmacro %}{{ m('A') }}{{ m('x', b='y') }}"), "ABxy");
   EXPECT_EQ(r("{{ x is defined }}{{ x | default('d') }}", json{{"x", nullptr}}), "TrueNone");
   EXPECT_THROW(r("{{ raise_exception('no') }}"), std::exception);
+}
+
+// render() parses a tool call's string arguments into an object, but not text nested deeper than
+// the request parser accepts (a value that deep would overflow the stack when copied).
+TEST(ChatTemplate, ToolCallArgumentsParsedUnlessNestedTooDeep) {
+  auto render_args = [](const std::string& args) {
+    json messages = json::array({{{"role", "assistant"}, {"content", ""},
+                                  {"tool_calls", json::array({{{"type", "function"}, {"function", {{"name", "f"}, {"arguments", args}}}}})}}});
+    return chat::ChatTemplate("{{ messages[0].tool_calls[0].function.arguments is string }}", "", "").render(messages, json(), false);
+  };
+  EXPECT_EQ(render_args("{\"a\": [1]}"), "False");
+  EXPECT_EQ(render_args("not json"), "True");
+  EXPECT_EQ(render_args("[1, 2]"), "True");  // only objects
+  EXPECT_EQ(render_args("{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}"), "True");
 }

@@ -56,7 +56,7 @@ List as_list(const Value& v) {
   if (v.kind == Value::Kind::List) return *v.list;
   List out;
   if (v.kind == Value::Kind::Dict)
-    for (const auto& [k, _] : *v.dict) out.push_back(Value(k));
+    for (const auto& [k, _] : *v.dict) out.push_back(k);
   else if (v.is_string())
     for (char c : *v.s) out.push_back(Value(std::string(1, c)));
   return out;
@@ -65,7 +65,7 @@ List as_list(const Value& v) {
 Value items_of(const Value& v) {
   List out;
   if (v.kind == Value::Kind::Dict)
-    for (const auto& [k, x] : *v.dict) out.push_back(Value(List{Value(k), x}));
+    for (const auto& [k, x] : *v.dict) out.push_back(Value(List{k, x}));
   return Value(std::move(out));
 }
 
@@ -97,6 +97,21 @@ Value generator(List items) {
 
 }  // namespace
 
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 Value get_attr(const Value& obj, const std::string& name) {
   if (obj.kind == Value::Kind::Dict) {
     if (const Value* v = obj.find(name)) return *v;
@@ -109,10 +124,7 @@ Value get_attr(const Value& obj, const std::string& name) {
 
 Value get_item(const Value& obj, const Value& key) {
   if (obj.kind == Value::Kind::Dict) {
-    if (key.is_string())
-      if (const Value* v = obj.find(*key.s)) return *v;
-    if (!key.is_string())
-      if (const Value* v = obj.find(to_string(key))) return *v;
+    if (const Value* v = obj.find_key(key)) return *v;
     return Value();
   }
   if ((obj.kind == Value::Kind::List || obj.is_string()) && (key.kind == Value::Kind::Int || key.kind == Value::Kind::Bool)) {
@@ -125,7 +137,18 @@ Value get_item(const Value& obj, const Value& key) {
   return Value();
 }
 
+// A Markup string's own methods (and the filters that call them) return Markup.
+Value keep_safe(const Value& from, Value result) {
+  if (from.is_safe && result.is_string()) result.is_safe = true;
+  return result;
+}
+
 Value call_method(const Value& obj, const std::string& name, CallArgs& a) {
+  if (obj.is_safe) {
+    Value plain = obj;
+    plain.is_safe = false;
+    return keep_safe(obj, call_method(plain, name, a));
+  }
   if (obj.is_string()) {
     const std::string& s = *obj.s;
     if (name == "strip") return Value(strip(s, a.get(0, "chars"), true, true));
@@ -232,7 +255,7 @@ Value call_method(const Value& obj, const std::string& name, CallArgs& a) {
     }
     if (name == "get") {
       Value k = a.get(0, "key");
-      const Value* v = k.is_string() ? obj.find(*k.s) : nullptr;
+      const Value* v = obj.find_key(k);
       return v ? *v : a.get(1, "default", Value::none());
     }
     if (name == "update" && obj.is_namespace) {
@@ -243,10 +266,9 @@ Value call_method(const Value& obj, const std::string& name, CallArgs& a) {
     }
   }
   if (obj.kind == Value::Kind::List) {
-    if (name == "append") {
-      obj.list->push_back(a.get(0, "object"));
-      return Value::none();
-    }
+    // transformers renders in jinja2's immutable sandbox: lists cannot change.
+    if (name == "append" || name == "pop" || name == "insert" || name == "extend" || name == "remove" || name == "clear" || name == "sort" || name == "reverse")
+      runtime_error(a.pos, "SecurityError: access to attribute '" + name + "' of 'list' object is unsafe");
     if (name == "index") {
       Value x = a.get(0, "value");
       for (size_t k = 0; k < obj.list->size(); ++k)
@@ -262,6 +284,11 @@ Value call_method(const Value& obj, const std::string& name, CallArgs& a) {
 }
 
 Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
+  if (v.is_safe && (name == "trim" || name == "upper" || name == "lower" || name == "capitalize")) {
+    Value plain = v;
+    plain.is_safe = false;
+    return keep_safe(v, apply_filter(name, plain, a));
+  }
   if (name == "trim") return Value(strip(to_string(v), a.get(0, "chars"), true, true));
   if (name == "tojson") {
     Value ind = a.get(0, "indent");
@@ -280,6 +307,7 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
     if (v.kind == Value::Kind::List && v.is_generator) runtime_error(a.pos, "TypeError: object of type 'generator' has no len()");
     if (v.kind == Value::Kind::List) return Value(static_cast<int64_t>(v.list->size()));
     if (v.kind == Value::Kind::Dict) return Value(static_cast<int64_t>(v.dict->size()));
+    if (v.defined()) runtime_error(a.pos, std::string("TypeError: object of type '") + kind_name(v.kind) + "' has no len()");
     return Value(static_cast<int64_t>(0));
   }
   if (name == "upper") return Value(upper(to_string(v)));
@@ -314,23 +342,18 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
     bool boolean = a.get(1, "boolean", Value(false)).truthy();
     return (!v.defined() || (boolean && !v.truthy())) ? def : v;
   }
-  if (name == "items") return items_of(v);
+  if (name == "items") {
+    if (v.defined() && v.kind != Value::Kind::Dict) runtime_error(a.pos, "TypeError: Can only get item pairs from a mapping.");
+    Value out = items_of(v);
+    out.is_generator = true;  // jinja2's |items yields
+    return out;
+  }
   if (name == "list") return Value(as_list(v));
   if (name == "string") return Value(to_string(v));
   if (name == "safe" || name == "e" || name == "escape") {
-    if (name == "safe") return v;
-    std::string out;
-    for (char c : to_string(v)) {
-      switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&#34;"; break;
-        case '\'': out += "&#39;"; break;
-        default: out += c;
-      }
-    }
-    return Value(out);
+    Value out(name == "safe" || v.is_safe ? to_string(v) : html_escape(to_string(v)));
+    out.is_safe = true;
+    return out;
   }
   if (name == "int") {
     if (v.is_number() || v.kind == Value::Kind::Bool) return Value(static_cast<int64_t>(v.number()));
@@ -470,8 +493,8 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& a) {
   if (name == "true") return v.kind == Value::Kind::Bool && v.b;
   if (name == "false") return v.kind == Value::Kind::Bool && !v.b;
   if (name == "mapping") return v.kind == Value::Kind::Dict;
-  if (name == "sequence") return v.kind == Value::Kind::List || v.is_string() || v.kind == Value::Kind::Dict;
-  if (name == "iterable") return v.kind == Value::Kind::List || v.is_string() || v.kind == Value::Kind::Dict;
+  // Jinja's Undefined iterates as empty and has a length (0), so it passes both.
+  if (name == "sequence" || name == "iterable") return v.kind == Value::Kind::List || v.is_string() || v.kind == Value::Kind::Dict || !v.defined();
   if (name == "callable") return v.kind == Value::Kind::Function;
   if (name == "odd") return v.kind == Value::Kind::Int && v.i % 2 != 0;
   if (name == "even") return v.kind == Value::Kind::Int && v.i % 2 == 0;
@@ -491,7 +514,7 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& a) {
   if (name == "in") {
     if (other.kind == Value::Kind::List) return std::any_of(other.list->begin(), other.list->end(), [&](const Value& x) { return equal(x, v); });
     if (other.is_string()) return v.is_string() && other.s->find(*v.s) != std::string::npos;
-    if (other.kind == Value::Kind::Dict) return v.is_string() && other.find(*v.s);
+    if (other.kind == Value::Kind::Dict) return other.find_key(v) != nullptr;
     return false;
   }
   runtime_error(a.pos, "unknown test '" + name + "'");

@@ -137,10 +137,10 @@ class Renderer {
     List items;
     if (seq.kind == Value::Kind::List) items = *seq.list;
     else if (seq.kind == Value::Kind::Dict)
-      for (const auto& [k, v] : *seq.dict) items.push_back(Value(k));
+      for (const auto& [k, v] : *seq.dict) items.push_back(k);
     else if (seq.kind == Value::Kind::String)
       for (char c : *seq.s) items.push_back(Value(std::string(1, c)));
-    else if (seq.defined() && !seq.is_none()) runtime_error(s.pos, std::string("cannot iterate over ") + kind_name(seq.kind));
+    else if (seq.defined()) runtime_error(s.pos, std::string("cannot iterate over ") + kind_name(seq.kind));  // None too, as Python
     if (s.filter) {
       List kept;
       for (const auto& item : items) {
@@ -224,8 +224,8 @@ class Renderer {
     switch (e.kind) {
       case Expr::Kind::Literal: return e.value;
       case Expr::Kind::Name: return lookup(e.name);
-      case Expr::Kind::Attr: return get_attr(eval(*e.args[0]), e.name);
-      case Expr::Kind::Index: return get_item(eval(*e.args[0]), eval(*e.args[1]));
+      case Expr::Kind::Attr: return get_attr(defined_or_raise(*e.args[0]), e.name);
+      case Expr::Kind::Index: return get_item(defined_or_raise(*e.args[0]), eval(*e.args[1]));
       case Expr::Kind::Slice: return slice(eval(*e.args[0]), e.args[1].get(), e.args[2].get(), e.args[3].get(), e.pos);
       case Expr::Kind::Call: {
         const Expr& callee = *e.args[0];
@@ -276,13 +276,20 @@ class Renderer {
         Value d(Dict{});
         for (size_t k = 0; k + 1 < e.args.size(); k += 2) {
           Value key = eval(*e.args[k]);
-          d.set(key.is_string() ? key.str() : to_string(key), eval(*e.args[k + 1]));
+          d.set(key, eval(*e.args[k + 1]));
         }
         return d;
       }
       case Expr::Kind::Binary: return binary(e);
     }
     return Value();
+  }
+
+  // Jinja's Undefined prints as nothing, but looking inside it raises.
+  Value defined_or_raise(const Expr& e) {
+    Value v = eval(e);
+    if (!v.defined()) runtime_error(e.pos, "UndefinedError: " + (e.kind == Expr::Kind::Name ? "'" + e.name + "'" : std::string("a value")) + " is undefined");
+    return v;
   }
 
   Value slice(const Value& v, const Expr* a, const Expr* b, const Expr* c, Pos p) {
@@ -318,8 +325,8 @@ class Renderer {
       bool found = false;
       if (r.kind == Value::Kind::String) found = l.is_string() && r.s->find(*l.s) != std::string::npos;
       else if (r.kind == Value::Kind::List) found = std::any_of(r.list->begin(), r.list->end(), [&](const Value& x) { return equal(x, l); });
-      else if (r.kind == Value::Kind::Dict) found = l.is_string() && r.find(*l.s) != nullptr;
-      else if (r.defined() && !r.is_none()) runtime_error(e.pos, std::string("'in' needs a string, list or dict, not ") + kind_name(r.kind));
+      else if (r.kind == Value::Kind::Dict) found = r.find_key(l) != nullptr;
+      else if (r.defined()) runtime_error(e.pos, std::string("TypeError: argument of type '") + kind_name(r.kind) + "' is not iterable");
       return Value(op == "in" ? found : !found);
     }
     if (op == "~") return Value(to_string(l) + to_string(r));
@@ -332,6 +339,11 @@ class Renderer {
       return Value(op == "<" ? c < 0 : op == ">" ? c > 0 : op == "<=" ? c <= 0 : c >= 0);
     }
     if (op == "+") {
+      if (l.is_string() && r.is_string() && (l.is_safe || r.is_safe)) {  // Markup + str escapes the str
+        Value out((l.is_safe ? *l.s : html_escape(*l.s)) + (r.is_safe ? *r.s : html_escape(*r.s)));
+        out.is_safe = true;
+        return out;
+      }
       if (l.is_string() && r.is_string()) return Value(*l.s + *r.s);
       if (l.kind == Value::Kind::List && r.kind == Value::Kind::List) {
         List out = *l.list;
@@ -353,12 +365,18 @@ class Renderer {
         if (c == '%' && k + 1 < l.s->size()) {
           char f = (*l.s)[++k];
           if (f == '%') out += '%';
-          else if (vi < vals.size()) out += f == 'r' ? repr(vals[vi++]) : to_string(vals[vi++]);
+          else if (vi < vals.size()) {
+            const Value& x = vals[vi++];
+            std::string s = f == 'r' ? repr(x) : to_string(x);
+            out += l.is_safe && !x.is_safe ? html_escape(s) : s;  // Markup % args escapes the args
+          }
         } else {
           out += c;
         }
       }
-      return Value(out);
+      Value result(out);
+      result.is_safe = l.is_safe;
+      return result;
     }
     const bool numeric = (l.is_number() || l.kind == Value::Kind::Bool) && (r.is_number() || r.kind == Value::Kind::Bool);
     if (!numeric) runtime_error(e.pos, "unsupported operand types for " + op + ": " + kind_name(l.kind) + " and " + kind_name(r.kind));

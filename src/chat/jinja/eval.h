@@ -27,6 +27,7 @@ bool apply_test(const std::string& name, const Value& input, CallArgs& a);
 Value call_method(const Value& obj, const std::string& name, CallArgs& a);  // str.strip(), dict.items(), ...
 Value get_attr(const Value& obj, const std::string& name);                    // dict key or method
 Value get_item(const Value& obj, const Value& key);
+std::string html_escape(const std::string& s);  // markupsafe's escape
 [[noreturn]] void runtime_error(Pos p, const std::string& msg);
 
 }  // namespace jing::jinja

@@ -23,13 +23,20 @@ bool Value::truthy() const {
 const Value* Value::find(const std::string& key) const {
   if (kind != Kind::Dict) return nullptr;
   for (const auto& [k, v] : *dict)
-    if (k == key) return &v;
+    if (k.is_string() && *k.s == key) return &v;
   return nullptr;
 }
 
-void Value::set(const std::string& key, Value v) {
+const Value* Value::find_key(const Value& key) const {
+  if (kind != Kind::Dict) return nullptr;
+  for (const auto& [k, v] : *dict)
+    if (equal(k, key)) return &v;
+  return nullptr;
+}
+
+void Value::set(const Value& key, Value v) {
   for (auto& [k, old] : *dict)
-    if (k == key) {
+    if (equal(k, key)) {
       old = std::move(v);
       return;
     }
@@ -51,7 +58,7 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
     }
     case nlohmann::ordered_json::value_t::object: {
       Dict d;
-      for (auto it = j.begin(); it != j.end(); ++it) d.emplace_back(it.key(), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) d.emplace_back(Value(it.key()), from_json(it.value()));
       return Value(std::move(d));
     }
     default: return Value();
@@ -154,7 +161,7 @@ std::string to_string(const Value& v) {
     case Value::Kind::Dict: {
       std::string out = "{";
       size_t k = 0;
-      for (const auto& [key, val] : *v.dict) out += (k++ ? ", " : "") + py_quote(key) + ": " + repr(val);
+      for (const auto& [key, val] : *v.dict) out += (k++ ? ", " : "") + repr(key) + ": " + repr(val);
       return out + "}";
     }
     case Value::Kind::Function: return "<function>";
@@ -167,7 +174,8 @@ std::string to_json(const Value& v, int indent, int depth) {
   const std::string nl_end = indent >= 0 ? "\n" + std::string(static_cast<size_t>(indent * depth), ' ') : "";
   const std::string item_sep = indent >= 0 ? "," : ", ";
   switch (v.kind) {
-    case Value::Kind::Undefined: case Value::Kind::None: return "null";
+    case Value::Kind::Undefined: throw std::runtime_error("TypeError: Object of type Undefined is not JSON serializable");
+    case Value::Kind::None: return "null";
     case Value::Kind::Bool: return v.b ? "true" : "false";
     case Value::Kind::Int: return std::to_string(v.i);
     case Value::Kind::Float: {
@@ -187,7 +195,7 @@ std::string to_json(const Value& v, int indent, int depth) {
       if (v.dict->empty()) return "{}";
       std::string out = "{";
       size_t k = 0;
-      for (const auto& [key, val] : *v.dict) out += (k++ ? item_sep : "") + nl + json_quote(key) + ": " + to_json(val, indent, depth + 1);
+      for (const auto& [key, val] : *v.dict) out += (k++ ? item_sep : "") + nl + (key.is_string() ? json_quote(*key.s) : json_quote(to_json(key))) + ": " + to_json(val, indent, depth + 1);
       return out + nl_end + "}";
     }
     case Value::Kind::Function: return "null";
@@ -212,7 +220,7 @@ bool equal(const Value& a, const Value& b) {
     case Value::Kind::Dict: {
       if (a.dict->size() != b.dict->size()) return false;
       for (const auto& [k, v] : *a.dict) {
-        const Value* o = b.find(k);
+        const Value* o = b.find_key(k);
         if (!o || !equal(v, *o)) return false;
       }
       return true;

@@ -14,7 +14,7 @@ namespace jing::jinja {
 
 struct Value;
 using List = std::vector<Value>;
-using Dict = std::vector<std::pair<std::string, Value>>;  // insertion-ordered, like Python dicts
+using Dict = std::vector<std::pair<Value, Value>>;  // insertion-ordered, like Python dicts; keys of any kind
 struct CallArgs;
 using Function = std::function<Value(CallArgs&)>;
 
@@ -30,6 +30,7 @@ struct Value {
   std::shared_ptr<Function> fn;
   bool is_namespace = false;  // namespace() objects accept attribute assignment
   bool is_generator = false;  // map/select/reject results: iterable, but Python cannot serialize or len() them
+  bool is_safe = false;       // a Markup string (|safe, |escape): `+` HTML-escapes a plain string joined to it
 
   Value() = default;
   static Value none() { Value v; v.kind = Kind::None; return v; }
@@ -52,8 +53,9 @@ struct Value {
   double number() const { return kind == Kind::Float ? f : static_cast<double>(kind == Kind::Bool ? b : i); }
   const std::string& str() const { return *s; }
 
-  const Value* find(const std::string& key) const;  // dict lookup
-  void set(const std::string& key, Value v);        // dict insert or replace
+  const Value* find(const std::string& key) const;  // dict lookup of a string key
+  const Value* find_key(const Value& key) const;    // dict lookup of any key, Python's equality (1 == 1.0 == True)
+  void set(const Value& key, Value v);              // dict insert or replace
 
   static Value from_json(const nlohmann::ordered_json& j);
 };
