@@ -49,7 +49,7 @@ GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar, std::shar
     if (g_->elements[alt].kind != GrammarElement::End) s.push_back(alt);
     expand(s, stacks);
   }
-  current_ = intern(std::move(stacks), 0, 0);
+  current_ = intern(std::move(stacks), 0, 0, 0);
 }
 
 // Brings a stack to a terminal on top (or empty: complete), replacing rule references by their
@@ -76,13 +76,13 @@ void GrammarMatcher::expand(std::vector<uint32_t>& stack, std::vector<std::vecto
   stack.push_back(pos);
 }
 
-int32_t GrammarMatcher::intern(std::vector<std::vector<uint32_t>> stacks, uint32_t partial, uint8_t left) {
+int32_t GrammarMatcher::intern(std::vector<std::vector<uint32_t>> stacks, uint32_t partial, uint8_t left, uint8_t len) {
   if (stacks.empty()) return kDead;
   std::sort(stacks.begin(), stacks.end());
   stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
   std::string key;
   auto put = [&](uint32_t v) { key.append(reinterpret_cast<const char*>(&v), sizeof v); };
-  put(partial), put(left);
+  put(partial), put(left), put(len);
   for (const auto& s : stacks) {
     put(static_cast<uint32_t>(s.size()));
     for (uint32_t p : s) put(p);
@@ -93,6 +93,7 @@ int32_t GrammarMatcher::intern(std::vector<std::vector<uint32_t>> stacks, uint32
     st.stacks = std::move(stacks);
     st.partial = partial;
     st.partial_left = left;
+    st.partial_len = len;
     st.next.assign(256, kUnknown);
     states_.push_back(std::move(st));
   }
@@ -112,29 +113,34 @@ int32_t GrammarMatcher::step(int32_t state, uint8_t byte) {
 int32_t GrammarMatcher::compute_step(int32_t state, uint8_t b) {
   const State& st = states_[static_cast<size_t>(state)];
   uint32_t cp;
-  uint8_t left;
+  uint8_t left, len;
   if (st.partial_left == 0) {
-    if (b < 0x80) cp = b, left = 0;
-    else if (b >= 0xC2 && b <= 0xDF) cp = b & 0x1Fu, left = 1;
-    else if ((b >> 4) == 0xE) cp = b & 0x0Fu, left = 2;
-    else if (b >= 0xF0 && b <= 0xF4) cp = b & 0x07u, left = 3;
-    else if (b == 0xF8) cp = kTokenBase >> 18, left = 3;  // a control token: kTokenBase + 18 bits of id
+    if (b < 0x80) cp = b, left = 0, len = 1;
+    else if (b >= 0xC2 && b <= 0xDF) cp = b & 0x1Fu, left = 1, len = 2;
+    else if ((b >> 4) == 0xE) cp = b & 0x0Fu, left = 2, len = 3;
+    else if (b >= 0xF0 && b <= 0xF4) cp = b & 0x07u, left = 3, len = 4;
+    else if (b == 0xF8) cp = kTokenBase >> 18, left = 3, len = 5;  // a control token: kTokenBase + 18 bits of id
     else return kDead;  // not a lead byte
   } else {
     if ((b & 0xC0) != 0x80) return kDead;
     cp = (st.partial << 6) | (b & 0x3Fu);
     left = static_cast<uint8_t>(st.partial_left - 1);
+    len = st.partial_len;
   }
+  // The code points a character of this length may hold: shorter forms (overlong) are not UTF-8.
+  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000, kTokenBase};
+  static constexpr uint32_t kMax[] = {0, 0x7F, 0x7FF, 0xFFFF, 0x10FFFF, kTokenBase + (1u << 18) - 1};
   if (left > 0) {
     // Part of a character: alive while some terminal on top could still match what it becomes.
-    const uint32_t lo = cp << (6 * left), hi = lo | ((1u << (6 * left)) - 1);
-    const bool alive = std::any_of(st.stacks.begin(), st.stacks.end(), [&](const auto& s) {
+    const uint32_t lo = std::max(cp << (6 * left), kMin[len]), hi = std::min(cp << (6 * left) | ((1u << (6 * left)) - 1), kMax[len]);
+    const bool alive = lo <= hi && std::any_of(st.stacks.begin(), st.stacks.end(), [&](const auto& s) {
       return !s.empty() && g_->may_match(g_->elements[s.back()], lo, hi);
     });
     if (!alive) return kDead;
     auto stacks = st.stacks;
-    return intern(std::move(stacks), cp, left);
+    return intern(std::move(stacks), cp, left, len);
   }
+  if (cp < kMin[len] || cp > kMax[len]) return kDead;
   std::vector<std::vector<uint32_t>> out;
   for (const auto& s : st.stacks) {
     if (s.empty() || !g_->matches(g_->elements[s.back()], cp)) continue;
@@ -144,7 +150,7 @@ int32_t GrammarMatcher::compute_step(int32_t state, uint8_t b) {
     if (g_->elements[pos + 1].kind != GrammarElement::End) n.push_back(pos + 1);
     expand(n, out);
   }
-  return intern(std::move(out), 0, 0);
+  return intern(std::move(out), 0, 0, 0);
 }
 
 int32_t GrammarMatcher::walk(int32_t state, std::string_view bytes) {
@@ -202,10 +208,13 @@ const std::vector<uint64_t>& GrammarMatcher::allowed(int32_t state) {
   return states_[static_cast<size_t>(state)].allowed;
 }
 
-void GrammarMatcher::mask(float* logits) {
+void GrammarMatcher::mask(float* logits, int n) {
   const auto& bits = allowed(current_);
-  for (int32_t id = 0; id < tokens_->n_vocab; ++id)
-    if (!(bits[static_cast<size_t>(id) >> 6] >> (id & 63) & 1)) logits[id] = -std::numeric_limits<float>::infinity();
+  constexpr float kNo = -std::numeric_limits<float>::infinity();
+  const int known = std::min(n, tokens_->n_vocab);
+  for (int32_t id = 0; id < known; ++id)
+    if (!(bits[static_cast<size_t>(id) >> 6] >> (id & 63) & 1)) logits[id] = kNo;
+  for (int32_t id = known; id < n; ++id) logits[id] = kNo;  // padding: no token at all
 }
 
 bool GrammarMatcher::allows(int32_t token) {

@@ -41,8 +41,9 @@ class GrammarMatcher {
  public:
   GrammarMatcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenIndex> tokens);
 
-  // Sets the logit of every token the grammar does not allow next to -infinity.
-  void mask(float* logits);
+  // Sets the logit of every token the grammar does not allow next to -infinity (n: the row's length,
+  // the model's vocabulary, which may be padded past the tokenizer's).
+  void mask(float* logits, int n);
   bool allows(int32_t token);
   // Moves past a token (or raw text); false, and no change, when the grammar does not allow it.
   bool accept(int32_t token);
@@ -57,6 +58,7 @@ class GrammarMatcher {
     std::vector<std::vector<uint32_t>> stacks;  // sorted, unique; an empty stack = complete
     uint32_t partial = 0;                        // code point bits received so far
     uint8_t partial_left = 0;                    // continuation bytes still to come
+    uint8_t partial_len = 0;                     // bytes of the whole character (overlong forms are dead)
     std::vector<int32_t> next;                   // by byte: state, kDead, or kUnknown
     std::vector<uint64_t> allowed;               // token mask, once computed
   };
@@ -68,7 +70,7 @@ class GrammarMatcher {
   std::unordered_map<std::string, int32_t> ids_;
   int32_t current_ = 0;
 
-  int32_t intern(std::vector<std::vector<uint32_t>> stacks, uint32_t partial, uint8_t left);
+  int32_t intern(std::vector<std::vector<uint32_t>> stacks, uint32_t partial, uint8_t left, uint8_t len);
   void expand(std::vector<uint32_t>& stack, std::vector<std::vector<uint32_t>>& out) const;
   int32_t step(int32_t state, uint8_t byte);
   int32_t compute_step(int32_t state, uint8_t byte);

@@ -48,7 +48,7 @@ int32_t Sampler::sample(const float* raw, GrammarMatcher* grammar) {
   std::vector<float>& logits = logits_;
   logits.assign(raw, raw + n_vocab_);
   logprobs_ready_ = false;
-  if (grammar) grammar->mask(logits.data());
+  if (grammar) grammar->mask(logits.data(), n_vocab_);
   for (const auto& [id, bias] : params_.logit_bias)
     if (id >= 0 && id < n_vocab_) logits[static_cast<size_t>(id)] += bias;
 

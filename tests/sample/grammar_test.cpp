@@ -54,6 +54,9 @@ rest ::= [^\n]{2,3} # two or three of anything but a newline
   EXPECT_FALSE(accepts(g, "a1y\n\n"));
   EXPECT_TRUE(accepts("root ::= \"\\\"\" [\\x41-\\u005A]* \"\\\"\"", "\"ABZ\""));
   EXPECT_TRUE(accepts("root ::= .*", "anything at all \n é"));
+  EXPECT_FALSE(accepts("root ::= \"{\"", "\xC1\xBB"));          // overlong forms of "{" are not UTF-8
+  EXPECT_FALSE(accepts("root ::= \"{\"", "\xE0\x81\xBB"));
+  EXPECT_FALSE(accepts("root ::= .", "\xF8\x80\x80\x81"));     // a control token's spelling is no text
   EXPECT_TRUE(accepts("root ::= (\"ab\"){2} \"!\"", "abab!"));
   EXPECT_FALSE(accepts("root ::= (\"ab\"){2} \"!\"", "ab!"));
 }
@@ -96,7 +99,7 @@ TEST(GrammarMatcher, MaskFollowsTheGrammarOnToyTokens) {
   const auto toks = toy_tokens();
   auto allowed = [&]() {
     std::vector<float> logits(static_cast<size_t>(toks->n_vocab), 0.0f);
-    m.mask(logits.data());
+    m.mask(logits.data(), static_cast<int>(logits.size()));
     std::vector<std::string> out;
     for (int i = 0; i < toks->n_vocab; ++i)
       if (!std::isinf(logits[static_cast<size_t>(i)])) out.push_back(i == 0 ? "<eos>" : toks->text_of[static_cast<size_t>(i)]);
@@ -125,14 +128,14 @@ TEST(GrammarMatcher, MaskEqualsTokenByTokenCheckOnARealVocabulary) {
   auto grammar = std::make_shared<const Grammar>(parse_gbnf(json_schema_to_gbnf(schema)));
   GrammarMatcher m(grammar, index);
   const std::string doc = R"({"name": "Zoë \"x\"", "n": -12, "tags": ["b c", "a"], "when": "2024-02-29"})";
-  std::vector<float> logits(static_cast<size_t>(tok->n_vocab()));
+  std::vector<float> logits(static_cast<size_t>(tok->n_vocab()) + 100);  // a model's padded vocabulary
   double worst_ms = 0;
   for (size_t pos = 0; pos <= doc.size(); pos += 7) {
     GrammarMatcher here(grammar, index);
     ASSERT_TRUE(here.accept_text(doc.substr(0, pos))) << "prefix " << pos;
     std::fill(logits.begin(), logits.end(), 0.0f);
     const auto t0 = std::chrono::steady_clock::now();
-    here.mask(logits.data());
+    here.mask(logits.data(), static_cast<int>(logits.size()));
     worst_ms = std::max(worst_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     size_t n_allowed = 0;
     GrammarMatcher probe(grammar, index);  // allows() leaves the state as it is
@@ -143,6 +146,7 @@ TEST(GrammarMatcher, MaskEqualsTokenByTokenCheckOnARealVocabulary) {
       ASSERT_EQ(allowed, probe.allows(id)) << "token " << id << " '" << tok->decode({id}) << "' after " << doc.substr(0, pos);
     }
     EXPECT_GT(n_allowed, 0u);
+    for (size_t id = static_cast<size_t>(tok->n_vocab()); id < logits.size(); ++id) ASSERT_TRUE(std::isinf(logits[id])) << "padding id " << id;
   }
   EXPECT_TRUE(m.accept_text(doc));
   EXPECT_TRUE(m.complete());
