@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <random>
 
 #include <nlohmann/json.hpp>
 
@@ -151,6 +152,44 @@ TEST(GrammarMatcher, MaskEqualsTokenByTokenCheckOnARealVocabulary) {
   EXPECT_TRUE(m.accept_text(doc));
   EXPECT_TRUE(m.complete());
   std::printf("[grammar] slowest first mask of a state over %d tokens: %.1f ms\n", tok->n_vocab(), worst_ms);
+}
+
+// What a constrained step costs on a 151k vocabulary: mask + accept per token while a random walk
+// (a uniformly random allowed token each step, as a random-weight model samples) writes JSON.
+TEST(GrammarMatcher, CostPerTokenOnAQwenVocabulary) {
+  JING_FIXTURE_OR_SKIP(vpath, "tokenizer/qwen3-vocab.gguf");
+  auto f = gguf::File::open(vpath);
+  auto tok = tok::Tokenizer::from_gguf(f);
+  auto index = TokenIndex::of(*tok);
+  const json schema = json::parse(R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},
+    "tags":{"type":"array","items":{"type":"string"}},"address":{"type":"object","properties":{"city":{"type":"string"},"zip":{"type":"string"}},
+    "required":["city","zip"]}},"required":["name","age","tags","address"]})");
+  auto grammar = std::make_shared<const Grammar>(parse_gbnf(json_schema_to_gbnf(schema)));
+  std::mt19937 rng(42);
+  std::vector<float> logits(static_cast<size_t>(tok->n_vocab()));
+  double total_ms = 0, worst_ms = 0;
+  int steps = 0;
+  for (int run = 0; run < 3; ++run) {
+    GrammarMatcher m(grammar, index);
+    for (int i = 0; i < 200 && !m.finished(); ++i, ++steps) {
+      std::fill(logits.begin(), logits.end(), 0.0f);
+      const auto t0 = std::chrono::steady_clock::now();
+      m.mask(logits.data(), static_cast<int>(logits.size()));
+      std::vector<int32_t> ok;
+      for (int32_t id = 0; id < tok->n_vocab(); ++id)
+        if (!std::isinf(logits[static_cast<size_t>(id)])) ok.push_back(id);
+      ASSERT_FALSE(ok.empty());
+      const auto t1 = std::chrono::steady_clock::now();
+      const int32_t pick = ok[rng() % ok.size()];
+      const auto t2 = std::chrono::steady_clock::now();
+      ASSERT_TRUE(m.accept(pick));
+      const double ms = std::chrono::duration<double, std::milli>(t1 - t0 + (std::chrono::steady_clock::now() - t2)).count();
+      total_ms += ms, worst_ms = std::max(worst_ms, ms);
+    }
+  }
+  std::printf("[grammar] JSON schema, %d steps over %d tokens: %.3f ms per token on average, worst %.1f ms\n", steps, tok->n_vocab(),
+              total_ms / steps, worst_ms);
+  EXPECT_LT(total_ms / steps, 20.0);  // a loose guard; the figure itself is in docs/PERFORMANCE.md
 }
 
 bool schema_accepts(const json& schema, const std::string& doc) {
