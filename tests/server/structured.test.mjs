@@ -151,3 +151,18 @@ test('bad grammars and schemas are 400s that say what is wrong', async () => {
     assert.equal(r.status, 400); assert.match(r.text, /both constrain/);
   });
 });
+
+test('a reasoning model thinks first: the grammar applies once </think> closes', async () => {
+  await withServer(async (s) => {
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'none' });
+    // The template opens <think>; unconstrained reasoning comes first (this model rarely closes it).
+    const thinking = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 24, seed: 2, grammar: 'root ::= "ok"' });
+    assert.ok(thinking.choices[0].message.reasoning_content.length > 2, 'free reasoning');
+    assert.equal(thinking.choices[0].message.content, '');
+    // The same with </think> pushed by a logit bias (token 2047 in this vocabulary): then "ok" exactly.
+    const closed = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 24, seed: 2,
+      grammar: 'root ::= "ok"', logit_bias: { 2047: 100 } });
+    assert.equal(closed.choices[0].message.content, 'ok');
+    assert.equal(closed.choices[0].finish_reason, 'stop');
+  });
+});
