@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <functional>
 #include <map>
 
 namespace jing::sample {
@@ -45,6 +44,7 @@ using Sequence = std::vector<Item>;
 Item ref(uint32_t rule) { return Item{true, rule, false, {}}; }
 
 constexpr int kMaxRepeat = 1000;  // {m,n} bounds: each bound unrolls into items or rules
+constexpr int kMaxNesting = 256;  // ( ) groups: the parser recurses once per level
 
 class Parser {
  public:
@@ -128,6 +128,7 @@ class Parser {
   }
 
   std::vector<Sequence> alternatives(int depth) {
+    if (depth > kMaxNesting) fail("groups nested deeper than " + std::to_string(kMaxNesting));
     std::vector<Sequence> out;
     out.push_back(sequence(depth));
     while (pos_ < s_.size() && s_[pos_] == '|') {
@@ -330,17 +331,25 @@ class Parser {
           leftmost[r].push_back(i.rule);
           if (!nullable[i.rule]) break;
         }
+    // Depth-first with an explicit stack (a chain of many rules must not exhaust the call stack).
     std::vector<int> mark(n, 0);  // 0 new, 1 on the path, 2 done
-    std::function<void(uint32_t)> visit = [&](uint32_t r) {
-      mark[r] = 1;
-      for (uint32_t next : leftmost[r]) {
+    std::vector<std::pair<uint32_t, size_t>> path;  // rule, next edge to follow
+    for (uint32_t start = 0; start < n; ++start) {
+      if (mark[start]) continue;
+      mark[start] = 1;
+      path.emplace_back(start, 0);
+      while (!path.empty()) {
+        auto& [r, edge] = path.back();
+        if (edge == leftmost[r].size()) {
+          mark[r] = 2;
+          path.pop_back();
+          continue;
+        }
+        const uint32_t next = leftmost[r][edge++];
         if (mark[next] == 1) throw GrammarError("grammar: rule '" + names_[next] + "' is left-recursive");
-        if (mark[next] == 0) visit(next);
+        if (mark[next] == 0) mark[next] = 1, path.emplace_back(next, 0);
       }
-      mark[r] = 2;
-    };
-    for (uint32_t r = 0; r < n; ++r)
-      if (mark[r] == 0) visit(r);
+    }
   }
 
   Grammar flatten(uint32_t root) const {

@@ -70,6 +70,7 @@ class JsonSchemaRules::Converter {
   std::map<std::string, std::string> by_body_;  // identical bodies share one rule
   std::map<std::string, std::string> refs_;     // "$ref" target -> rule name
   size_t n_refs_ = 0;
+  int depth_ = 0;
 
   [[noreturn]] static void fail(const std::string& where, const std::string& what) {
     throw SchemaError("json schema at " + where + ": " + what);
@@ -86,6 +87,12 @@ class JsonSchemaRules::Converter {
 
   // The rule expression (a name or a primitive) for one schema.
   std::string visit(const json& s, const std::string& at) {
+    // Nesting is bounded by the request's JSON depth limit, but "$ref" chains are not.
+    if (++depth_ > 256) fail(at, "nested deeper than 256 schemas (through '$ref's)");
+    struct Leave {
+      int& d;
+      ~Leave() { --d; }
+    } leave{depth_};
     if (s.is_boolean()) {
       if (!s.get<bool>()) fail(at, "the schema 'false' accepts nothing");
       return "json-value";
