@@ -4,6 +4,8 @@
 #include <set>
 #include <vector>
 
+#include "sample/regex_gbnf.h"
+
 namespace jing::sample {
 
 namespace {
@@ -13,7 +15,8 @@ using json = nlohmann::ordered_json;
 // JSON's own grammar (RFC 8259; dates and times as RFC 3339, leap second included) with bounded whitespace: one space, or a newline and up to 20
 // spaces/tabs of indentation, between tokens, so a model cannot pad forever.
 constexpr const char* kPrimitives = R"(ws ::= ([ ] | "\n" [ \t]{0,20})?
-json-char ::= [^"\\\x00-\x1F\x7F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
+json-plain ::= [^"\\\x00-\x1F\x7F]
+json-char ::= json-plain | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
 json-string ::= "\"" json-char* "\"" ws
 json-int ::= "-"? ("0" | [1-9] [0-9]{0,15})
 json-integer ::= json-int ws
@@ -101,7 +104,7 @@ class JsonSchemaRules::Converter {
     for (const auto& [k, v] : s.items()) {
       static const std::set<std::string> known = {"type", "properties", "required", "additionalProperties", "enum", "const",
                                                   "items", "prefixItems", "minItems", "maxItems", "minLength", "maxLength",
-                                                  "anyOf", "oneOf", "$ref", "format", "nullable"};
+                                                  "anyOf", "oneOf", "$ref", "format", "nullable", "pattern"};
       if (!known.count(k) && !kAnnotations.count(k)) fail(at, "'" + k + "' is not supported for structured output");
     }
     if (s.contains("$ref")) return ref(s["$ref"], at);
@@ -167,6 +170,15 @@ class JsonSchemaRules::Converter {
     }
     const int min = bound(s, "minLength", at, 0), max = bound(s, "maxLength", at, -1);
     if (max >= 0 && max < min) fail(at, "maxLength is below minLength");
+    if (s.contains("pattern")) {
+      if (!s["pattern"].is_string()) fail(at, "'pattern' must be a string");
+      if (min > 0 || max >= 0) fail(at, "'pattern' together with minLength/maxLength is not supported");
+      try {
+        return rule("\"\\\"\" " + regex_to_gbnf(s["pattern"].get<std::string>(), "json-plain") + " \"\\\"\" ws");
+      } catch (const std::invalid_argument& e) {
+        fail(at, e.what());
+      }
+    }
     if (min == 0 && max < 0) return "json-string";
     return rule("\"\\\"\" json-char" + repeat(min, max) + " \"\\\"\" ws");
   }

@@ -3,9 +3,9 @@
 // Supported: type (one or a list), properties + required (in the schema's order; optional ones may
 // be left out), additionalProperties (false/absent: none; true or a schema: any further keys), enum,
 // const, items, prefixItems, minItems/maxItems, minLength/maxLength, anyOf/oneOf, $ref into $defs or
-// definitions (recursion allowed), string formats date, time, date-time and uuid, and the generic
-// value for {} / true. Annotations (title, description, default, examples, ...) are ignored. Any
-// other keyword (pattern, minimum, allOf, ...) is refused with a SchemaError naming it and where it
+// definitions (recursion allowed), string formats date, time, date-time and uuid, pattern (the
+// regex subset of regex_gbnf.h), and the generic value for {} / true. Annotations (title, description, default, examples, ...) are ignored. Any
+// other keyword (minimum, allOf, ...) is refused with a SchemaError naming it and where it
 // is, so a client never gets output that silently ignores part of its schema.
 #pragma once
 #include <memory>

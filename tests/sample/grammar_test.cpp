@@ -240,6 +240,24 @@ TEST(JsonSchema, ArraysEnumsConstFormatsRefsAndAnyOf) {
   EXPECT_FALSE(schema_accepts(s, with("426614174000", "42661417400")));
 }
 
+TEST(JsonSchema, PatternsAsGrammars) {
+  auto ok = [](const char* pattern, const std::string& s) {
+    return schema_accepts(json{{"type", "string"}, {"pattern", pattern}}, "\"" + s + "\"");
+  };
+  EXPECT_TRUE(ok("^[A-Z]{2}-\\d{3}$", "AB-123"));
+  EXPECT_FALSE(ok("^[A-Z]{2}-\\d{3}$", "AB-12"));
+  EXPECT_FALSE(ok("^[A-Z]{2}-\\d{3}$", "xAB-123"));
+  EXPECT_TRUE(ok("ab+", "xxabbbyy"));  // unanchored: anywhere in the string
+  EXPECT_FALSE(ok("ab+", "xxayy"));
+  EXPECT_TRUE(ok("^(?:cat|dog)s?\\.$", "dogs."));
+  EXPECT_FALSE(ok("^(?:cat|dog)s?\\.$", "cow."));
+  EXPECT_TRUE(ok("^[^0-9]*$", "no digits é"));
+  EXPECT_FALSE(ok("^[^0-9]*$", "one 1"));
+  EXPECT_FALSE(ok("^[ -~]+$", "a\\\"b"));  // " and \ are in the range but never written raw
+  EXPECT_TRUE(ok("^.{3}$", "éxx"));  // characters, not bytes
+  EXPECT_FALSE(ok("^.{3}$", "éx"));
+}
+
 TEST(JsonSchema, UnsupportedKeywordsAreRefusedByName) {
   auto error_of = [](const char* schema) {
     try {
@@ -249,7 +267,8 @@ TEST(JsonSchema, UnsupportedKeywordsAreRefusedByName) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(error_of(R"({"type":"string","pattern":"^a+$"})").find("'pattern'"), std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"string","pattern":"^(a)\\1$"})").find("back-reference"), std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"string","pattern":"(?=a)b"})").find("look-around"), std::string::npos);
   EXPECT_NE(error_of(R"({"type":"object","properties":{"n":{"type":"integer","minimum":3}}})").find("#/properties/n: 'minimum'"), std::string::npos);
   EXPECT_NE(error_of(R"({"$ref":"https://example.com/s.json"})").find("only local"), std::string::npos);
   EXPECT_NE(error_of(R"({"type":"objekt"})").find("unknown type"), std::string::npos);
