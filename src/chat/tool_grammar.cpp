@@ -1,5 +1,6 @@
 #include "chat/tool_grammar.h"
 
+#include "sample/gbnf.h"
 #include "sample/json_schema.h"
 
 namespace jing::chat {
@@ -7,16 +8,6 @@ namespace jing::chat {
 namespace {
 
 using json = nlohmann::ordered_json;
-
-std::string quoted(const std::string& s) {  // a GBNF literal
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') out += "\\n";
-    else out += c;
-  }
-  return out + "\"";
-}
 
 }  // namespace
 
@@ -39,10 +30,10 @@ std::string tool_call_gbnf(ToolFormat format, const json& tools, const std::stri
     const std::string args = rules.add(fn.contains("parameters") ? fn["parameters"] : json{{"type", "object"}});
     std::string alt;
     switch (format) {
-      case ToolFormat::DeepSeekR1: alt = quoted("function") + " " + special("<｜tool▁sep｜>") + " " + quoted(name + "\n```json\n") + " " + args + " " + quoted("\n```"); break;
-      case ToolFormat::DeepSeekV31: alt = quoted(name) + " " + special("<｜tool▁sep｜>") + " " + args; break;
-      case ToolFormat::Hermes: alt = quoted("{\"name\": \"" + name + "\", \"arguments\": ") + " " + args + " " + quoted("}"); break;
-      case ToolFormat::Llama3: alt = quoted("{\"name\": \"" + name + "\", \"parameters\": ") + " " + args + " " + quoted("}"); break;
+      case ToolFormat::DeepSeekR1: alt = sample::gbnf_literal("function") + " " + special("<｜tool▁sep｜>") + " " + sample::gbnf_literal(name + "\n```json\n") + " " + args + " " + sample::gbnf_literal("\n```"); break;
+      case ToolFormat::DeepSeekV31: alt = sample::gbnf_literal(name) + " " + special("<｜tool▁sep｜>") + " " + args; break;
+      case ToolFormat::Hermes: alt = sample::gbnf_literal("{\"name\": \"" + name + "\", \"arguments\": ") + " " + args + " " + sample::gbnf_literal("}"); break;
+      case ToolFormat::Llama3: alt = sample::gbnf_literal("{\"name\": \"" + name + "\", \"parameters\": ") + " " + args + " " + sample::gbnf_literal("}"); break;
     }
     calls += (calls.empty() ? "" : " | ") + ("(" + alt + ")");
   }
@@ -55,7 +46,7 @@ std::string tool_call_gbnf(ToolFormat format, const json& tools, const std::stri
       root = special("<｜tool▁calls▁begin｜>") + " call" + (parallel ? " (\"\\n\"? call)*" : "") + " " + special("<｜tool▁calls▁end｜>");
       break;
     case ToolFormat::Hermes:
-      call = quoted("<tool_call>\n") + " (" + calls + ") " + quoted("\n</tool_call>");
+      call = sample::gbnf_literal("<tool_call>\n") + " (" + calls + ") " + sample::gbnf_literal("\n</tool_call>");
       root = std::string("call") + (parallel ? " (\"\\n\" call)*" : "");
       break;
     case ToolFormat::Llama3:

@@ -31,6 +31,21 @@ bool Grammar::may_match(const GrammarElement& e, uint32_t lo, uint32_t hi) const
   return next <= hi;
 }
 
+std::string gbnf_literal(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7F) {
+      static const char* hex = "0123456789ABCDEF";
+      out += "\\x", out += hex[c >> 4], out += hex[c & 15];
+    } else out += static_cast<char>(c);
+  }
+  return out + "\"";
+}
+
 namespace {
 
 // The parsed form before flattening: a rule is alternatives of items.

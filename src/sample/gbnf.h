@@ -44,6 +44,9 @@ struct Grammar {
   bool may_match(const GrammarElement& e, uint32_t lo, uint32_t hi) const;
 };
 
+// A GBNF string literal that matches exactly this text (quotes, escapes).
+std::string gbnf_literal(std::string_view text);
+
 // Throws GrammarError naming the line and what is wrong: syntax, an undefined rule, no `root_rule`,
 // left recursion (which a stack-based matcher cannot run).
 Grammar parse_gbnf(std::string_view text, std::string_view root_rule = "root");

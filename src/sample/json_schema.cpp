@@ -4,6 +4,7 @@
 #include <set>
 #include <vector>
 
+#include "sample/gbnf.h"
 #include "sample/regex_gbnf.h"
 
 namespace jing::sample {
@@ -34,22 +35,6 @@ json-uuid ::= "\"" json-hex4 json-hex4 "-" json-hex4 "-" json-hex4 "-" json-hex4
 
 const std::set<std::string> kAnnotations = {"title", "description", "default", "examples", "$schema", "$id", "$comment",
                                             "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "strict"};
-
-// A GBNF string literal for raw text.
-std::string literal(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else if (c < 0x20 || c == 0x7F) {
-      static const char* hex = "0123456789ABCDEF";
-      out += "\\x", out += hex[c >> 4], out += hex[c & 15];
-    } else out += static_cast<char>(c);
-  }
-  return out + "\"";
-}
 
 }  // namespace
 
@@ -108,11 +93,11 @@ class JsonSchemaRules::Converter {
       if (!known.count(k) && !kAnnotations.count(k)) fail(at, "'" + k + "' is not supported for structured output");
     }
     if (s.contains("$ref")) return ref(s["$ref"], at);
-    if (s.contains("const")) return rule(literal(s["const"].dump()) + " ws");
+    if (s.contains("const")) return rule(gbnf_literal(s["const"].dump()) + " ws");
     if (s.contains("enum")) {
       if (!s["enum"].is_array() || s["enum"].empty()) fail(at, "'enum' must be a non-empty array");
       std::string body;
-      for (const auto& v : s["enum"]) body += (body.empty() ? "" : " | ") + literal(v.dump());
+      for (const auto& v : s["enum"]) body += (body.empty() ? "" : " | ") + gbnf_literal(v.dump());
       return rule("(" + body + ") ws");
     }
     for (const char* k : {"anyOf", "oneOf"})
@@ -227,7 +212,7 @@ class JsonSchemaRules::Converter {
     std::vector<std::string> kv;
     std::vector<bool> req;
     for (const auto& [name, sub] : props.items()) {
-      kv.push_back(literal(json(name).dump()) + " ws \":\" ws " + visit(sub, at + "/properties/" + name));
+      kv.push_back(gbnf_literal(json(name).dump()) + " ws \":\" ws " + visit(sub, at + "/properties/" + name));
       req.push_back(required.count(name) > 0);
     }
     // Expressions, "" meaning nothing: rest_i = properties i.. after one was written (each after a

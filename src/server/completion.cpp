@@ -77,10 +77,7 @@ Prepared prepare(ServerContext& ctx, const GenerationSpec& spec, HttpResponder* 
     const auto& tok = *p.lm->tok;
     auto special = [&](const std::string& text) {
       const auto id = tok.find_token(text);
-      if (id && tok.is_control(*id)) return "<[" + std::to_string(*id) + "]>";
-      std::string lit = "\"";
-      for (char c : text) lit += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
-      return lit + "\"";
+      return id && tok.is_control(*id) ? "<[" + std::to_string(*id) + "]>" : sample::gbnf_literal(text);
     };
     try {
       grammar = std::make_shared<const sample::Grammar>(sample::parse_gbnf(
