@@ -210,7 +210,8 @@ test('content as a list of parts: text parts are joined; an image part is a clea
   const ollama = await owui(server.url, 'POST', '/api/chat', {
     body: { model: 'tiny:latest', messages: [{ role: 'user', content: 'What is in this picture?', images: [png] }], stream: true },
   });
-  assert.match(jsonReply(ollama, 400).error.message, /images.*text-only/);
+  // Open WebUI's Ollama router raises HTTPException(detail=res["error"]): Ollama's plain text.
+  assert.match(jsonReply(ollama, 400).error, /images.*text-only/);
 });
 
 // The prompts of routers/tasks.py, shortened; the payloads are its own.
@@ -255,6 +256,10 @@ test('/api/version is dotted numbers; /api/tags entries carry model and name', a
   }
   assert.ok(tags.models.some((m) => m.model === 'tiny:latest'));
   // A model served under a bare alias is listed with ":latest", and answers to that name.
+  // The verify dialog shows f"External Error: {res['error']}": Ollama's errors are text.
+  const denied = await owui(keyed.url, 'GET', '/api/version');
+  assert.equal(denied.status, 401);
+  assert.match(denied.json().error, /API Key/i);
   const pinned = jsonReply(await owui(keyed.url, 'GET', '/api/tags', { key: 'secret' }));
   assert.ok(pinned.models.some((m) => m.model === 'tiny-r1:latest'), JSON.stringify(pinned.models.map((m) => m.model)));
 });
@@ -291,6 +296,10 @@ test('/api/chat as Open WebUI forwards it: every NDJSON line is JSON; names with
   }
   const ps = jsonReply(await owui(server.url, 'GET', '/api/ps'));
   assert.deepEqual(ps.models.map((m) => m.model), ['tiny:latest'], 'loaded once, listed once by its store name');
+  const missing = await owui(server.url, 'POST', '/api/chat', { body: body('nope:latest', true) });
+  assert.equal(missing.status, 404);
+  assert.match(missing.type, /^application\/json\b/, 'an error before the stream is JSON, not NDJSON');
+  assert.match(missing.json().error, /nope:latest.*not found/);
 
   // The keyed server's model by the name Open WebUI sends: the alias with ":latest".
   const r = await owui(keyed.url, 'POST', '/api/chat', { key: 'secret', body: { ...body('tiny-r1:latest', false), options: { num_predict: 4 } } });
