@@ -150,7 +150,12 @@ test('chat streamed as the chat page sends it: include_usage, params after the m
     messages: [{ role: 'system', content: SYSTEM }, { role: 'user', content: 'Tell me a fortune, s\'il vous plaît ✨🔮' }],
     stream_options: { include_usage: true }, temperature: f(0), seed: 42, max_tokens: 48,
   };
-  const chunks = sseEvents(await owui(server.url, 'POST', '/v1/chat/completions', { body, key: '' }));
+  // With ENABLE_FORWARD_USER_INFO_HEADERS it adds the user's identity (the name URL-quoted).
+  const headers = {
+    'X-OpenWebUI-User-Name': 'Jos%C3%A9 Garc%C3%ADa', 'X-OpenWebUI-User-Id': '8f14e45f-ceea-467f-a0e6-2b3c4d5e6f70',
+    'X-OpenWebUI-User-Email': 'jose@example.org', 'X-OpenWebUI-User-Role': 'admin', 'X-OpenWebUI-Chat-Id': 'c2a9d1a4-6f7e-4b8a-9c0d-1e2f3a4b5c6d',
+  };
+  const chunks = sseEvents(await owui(server.url, 'POST', '/v1/chat/completions', { body, key: '', headers }));
   const last = chunks.at(-1);
   assert.deepEqual(last.choices, [], 'the usage chunk has no choices');
   assertUsage(last.usage);
@@ -235,6 +240,20 @@ test('task calls, not streamed: title (max_completion_tokens), tags and follow-u
     assert.ok(typeof msg.reasoning_content === 'string' || msg.reasoning_content === undefined);
     assertUsage(r.usage);
   }
+});
+
+test('a task call through Ollama, not streamed: convert_payload_openai_to_ollama leaves model, messages, stream', async () => {
+  const r = jsonReply(await owui(server.url, 'POST', '/api/chat', {
+    body: { model: 'tiny:latest', messages: [{ role: 'user', content: TASKS.title }], stream: false },
+  }));
+  // convert_response_ollama_to_openai reads model, message.content/thinking/tool_calls and the counts.
+  assert.equal(r.model, 'tiny:latest');
+  assert.equal(r.done, true);
+  assert.equal(r.message.role, 'assistant');
+  assert.equal(typeof r.message.content, 'string');
+  assert.ok(!r.message.content.includes('<think>'));
+  assert.ok(r.message.thinking === undefined || typeof r.message.thinking === 'string');
+  assertOllamaTimings(r);
 });
 
 // --- Ollama side --------------------------------------------------------------------------------
