@@ -271,8 +271,12 @@ test('/api/version is dotted numbers; /api/tags entries carry model and name', a
     assert.equal(typeof m.model, 'string');
     assert.equal(m.name, m.model);
     assert.match(m.model, /:/, 'a tag, as Open WebUI adds ":latest" to bare names before looking them up');
-    assert.equal(typeof m.details, 'object');
-    assert.ok(Number.isInteger(m.size));
+    // The model pages show the size, the date and details' parameter size and quantization.
+    assert.ok(Number.isInteger(m.size) && m.size > 0);
+    assert.ok(!Number.isNaN(Date.parse(m.modified_at)), m.modified_at);
+    assert.equal(typeof m.digest, 'string');
+    assert.equal(typeof m.details.parameter_size, 'string');
+    assert.equal(typeof m.details.quantization_level, 'string');
   }
   assert.ok(tags.models.some((m) => m.model === 'tiny:latest'));
   // A model served under a bare alias is listed with ":latest", and answers to that name.
@@ -335,6 +339,7 @@ test('/api/ps expires_at parses with Python\'s datetime.fromisoformat; the entri
   for (const m of ps.models) {
     assert.ok(tags.has(m.model), `Open WebUI finds ${m.model} of /api/ps in /api/tags`);
     assert.equal(m.name, m.model);
+    assert.ok(Number.isInteger(m.size) && Number.isInteger(m.size_vram), 'sizes for the loaded-models list');
     // A numeric offset: fromisoformat reads it in every Python 3 (a "Z" only from 3.11 on).
     assert.match(m.expires_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$/);
     const ts = pythonTimestamp(t, m.expires_at);
