@@ -22,6 +22,15 @@ std::string iso8601_now() {
   return out;
 }
 
+std::string iso8601_utc(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+  return buf;
+}
+
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
 std::string random_id(const char* prefix) {

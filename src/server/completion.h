@@ -46,6 +46,9 @@ struct Delta {
 runtime::RequestResult drive(Prepared& p, HttpResponder& out, const std::function<bool(const Delta&)>& on_delta);
 
 std::string iso8601_now();
+// A time as "2026-01-02T03:04:05+00:00": a numeric offset, which Python's datetime.fromisoformat
+// reads in every version (a "Z" suffix only from 3.11); Open WebUI parses /api/ps expires_at so.
+std::string iso8601_utc(int64_t unix_seconds);
 int64_t unix_now();
 std::string random_id(const char* prefix);
 

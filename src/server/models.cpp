@@ -55,12 +55,27 @@ std::shared_ptr<LoadedModel> ModelManager::load(const std::string& name, const s
   return lm;
 }
 
-std::shared_ptr<LoadedModel> ModelManager::get(const std::string& name, std::optional<double> keep_alive) {
+namespace {
+
+// The store's name for a model: "tiny" and "tiny:latest" are one model, loaded once and listed
+// once by /api/ps (Open WebUI matches its entries to /api/tags by this name).
+std::string canonical(const std::string& name) {
+  try {
+    return store::parse_model_ref(name).display();
+  } catch (const Error&) {
+    return name;  // not a model name: the store lookup answers 404
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<LoadedModel> ModelManager::get(const std::string& requested, std::optional<double> keep_alive) {
   if (pinned_) {
     pinned_->last_used = runtime::now_seconds();
     return pinned_;  // like llama-server: one model, whatever the request names
   }
-  if (name.empty()) throw ApiError(400, "'model' is required");
+  if (requested.empty()) throw ApiError(400, "'model' is required");
+  const std::string name = canonical(requested);
   std::shared_ptr<LoadedModel> lm;
   {
     std::lock_guard lk(mu_);
@@ -78,7 +93,7 @@ std::shared_ptr<LoadedModel> ModelManager::get(const std::string& name, std::opt
       // Names resolve through the store only: a client's name is never opened as a path, and
       // the answer for an unknown name says nothing about the filesystem.
       auto path = store::find_stored_model(name);
-      if (!path) throw ApiError(404, "model '" + name + "' not found, try pulling it first", "not_found_error");
+      if (!path) throw ApiError(404, "model '" + requested + "' not found, try pulling it first", "not_found_error");
       lm = load(name, *path, false);
       std::lock_guard lk(mu_);
       models_[name] = lm;
@@ -112,7 +127,7 @@ bool ModelManager::unload(const std::string& name) {
   std::shared_ptr<LoadedModel> lm;
   {
     std::lock_guard lk(mu_);
-    auto it = models_.find(name);
+    auto it = models_.find(canonical(name));
     if (it == models_.end()) return false;
     lm = it->second;
     models_.erase(it);

@@ -89,6 +89,12 @@ void sampling(const json& b, GenerationSpec& g) {
   }
 }
 
+// The 400 for a picture sent to a model that reads text only (every model jing runs, for now).
+std::string no_images(const std::string& what, const std::string& model) {
+  return what + ", but " + (model.empty() ? std::string("the model") : "model '" + model + "'") +
+         " is text-only: jing cannot read images (no vision support); send the message as text";
+}
+
 void messages(const json& b, GenerationSpec& g) {
   const json* m = field(b, "messages");
   if (!m || !m->is_array()) throw ApiError(400, "'messages' must be an array");
@@ -101,14 +107,22 @@ void messages(const json& b, GenerationSpec& g) {
     if (msg.contains("content") && !msg["content"].is_null() && !msg["content"].is_string() && !msg["content"].is_array())
       throw ApiError(400, "a message's 'content' must be a string or an array of parts");
   }
-  // Content given as parts ([{"type":"text","text":...}]) becomes one string.
+  // Content given as parts ([{"type":"text","text":...}]) becomes one string, the texts joined.
   json flat = json::array();
-  for (auto msg : *m) {
+  for (size_t i = 0; i < m->size(); ++i) {
+    json msg = (*m)[i];
+    const std::string where = "message " + std::to_string(i + 1);
+    // Ollama carries images beside the text; Open WebUI sends them when a picture is attached.
+    if (const json* images = field(msg, "images"); images && !(images->is_array() && images->empty()))
+      throw ApiError(400, no_images(where + " carries 'images'", g.model));
     if (msg.contains("content") && msg["content"].is_array()) {
       std::string text;
       for (const auto& part : msg["content"]) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
-          throw ApiError(400, "only text content parts are supported");
+        const std::string type = part.is_object() && part.contains("type") && part["type"].is_string() ? part["type"].get<std::string>() : "";
+        if (type == "image_url" || type == "image" || type == "input_image")
+          throw ApiError(400, no_images(where + " has an '" + type + "' content part", g.model));
+        if (type != "text") throw ApiError(400, where + " has a content part of type '" + type + "'; only 'text' parts are supported");
+        if (!part.contains("text") || !part["text"].is_string()) throw ApiError(400, where + " has a text part without a 'text' string");
         text += part["text"].get<std::string>();
       }
       msg["content"] = text;
@@ -330,6 +344,8 @@ GenerationSpec parse_ollama_generate(const json& b) {
   g.model = field(b, "model") ? string(b, "model") : "";
   if (g.model.empty()) throw ApiError(400, "'model' is required");
   g.prompt = field(b, "prompt") ? string(b, "prompt") : "";
+  if (const json* images = field(b, "images"); images && !(images->is_array() && images->empty()))
+    throw ApiError(400, no_images("the request carries 'images'", g.model));
   if (field(b, "system")) g.system = string(b, "system");
   if (field(b, "raw")) g.raw = boolean(b, "raw");
   ollama_options(b, g);

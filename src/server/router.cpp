@@ -14,8 +14,11 @@ void send_json(HttpResponder& out, int status, const json& body) {
 
 namespace {
 
-void send_error(HttpResponder& out, int status, const std::string& message, const std::string& type) {
+// OpenAI's error object, or Ollama's {"error": "text"} on Ollama's routes: its clients (the ollama
+// package, Open WebUI's Ollama router) read "error" as the message itself.
+void send_error(HttpResponder& out, const HttpRequest& req, int status, const std::string& message, const std::string& type) {
   json body = {{"error", {{"message", message}, {"type", type}, {"code", status}}}};
+  if (req.path.rfind("/api/", 0) == 0) body = {{"error", message}};
   std::map<std::string, std::string> extra;
   if (status == 503 || status == 429) extra.emplace("Retry-After", std::string(1, '1'));  // (GCC 12 misreads a "1" literal here: -Wrestrict)
   out.send(status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace), extra);
@@ -32,11 +35,11 @@ Handler make_router(ServerContext& ctx) {
     ctx.http_requests++;
     const auto& access = ctx.opts.access;
     if (!access.host_allowed(req.header("host")))
-      return send_error(out, 403, "host '" + req.header("host") + "' is not allowed (set JING_ALLOWED_HOSTS to serve it)", "forbidden_error");
+      return send_error(out, req, 403, "host '" + req.header("host") + "' is not allowed (set JING_ALLOWED_HOSTS to serve it)", "forbidden_error");
     const std::string origin = req.header("origin");
     if (!origin.empty()) {
       if (!access.origin_allowed(origin))
-        return send_error(out, 403, "origin '" + origin + "' is not allowed (set --cors-origins or JING_ORIGINS)", "forbidden_error");
+        return send_error(out, req, 403, "origin '" + origin + "' is not allowed (set --cors-origins or JING_ORIGINS)", "forbidden_error");
       out.add_header("Access-Control-Allow-Origin", origin);
       out.add_header("Vary", "Origin");
     }
@@ -57,27 +60,27 @@ Handler make_router(ServerContext& ctx) {
       std::string key = auth.size() > 7 && strncasecmp(auth.c_str(), "bearer ", 7) == 0 ? auth.substr(7) : req.header("x-api-key");
       key.erase(0, key.find_first_not_of(' '));
       if (std::find(ctx.opts.api_keys.begin(), ctx.opts.api_keys.end(), key) == ctx.opts.api_keys.end())
-        return send_error(out, 401, "Invalid API Key", "authentication_error");
+        return send_error(out, req, 401, "Invalid API Key", "authentication_error");
     }
     // HEAD runs the GET route; the responder leaves the body out.
     auto it = routes->find({req.method == "HEAD" ? "GET" : req.method, req.path});
     if (it == routes->end()) {
       bool other_method = false;
       for (const auto& [k, _] : *routes) other_method |= k.second == req.path;
-      return send_error(out, other_method ? 405 : 404, (other_method ? "method not allowed: " : "not found: ") + req.method + " " + req.path,
+      return send_error(out, req, other_method ? 405 : 404, (other_method ? "method not allowed: " : "not found: ") + req.method + " " + req.path,
                         other_method ? "invalid_request_error" : "not_found_error");
     }
-    if (ctx.shutting_down) return send_error(out, 503, "the server is shutting down", "unavailable_error");
+    if (ctx.shutting_down) return send_error(out, req, 503, "the server is shutting down", "unavailable_error");
     try {
       it->second(ctx, req, out);
     } catch (const ApiError& e) {
-      send_error(out, e.status, e.what(), e.type);
+      send_error(out, req, e.status, e.what(), e.type);
     } catch (const Error& e) {
-      send_error(out, 400, e.what(), "invalid_request_error");
+      send_error(out, req, 400, e.what(), "invalid_request_error");
     } catch (const json::exception& e) {  // a field of the wrong JSON type deep in a body
-      send_error(out, 400, std::string("invalid request: ") + e.what(), "invalid_request_error");
+      send_error(out, req, 400, std::string("invalid request: ") + e.what(), "invalid_request_error");
     } catch (const std::exception& e) {
-      send_error(out, 500, e.what(), "server_error");
+      send_error(out, req, 500, e.what(), "server_error");
     }
   };
 }

@@ -28,6 +28,11 @@ void add_call(json& calls, const chat::ToolCall& c) {
 }
 
 
+// Ollama's names always carry a tag, and Open WebUI adds ":latest" to a name without one before
+// it looks the name up in /api/tags: a model served under a bare name (--model, --alias) is
+// listed with ":latest" so that the lookup finds it.
+std::string tagged(const std::string& name) { return name.find(':') == std::string::npos ? name + ":latest" : name; }
+
 int64_t ns(double seconds) { return static_cast<int64_t>(seconds * 1e9); }
 
 json details_of(const gguf::ModelSummary& s) {
@@ -171,18 +176,13 @@ void tags(ServerContext& ctx, const HttpRequest&, HttpResponder& out) {
       details = details_of(gguf::summarize(gguf::File::open(e.model_path())));
     } catch (const std::exception&) {
     }
-    std::time_t t = static_cast<std::time_t>(e.modified);
-    char buf[64];
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     std::string digest = e.manifest.contains("source") ? e.manifest["source"]["files"][0].value("sha256", "") : "";
-    models.push_back({{"name", e.name}, {"model", e.name}, {"modified_at", buf}, {"size", e.size}, {"digest", digest}, {"details", details}});
+    models.push_back({{"name", e.name}, {"model", e.name}, {"modified_at", iso8601_utc(static_cast<int64_t>(e.modified))}, {"size", e.size}, {"digest", digest}, {"details", details}});
   }
   // A server started with --model lists that model too.
   for (const auto& lm : ctx.models->loaded())
     if (lm->pinned)
-      models.push_back({{"name", lm->name}, {"model", lm->name}, {"modified_at", iso8601_now()}, {"size", lm->size}, {"digest", ""}, {"details", model_details(*lm)}});
+      models.push_back({{"name", tagged(lm->name)}, {"model", tagged(lm->name)}, {"modified_at", iso8601_now()}, {"size", lm->size}, {"digest", ""}, {"details", model_details(*lm)}});
   send_json(out, 200, {{"models", models}});
 }
 
@@ -224,13 +224,11 @@ void show(ServerContext& ctx, const HttpRequest& req, HttpResponder& out) {
 void ps(ServerContext& ctx, const HttpRequest&, HttpResponder& out) {
   json models = json::array();
   for (const auto& lm : ctx.models->loaded()) {
-    std::time_t t = static_cast<std::time_t>(std::time(nullptr) + (lm->pinned ? 1e9 : std::max(0.0, lm->keep_alive - (runtime::now_seconds() - lm->last_used))));
-    char buf[64];
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    models.push_back({{"name", lm->name}, {"model", lm->name}, {"size", lm->size}, {"digest", ""}, {"details", model_details(*lm)},
-                      {"expires_at", buf}, {"size_vram", lm->model->gpu_bytes()}, {"context_length", lm->model->n_ctx()}});
+    // A pinned model (--model) never expires: a date far ahead, as Ollama gives for keep_alive -1.
+    const double left = lm->pinned ? 1e9 : std::max(0.0, lm->keep_alive - (runtime::now_seconds() - lm->last_used));
+    const std::string expires = iso8601_utc(unix_now() + static_cast<int64_t>(std::min(left, 1e9)));
+    models.push_back({{"name", tagged(lm->name)}, {"model", tagged(lm->name)}, {"size", lm->size}, {"digest", ""}, {"details", model_details(*lm)},
+                      {"expires_at", expires}, {"size_vram", lm->model->gpu_bytes()}, {"context_length", lm->model->n_ctx()}});
   }
   send_json(out, 200, {{"models", models}});
 }

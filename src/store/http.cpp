@@ -63,7 +63,7 @@ HttpResponse http_get(const std::string& url, const std::vector<std::string>& he
   CURLcode rc = curl_easy_perform(c);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
   curl_easy_cleanup(c);
-  if (rc != CURLE_OK) throw Error("cannot reach " + url + ": " + curl_easy_strerror(rc));
+  if (rc != CURLE_OK) throw Unreachable("cannot reach " + url + ": " + curl_easy_strerror(rc));
   return r;
 }
 

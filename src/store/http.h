@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+
 namespace jing::store {
 
 void curl_init_once();
@@ -16,7 +18,12 @@ struct HttpResponse {
   std::multimap<std::string, std::string> headers;  // lower-case names
 };
 
-// GET with redirects followed; throws jing::Error on transport failure (not on HTTP status).
+// The server could not be reached at all (no connection, name not resolved, timed out).
+struct Unreachable : Error {
+  using Error::Error;
+};
+
+// GET with redirects followed; throws Unreachable on transport failure (not on HTTP status).
 HttpResponse http_get(const std::string& url, const std::vector<std::string>& headers);
 
 // A curl_slist built from header lines, freed with the object.

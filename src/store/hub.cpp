@@ -62,11 +62,23 @@ std::string Hub::resolve_url(const std::string& owner, const std::string& repo, 
   return cfg_.endpoint + "/" + owner + "/" + repo + "/resolve/main/" + path;
 }
 
+std::string Hub::unreachable_advice() const {
+  const bool mirror = std::getenv("HF_ENDPOINT") && *std::getenv("HF_ENDPOINT");
+  return std::string(mirror ? "the mirror HF_ENDPOINT=" + cfg_.endpoint + " cannot be reached: check it, or set HF_ENDPOINT to another mirror's base URL"
+                            : "the Hugging Face hub (" + cfg_.endpoint + ") cannot be reached: to download through a mirror, set HF_ENDPOINT to its base URL (HF_ENDPOINT=https://MIRROR jing pull NAME)") +
+         "; or skip the download and give a local .gguf file instead of a name (jing run ./model.gguf, jing serve --model ./model.gguf)";
+}
+
 std::vector<RemoteFile> Hub::list_files(const std::string& owner, const std::string& repo) const {
   std::vector<RemoteFile> out;
   std::string url = cfg_.endpoint + "/api/models/" + owner + "/" + repo + "/tree/main?recursive=true";
   for (int page = 0; !url.empty() && page < 1000; ++page) {
-    HttpResponse r = http_get(url, auth_headers(cfg_));
+    HttpResponse r;
+    try {
+      r = http_get(url, auth_headers(cfg_));
+    } catch (const Unreachable& e) {
+      throw Error(std::string(e.what()) + "\n" + unreachable_advice());
+    }
     if (r.status == 401 || r.status == 403)
       throw Error("hf.co/" + owner + "/" + repo + " needs access rights (HTTP " + std::to_string(r.status) + "): set HF_TOKEN");
     if (r.status == 404) throw Error("repository hf.co/" + owner + "/" + repo + " not found");

@@ -28,6 +28,8 @@ class Hub {
   const HubConfig& config() const { return cfg_; }
   std::vector<RemoteFile> list_files(const std::string& owner, const std::string& repo) const;
   std::string resolve_url(const std::string& owner, const std::string& repo, const std::string& path) const;
+  // What to do when the hub cannot be reached: a mirror (HF_ENDPOINT) or a local .gguf file.
+  std::string unreachable_advice() const;
 
  private:
   HubConfig cfg_;

@@ -13,4 +13,4 @@ fi
 export JING_BIN="$JING" JING_FIXTURES="$(realpath "$fix")"
 # The load test measures throughput: it runs before the hostile suite, whose thousands of sockets
 # and killed streams leave the client process and the cores busy for a while.
-node --test --test-concurrency=1 openai.test.mjs ollama.test.mjs guide.test.mjs load.test.mjs structured.test.mjs tools.test.mjs hostile.test.mjs
+node --test --test-concurrency=1 openai.test.mjs ollama.test.mjs guide.test.mjs load.test.mjs structured.test.mjs tools.test.mjs openwebui.test.mjs hostile.test.mjs

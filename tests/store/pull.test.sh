@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The model store against a fake hub on 127.0.0.1 (fake_hub.py): pull of a single-file and a
 # 3-part split model, library names, resume after SIGKILL, corruption, concurrent pulls, a full
-# disk, name traversal, list/rm/cp/show.
+# disk, name traversal, list/rm/cp/show; a hub that cannot be reached.
 set -uo pipefail
 JING=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
@@ -151,6 +151,16 @@ for name in "hf.co/../../etc:Q4" "hf.co/test/../x" "hf.co/test/tiny/../../x.gguf
   check "rejects '$name' ($out)" [ $rc -ne 0 ]
 done
 check "nothing escaped the store" [ -z "$(find "$tmp" -maxdepth 1 -newer "$tmp/repo4" -name 'x*')" ]
+
+# 10. a hub that cannot be reached: pull and run say how to use a mirror or a local file
+dead=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+for cmd in "pull hf.co/test/tiny:Q8_0" "run hf.co/test/tiny:Q8_0 hi"; do
+  out=$(HF_ENDPOINT="http://127.0.0.1:$dead" timeout 60 "$JING" $cmd 2>&1); rc=$?
+  check "unreachable hub: '$cmd' fails at once (rc=$rc)" bash -c "[ $rc -ne 0 ] && [ $rc -ne 124 ]"
+  check "unreachable hub: '$cmd' names the address ($out)" grep -q "cannot reach http://127.0.0.1:$dead/" <<< "$out"
+  check "unreachable hub: '$cmd' suggests HF_ENDPOINT" grep -q "HF_ENDPOINT" <<< "$out"
+  check "unreachable hub: '$cmd' suggests a local .gguf file" grep -q "local .gguf file" <<< "$out"
+done
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
