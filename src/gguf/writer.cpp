@@ -192,25 +192,29 @@ void Writer::write(const std::filesystem::path& path, const std::vector<const vo
   finish();
 }
 
+std::vector<int> split_assignment(const std::vector<uint64_t>& sizes, int n_parts) {
+  uint64_t total = 0;
+  for (uint64_t b : sizes) total += b;
+  std::vector<int> part_of(sizes.size());
+  int part = 0;
+  uint64_t acc = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const size_t left = sizes.size() - i;
+    if (part < n_parts - 1 && (acc >= total * static_cast<uint64_t>(part + 1) / static_cast<uint64_t>(n_parts) || left <= static_cast<size_t>(n_parts - 1 - part)) && acc > 0)
+      ++part;
+    part_of[i] = part;
+    acc += sizes[i];
+  }
+  return part_of;
+}
+
 std::vector<std::filesystem::path> write_split(const File& model, const std::string& prefix, int n_parts) {
   const auto& tensors = model.tensors();
   if (n_parts < 1) throw Error("a split needs at least one part");
   if (static_cast<size_t>(n_parts) > tensors.size()) throw Error("more parts than tensors");
-  uint64_t total = 0;
-  for (const auto& t : tensors) total += t.nbytes;
-
-  // Assign tensors in order: a part closes once it holds its share of the bytes, keeping
-  // enough tensors for the parts still to come.
-  std::vector<int> part_of(tensors.size());
-  int part = 0;
-  uint64_t acc = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    size_t left = tensors.size() - i;
-    if (part < n_parts - 1 && (acc >= total * (part + 1) / n_parts || left <= static_cast<size_t>(n_parts - 1 - part)) && acc > 0)
-      ++part;
-    part_of[i] = part;
-    acc += tensors[i].nbytes;
-  }
+  std::vector<uint64_t> sizes;
+  for (const auto& t : tensors) sizes.push_back(t.nbytes);
+  const std::vector<int> part_of = split_assignment(sizes, n_parts);
 
   std::vector<std::filesystem::path> paths;
   for (int p = 0; p < n_parts; ++p) {

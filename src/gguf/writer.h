@@ -58,6 +58,10 @@ class Writer {
   size_t part_written_ = 0;  // bytes of the current tensor written through write_tensor_part
 };
 
+// Which part each tensor goes to: in order, a part closing once it holds its share of the bytes,
+// keeping enough tensors for the parts still to come.
+std::vector<int> split_assignment(const std::vector<uint64_t>& sizes, int n_parts);
+
 // Writes `model`'s tensors into n_parts files "<prefix>-0000i-of-0000n.gguf" (llama.cpp's
 // gguf-split layout: full metadata in part 1, split.no/split.count/split.tensors.count in every
 // part), tensors distributed in order so parts hold about equal bytes. Returns the paths.

@@ -12,6 +12,8 @@
 #include "common/error.h"
 #include "gguf/writer.h"
 #include "quant/mix.h"
+#include "quant/blocks.h"
+#include "quant/fp16.h"
 #include "quant/quantize.h"
 
 namespace jing::model {
@@ -62,6 +64,67 @@ struct Pool {
   int n = 0;
 };
 
+
+// Formats without a quantizer here (IQ1_S, IQ2_XXS, ..., TQ1_0, MXFP4): random bytes are valid blocks (every
+// grid index and sign pattern decodes), with each block's f16 scale set to a small value so the
+// weights have a sane magnitude. IQ1_M spreads its scale over the top nibbles of its 4 scale words.
+void random_iq_blocks(GgmlType type, std::vector<uint8_t>& rows, int64_t cols, std::mt19937_64& rng) {
+  for (auto& b : rows) b = static_cast<uint8_t>(rng());
+  const size_t block = traits(type).type_size;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(cols)) / 4;
+  for (size_t at = 0; at + block <= rows.size(); at += block) {
+    const uint16_t h = fp32_to_fp16(scale * (0.5f + static_cast<float>(rng() % 1000) / 1000.0f));
+    uint8_t* b = rows.data() + at;
+    if (type == GgmlType::IQ1_M) {
+      auto* sc = reinterpret_cast<uint16_t*>(reinterpret_cast<blocks::iq1_m*>(b)->scales);
+      for (int k = 0; k < 4; ++k) sc[k] = static_cast<uint16_t>((sc[k] & 0x0FFF) | (((h >> (4 * k)) & 0xF) << 12));
+    } else if (type == GgmlType::TQ1_0 || type == GgmlType::TQ2_0) {
+      std::memcpy(b + block - 2, &h, 2);  // the ternary formats keep d last
+    } else if (type == GgmlType::MXFP4) {
+      b[0] = static_cast<uint8_t>(120 + rng() % 3);  // E8M0 shared exponent: 2^-7 .. 2^-5
+    } else {
+      std::memcpy(b, &h, 2);  // the i-quants start with their f16 scale d
+    }
+  }
+}
+
+// One tensor's bytes: norms 1, biases 0, matrices rows drawn from a pool of 64 random quantized
+// rows per (type, width) (fast: a 131 GB model is written at disk speed).
+void write_random_tensor(gguf::Writer& w, const std::string& name, GgmlType type, const std::vector<int64_t>& shape, std::mt19937_64& rng,
+                         std::map<std::pair<GgmlType, int64_t>, Pool>& pools) {
+  const int64_t cols = shape[0];
+  int64_t rows = 1;
+  for (size_t d = 1; d < shape.size(); ++d) rows *= shape[d];
+  if (shape.size() == 1) {
+    std::vector<float> v(static_cast<size_t>(cols), name.find("norm") != std::string::npos ? 1.0f : 0.0f);
+    w.write_tensor_part(v.data(), v.size() * 4);
+    return;
+  }
+  Pool& pool = pools[{type, cols}];
+  if (pool.n == 0) {
+    pool.n = 64;
+    pool.row_bytes = row_size(type, cols);
+    pool.rows.resize(pool.row_bytes * static_cast<size_t>(pool.n));
+    if (can_quantize(type)) {
+      std::normal_distribution<float> nd(0.0f, 1.0f / std::sqrt(static_cast<float>(cols)));
+      std::vector<float> f(static_cast<size_t>(cols) * static_cast<size_t>(pool.n));
+      for (auto& x : f) x = nd(rng);
+      quantize_rows(type, f.data(), pool.rows.data(), pool.n, cols);
+    } else {
+      random_iq_blocks(type, pool.rows, cols, rng);
+    }
+  }
+  std::vector<uint8_t> buf;
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{16} << 20) / static_cast<int64_t>(pool.row_bytes));
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t nr = std::min(chunk, rows - r0);
+    buf.resize(static_cast<size_t>(nr) * pool.row_bytes);
+    for (int64_t r = 0; r < nr; ++r)
+      std::memcpy(buf.data() + static_cast<size_t>(r) * pool.row_bytes, pool.rows.data() + (rng() % pool.n) * pool.row_bytes, pool.row_bytes);
+    w.write_tensor_part(buf.data(), buf.size());
+  }
+}
+
 }  // namespace
 
 void write_synth(const SynthShape& s0, const SynthOptions& opts, const std::filesystem::path& out) {
@@ -71,7 +134,7 @@ void write_synth(const SynthShape& s0, const SynthOptions& opts, const std::file
     s.n_layer = *opts.layers;
     s.n_dense = std::min(s.n_dense, s.n_layer);
   }
-  gguf::Writer w;
+  gguf::Writer w;  // the metadata (and, with one part, the whole file)
   std::optional<gguf::File> vocab_file;
   if (opts.vocab) {
     vocab_file.emplace(gguf::File::open(*opts.vocab));
@@ -174,49 +237,44 @@ void write_synth(const SynthShape& s0, const SynthOptions& opts, const std::file
   ts.push_back({"output.weight", {E, s.n_vocab}});
 
   std::vector<GgmlType> types;
+  std::vector<uint64_t> sizes;
   for (const auto& t : ts) {
     gguf::TensorInfo info;
     info.name = t.name;
     info.n_dims = static_cast<int>(t.shape.size());
     for (size_t d = 0; d < t.shape.size(); ++d) info.ne[d] = t.shape[d];
     types.push_back(choose_type(mix, info, s.n_layer, {}));
-    w.add_tensor({t.name, types.back(), t.shape});
+    sizes.push_back(gguf::TensorSpec{t.name, types.back(), t.shape}.nbytes());
   }
-  w.begin(out);
+  if (opts.plan) {
+    opts.plan->clear();
+    for (size_t i = 0; i < ts.size(); ++i) opts.plan->push_back({ts[i].name, types[i], ts[i].shape});
+  }
+  if (opts.dry_run) return;
+
+  const int n_parts = std::max(1, opts.split);
+  const std::vector<int> part_of = gguf::split_assignment(sizes, n_parts);
   std::mt19937_64 rng(opts.seed);
   std::map<std::pair<GgmlType, int64_t>, Pool> pools;
-  for (size_t i = 0; i < ts.size(); ++i) {
-    const auto& t = ts[i];
-    const GgmlType type = types[i];
-    const int64_t cols = t.shape[0];
-    int64_t rows = 1;
-    for (size_t d = 1; d < t.shape.size(); ++d) rows *= t.shape[d];
-    if (t.shape.size() == 1) {  // norms are 1, biases and router biases small
-      std::vector<float> v(static_cast<size_t>(cols), t.name.find("norm") != std::string::npos ? 1.0f : 0.0f);
-      w.write_tensor_part(v.data(), v.size() * 4);
-      continue;
+  for (int p = 0; p < n_parts; ++p) {
+    // Split parts as gguf-split writes them: all metadata in the first, split.* keys in each.
+    gguf::Writer part;
+    if (p == 0)
+      for (const auto& kv : w.metadata()) part.set(kv.key, kv.value);
+    if (n_parts > 1) {
+      part.set("split.no", gguf::Value::u16(static_cast<uint16_t>(p)));
+      part.set("split.count", gguf::Value::u16(static_cast<uint16_t>(n_parts)));
+      part.set("split.tensors.count", gguf::Value::i32(static_cast<int32_t>(ts.size())));
     }
-    Pool& pool = pools[{type, cols}];
-    if (pool.n == 0) {
-      pool.n = 64;
-      pool.row_bytes = row_size(type, cols);
-      pool.rows.resize(pool.row_bytes * static_cast<size_t>(pool.n));
-      std::normal_distribution<float> nd(0.0f, 1.0f / std::sqrt(static_cast<float>(cols)));
-      std::vector<float> f(static_cast<size_t>(cols) * static_cast<size_t>(pool.n));
-      for (auto& x : f) x = nd(rng);
-      quantize_rows(type, f.data(), pool.rows.data(), pool.n, cols);
-    }
-    std::vector<uint8_t> buf;
-    const int64_t chunk = std::max<int64_t>(1, (int64_t{16} << 20) / static_cast<int64_t>(pool.row_bytes));
-    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-      const int64_t nr = std::min(chunk, rows - r0);
-      buf.resize(static_cast<size_t>(nr) * pool.row_bytes);
-      for (int64_t r = 0; r < nr; ++r)
-        std::memcpy(buf.data() + static_cast<size_t>(r) * pool.row_bytes, pool.rows.data() + (rng() % pool.n) * pool.row_bytes, pool.row_bytes);
-      w.write_tensor_part(buf.data(), buf.size());
-    }
+    for (size_t i = 0; i < ts.size(); ++i)
+      if (part_of[i] == p) part.add_tensor({ts[i].name, types[i], ts[i].shape});
+    std::string stem = out.string();
+    if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".gguf") == 0) stem.resize(stem.size() - 5);
+    part.begin(n_parts > 1 ? std::filesystem::path(gguf::split_path(stem, p, n_parts)) : out);
+    for (size_t i = 0; i < ts.size(); ++i)
+      if (part_of[i] == p) write_random_tensor(part, ts[i].name, types[i], ts[i].shape, rng, pools);
+    part.finish();
   }
-  w.finish();
 }
 
 }  // namespace jing::model

@@ -3,6 +3,9 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "quant/types.h"
 
 #include <nlohmann/json.hpp>
 
@@ -20,8 +23,17 @@ struct SynthShape {
 // A named shape (1.5b ... 671b) of an architecture, or a JSON file with SynthShape's fields.
 SynthShape synth_shape(const std::string& arch, const std::string& shape);
 
+struct SynthTensor {
+  std::string name;
+  GgmlType type;
+  std::vector<int64_t> shape;
+};
+
 struct SynthOptions {
   std::string mix = "Q4_K_M";
+  int split = 1;                          // parts, named like published splits (X-00001-of-00003.gguf)
+  bool dry_run = false;                   // plan only: nothing is written
+  std::vector<SynthTensor>* plan = nullptr;  // filled with every tensor's name, type and shape
   std::optional<std::filesystem::path> vocab;  // GGUF whose tokenizer is copied
   std::optional<int> layers;                   // fewer layers than the shape has
   uint64_t seed = 42;
