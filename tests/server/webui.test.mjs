@@ -6,11 +6,11 @@ import { existsSync } from 'node:fs';
 import { startServer, MODEL } from './helpers.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
-const LONG = 3000;  // max_tokens of the answer that gets stopped
+const LONG = 8000;  // max_tokens of the answer that gets stopped
 
 let server;
 before(async () => {
-  server = await startServer(['--model', MODEL, '--ctx-size', '4096', '--parallel', '1', '--alias', 'tiny-r1']);
+  server = await startServer(['--model', MODEL, '--ctx-size', '8192', '--parallel', '1', '--alias', 'tiny-r1']);
 });
 after(async () => { assert.equal(await server.stop(), 0, 'graceful shutdown exits 0'); });
 
@@ -57,6 +57,26 @@ test('the page\'s files are served with their types; unknown ones are 404', asyn
     assert.ok((await r.arrayBuffer()).byteLength > 100, file);
   }
   assert.equal((await fetch(`${server.url}/webui/missing.js`)).status, 404);
+});
+
+test('with --api-key the page loads without a key and its API calls need one; --no-webui leaves the text', async () => {
+  const keyed = await startServer(['--model', MODEL, '--ctx-size', '256', '--parallel', '1', '--api-key', 'sekrit']);
+  try {
+    assert.equal((await fetch(`${keyed.url}/`, { headers: html })).headers.get('content-type'), 'text/html; charset=utf-8');
+    assert.equal((await fetch(`${keyed.url}/webui/app.js`)).status, 200);
+    assert.equal((await fetch(`${keyed.url}/v1/models`)).status, 401);
+    assert.equal((await fetch(`${keyed.url}/v1/models`, { headers: { Authorization: 'Bearer sekrit' } })).status, 200);
+  } finally {
+    assert.equal(await keyed.stop(), 0);
+  }
+  const off = await startServer(['--model', MODEL, '--ctx-size', '256', '--parallel', '1', '--no-webui']);
+  try {
+    const r = await fetch(`${off.url}/`, { headers: html });
+    assert.equal(await r.text(), 'Jing is running');
+    assert.equal((await fetch(`${off.url}/webui/app.js`)).status, 404);
+  } finally {
+    assert.equal(await off.stop(), 0);
+  }
 });
 
 test('a streamed chat ends with usage and llama-server\'s timings', async () => {
@@ -139,7 +159,7 @@ test('the chat page in chromium: streams, shows reasoning, stops, keeps conversa
     await page.type('#prompt', 'Write a long story');
     await page.keyboard.press('Enter');
     // Tokens stream in: the answer shows several growing texts before it ends.
-    await page.waitForFunction(() => new Set(window.shown.filter((n) => n > 0)).size >= 5, { timeout: 30000 });
+    await page.waitForFunction(() => new Set(window.shown.filter((n) => n > 0)).size >= 3, { timeout: 30000 });
     assert.ok((await slots()).some((s) => s.is_processing), 'the answer is being generated');
     assert.equal(await page.$eval('#stop', (b) => b.hidden), false, 'the stop button shows while streaming');
     await page.click('#stop');
