@@ -10,6 +10,7 @@ PKGS=(
   libboost-dev libboost-system-dev libedit-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl tmux python3 python3-jinja2
+  chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -28,7 +28,7 @@ Registrar reg([](CLI::App& app) {
     sample::SamplingOverrides sampling;
     std::optional<int64_t> seed;  // llama-server's seeds may be negative
     GpuFlags gpu;
-    bool jinja = true, mlock = false, no_mmap = false, metrics = false, cont_batching = true, no_cont_batching = false;
+    bool jinja = true, mlock = false, no_mmap = false, metrics = false, cont_batching = true, no_cont_batching = false, no_webui = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("serve", "Serve models over OpenAI's, Ollama's and llama-server's HTTP APIs");
@@ -60,6 +60,7 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("--cache-type-v", o->ctv, "V cache type: f16 or q8_0 (-ctv)")->check(CLI::IsMember({"f16", "q8_0", "f32"}));
   cmd->add_option("--override-tensor", o->override_tensor, "Tensor placement overrides REGEX=DEVICE (-ot); all tensors stay on the CPU here");
   cmd->add_flag("--metrics", o->metrics, "Enable /metrics (Prometheus)");
+  cmd->add_flag("--no-webui", o->no_webui, "Do not serve the chat page at /");
   cmd->add_flag("--cont-batching", o->cont_batching, "Continuous batching (always on)");
   cmd->add_flag("--no-cont-batching", o->no_cont_batching, "Accepted for compatibility; batching stays on");
   cmd->add_option("--timeout", o->timeout, "Seconds a request body or a response write may stall (llama-server's --timeout)")
@@ -112,6 +113,7 @@ Registrar reg([](CLI::App& app) {
     so.api_keys = o->api_keys;
     so.reasoning_format = o->reasoning_format == "none" ? "none" : "deepseek";
     so.metrics = o->metrics;
+    so.webui = !o->no_webui;
     so.max_queue = o->max_queue;
     if (const char* ka = std::getenv("JING_KEEP_ALIVE"); ka && *ka) {
       try {

@@ -36,6 +36,7 @@ struct ServerOptions {
   double keep_alive_seconds = 300;
   int max_queue = 64;
   bool metrics = false;
+  bool webui = true;                  // the chat page at "/" (--no-webui turns it off)
 };
 
 struct LoadedModel {

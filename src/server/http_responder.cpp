@@ -64,11 +64,13 @@ std::string SocketResponder::head(int status, const std::string& type) const {
 }
 
 void SocketResponder::send(int status, const std::string& type, const std::string& body, const std::map<std::string, std::string>& extra) {
-  std::string h = head(status, type) + "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  // A 304 has no body, and a Content-Length there would have to be the 200's (RFC 9110 8.6).
+  const bool no_body = head_only_ || status == 304;
+  std::string h = head(status, type) + (status == 304 ? "" : "Content-Length: " + std::to_string(body.size()) + "\r\n");
   for (const auto& [k, v] : extra) h += k + ": " + v + "\r\n";
   h += keep_alive_ ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   sent_ = true;
-  write(head_only_ ? h : h + body);
+  write(no_body ? h : h + body);
 }
 
 bool SocketResponder::begin_stream(int status, const std::string& type) {

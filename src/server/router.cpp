@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "server/routes.h"
+#include "server/webui.h"
 
 namespace jing::server {
 
@@ -52,8 +53,11 @@ Handler make_router(ServerContext& ctx) {
       }
       return out.send(204, "text/plain", "", {{"Allow", "GET, HEAD, POST, DELETE, OPTIONS"}});
     }
-    // Ollama's clients probe "/" and HEAD "/".
-    if (req.path == "/" && (req.method == "GET" || req.method == "HEAD")) return out.send(200, "text/plain", "Jing is running");
+    // The chat page (no key needed: static files; its API calls carry the key). Browsers asking for
+    // "/" get the page; Ollama's clients probe GET and HEAD "/" asking for JSON, and get the text.
+    if (ctx.opts.webui && serve_webui(req, out)) return;
+    if (req.path == "/" && (req.method == "GET" || req.method == "HEAD"))
+      return out.send(200, "text/plain", "Jing is running", {{"Vary", "Accept"}});
     if (!ctx.opts.api_keys.empty() && req.path != "/health") {
       std::string auth = req.header("authorization");
       // The scheme is case-insensitive (RFC 9110 11.1): "bearer KEY" is as good as "Bearer KEY".

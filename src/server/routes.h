@@ -18,6 +18,8 @@ void add_llama_routes(Routes& r);
 // Helpers for handlers.
 void send_json(HttpResponder& out, int status, const json& body);
 json usage_json(const runtime::RequestResult& r);
+// llama-server's "timings": prompt and generation token counts, milliseconds and tokens per second.
+json timings_json(const runtime::RequestResult& r);
 json model_details(const LoadedModel& lm);
 
 }  // namespace jing::server

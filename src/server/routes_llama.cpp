@@ -4,6 +4,15 @@
 #include "server/routes.h"
 
 namespace jing::server {
+
+json timings_json(const runtime::RequestResult& r) {
+  const int prompt_n = r.prompt_tokens - r.cached_tokens;
+  auto rate = [](int n, double seconds) { return seconds > 0 ? n / seconds : 0.0; };
+  return {{"prompt_n", prompt_n}, {"prompt_ms", r.prompt_seconds * 1000}, {"prompt_per_second", rate(prompt_n, r.prompt_seconds)},
+          {"predicted_n", r.completion_tokens}, {"predicted_ms", r.generate_seconds * 1000},
+          {"predicted_per_second", rate(r.completion_tokens, r.generate_seconds)}};
+}
+
 namespace {
 
 std::shared_ptr<LoadedModel> default_model(ServerContext& ctx, const json& body) {
@@ -99,8 +108,7 @@ void completion(ServerContext& ctx, const HttpRequest& req, HttpResponder& out) 
     return json{{"content", content}, {"stop", true}, {"model", p.lm->name}, {"tokens_predicted", r.completion_tokens},
                 {"tokens_evaluated", r.prompt_tokens}, {"tokens_cached", r.cached_tokens}, {"stop_type", r.finish_reason == "length" ? "limit" : "eos"},
                 {"truncated", false},
-                {"timings", {{"prompt_n", r.prompt_tokens - r.cached_tokens}, {"prompt_ms", r.prompt_seconds * 1000},
-                             {"predicted_n", r.completion_tokens}, {"predicted_ms", r.generate_seconds * 1000}}}};
+                {"timings", timings_json(r)}};
   };
   if (spec.stream) {
     if (!out.begin_stream(200, "text/event-stream")) return;

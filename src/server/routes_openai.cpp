@@ -44,9 +44,10 @@ void chat_completions(ServerContext& ctx, const HttpRequest& req, HttpResponder&
   const std::string id = random_id("chatcmpl-");
   const int64_t created = unix_now();
   const std::string model = spec.model.empty() ? p.lm->name : spec.model;
-  auto chunk = [&](json delta, json finish, json logprobs = nullptr) {
+  auto chunk = [&](json delta, json finish, json logprobs = nullptr, json timings = nullptr) {
     json c = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
               {"choices", json::array({{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)}, {"finish_reason", std::move(finish)}}})}};
+    if (!timings.is_null()) c["timings"] = std::move(timings);
     return "data: " + c.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
   };
   std::string content, reasoning;
@@ -86,10 +87,14 @@ void chat_completions(ServerContext& ctx, const HttpRequest& req, HttpResponder&
       json err = {{"error", {{"message", result.error}, {"type", "server_error"}}}};
       out.chunk("data: " + err.dump() + "\n\n");
     }
-    out.chunk(chunk(json::object(), finish_reason(result, calls)));
+    // The last chunk carries llama-server's "timings" (the chat page shows tokens per second).
     if (spec.include_usage) {
-      json u = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model}, {"choices", json::array()}, {"usage", usage_json(result)}};
+      out.chunk(chunk(json::object(), finish_reason(result, calls)));
+      json u = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model}, {"choices", json::array()},
+                {"usage", usage_json(result)}, {"timings", timings_json(result)}};
       out.chunk("data: " + u.dump() + "\n\n");
+    } else {
+      out.chunk(chunk(json::object(), finish_reason(result, calls), nullptr, timings_json(result)));
     }
     out.chunk("data: [DONE]\n\n");
     out.end_stream();
