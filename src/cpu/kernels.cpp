@@ -81,8 +81,8 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
   QuantDot dot = nullptr;
   GgmlType act = GgmlType::Q8_K;
   switch (w.type) {
-    case GgmlType::Q4_K: dot = avx2::dot_q4_K; break;
-    case GgmlType::Q6_K: dot = avx2::dot_q6_K; break;
+    case GgmlType::Q4_K: dot = cpu_features::avx512() ? avx512::dot_q4_K : avx2::dot_q4_K; break;
+    case GgmlType::Q6_K: dot = cpu_features::avx512() ? avx512::dot_q6_K : avx2::dot_q6_K; break;
     case GgmlType::Q5_K: dot = avx2::dot_q5_K; break;
     case GgmlType::Q2_K: dot = avx2::dot_q2_K; break;
     case GgmlType::Q3_K: dot = avx2::dot_q3_K; break;
