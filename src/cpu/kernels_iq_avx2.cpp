@@ -167,15 +167,11 @@ float dot_iq3_s(const void* wv, const void* xv, int64_t n) {
     __m256i sumi = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ++ib, q += 8) {
       const int qh = w[i].qh[ib];
-      int idx[8];
-      for (int l = 0; l < 4; ++l) {
-        idx[2 * l] = q[2 * l] | ((qh << (8 - 2 * l)) & 256);
-        idx[2 * l + 1] = q[2 * l + 1] | ((qh << (7 - 2 * l)) & 256);
-      }
+      // Grid index j: 8 bits from qs, the 9th is bit j of qh. Computed inline (an index array on the
+      // stack made this kernel wait on its own stores).
       const uint32_t* g = iq::iq3s_grid;
-      const __m256i v = _mm256_set_epi32(static_cast<int>(g[idx[7]]), static_cast<int>(g[idx[6]]), static_cast<int>(g[idx[5]]),
-                                         static_cast<int>(g[idx[4]]), static_cast<int>(g[idx[3]]), static_cast<int>(g[idx[2]]),
-                                         static_cast<int>(g[idx[1]]), static_cast<int>(g[idx[0]]));
+      auto at = [&](int j) { return static_cast<int>(g[q[j] | ((qh << (8 - j)) & 256)]); };
+      const __m256i v = _mm256_set_epi32(at(7), at(6), at(5), at(4), at(3), at(2), at(1), at(0));
       const int s = (w[i].scales[ib / 2] >> 4 * (ib % 2)) & 15;
       sumi = mad(sumi, v, signed_x_bytes(x[i].qs + 32 * ib, w[i].signs + 4 * ib), scale16(2 * s + 1));
     }
