@@ -16,6 +16,8 @@
 #include "common/file.h"
 #include "gguf/summary.h"
 #include "runtime/session.h"
+#include "sample/gbnf.h"
+#include "sample/json_schema.h"
 #include "store/resolve.h"
 
 namespace jing::cli {
@@ -25,7 +27,7 @@ std::atomic<bool> g_interrupted{false};
 extern "C" void on_sigint(int) { g_interrupted = true; }
 
 struct RunOptions {
-  std::string model, prompt, system, template_file, hf;
+  std::string model, prompt, system, template_file, hf, format;
   int ctx = 4096, threads = 0, max_tokens = -1;
   sample::SamplingOverrides sampling;
   bool hide_thinking = false, verbose = false, nothink = false, think = false;
@@ -200,6 +202,27 @@ void interactive(runtime::ChatSession& s, const RunOptions& o, const std::string
   el_end(el);
 }
 
+// --format: "json" (any object), a JSON schema given inline, or a file holding one.
+std::shared_ptr<const sample::Grammar> output_format(const std::string& spec) {
+  if (spec.empty()) return nullptr;
+  try {
+    std::string gbnf;
+    if (spec == "json") {
+      gbnf = sample::json_object_gbnf();
+    } else {
+      const std::string text = spec.find('{') != std::string::npos ? spec : read_text_file(spec);
+      auto schema = nlohmann::ordered_json::parse(text, nullptr, false);
+      if (schema.is_discarded()) throw Error("--format: not \"json\" and not a JSON schema: " + spec.substr(0, 80));
+      gbnf = sample::json_schema_to_gbnf(schema);
+    }
+    return std::make_shared<const sample::Grammar>(sample::parse_gbnf(gbnf));
+  } catch (const sample::SchemaError& e) {
+    throw Error(std::string("--format: ") + e.what());
+  } catch (const sample::GrammarError& e) {
+    throw Error(std::string("--format: ") + e.what());
+  }
+}
+
 Registrar reg([](CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   auto* cmd = app.add_subcommand("run", "Chat with a model (one-shot with PROMPT, interactive without)");
@@ -221,10 +244,12 @@ Registrar reg([](CLI::App& app) {
   cmd->add_flag("--nothink", o->nothink, "Ask the model not to reason (templates that support it)");
   cmd->add_flag("--think", o->think, "Ask the model to reason (the default)");
   cmd->add_flag("--verbose", o->verbose, "Print prompt and generation speed");
+  cmd->add_option("--format", o->format, "Answer in JSON: \"json\", a JSON schema, or a schema file (as ollama run --format)");
   add_gpu_flags(cmd, o->gpu);
   cmd->callback([o] {
     std::string name = !o->hf.empty() ? "hf.co/" + o->hf : o->model;
     if (name.empty()) throw Error("no model given: jing run MODEL [PROMPT]");
+    std::shared_ptr<const sample::Grammar> format = output_format(o->format);  // a bad schema fails before loading
     auto path = store::resolve_model(name, {.pull_if_missing = true});
     runtime::SessionOptions so;
     so.model.n_ctx = o->ctx;
@@ -237,6 +262,7 @@ Registrar reg([](CLI::App& app) {
     runtime::ChatSession s(path, so);
     o->sampling.apply(s.params().sampling);
     s.params().max_tokens = o->max_tokens;
+    s.params().grammar = format;
     s.think() = !o->nothink;
     std::signal(SIGINT, on_sigint);
     if (!o->prompt.empty()) {

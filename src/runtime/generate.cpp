@@ -1,8 +1,10 @@
 #include "runtime/generate.h"
 
 #include <chrono>
+#include <optional>
 
 #include "common/error.h"
+#include "sample/output_grammar.h"
 
 namespace jing::runtime {
 
@@ -82,8 +84,14 @@ GenerateStats generate(model::Model& m, const tok::Tokenizer& tok, int seq, cons
   tok::StreamDecoder decoder(tok);
   StopMatcher stops(p.stop);
   st.finish_reason = "length";
+  std::optional<sample::OutputGrammar> grammar;
+  if (p.grammar) grammar.emplace(p.grammar, sample::TokenIndex::of(tok), p.grammar_after_think);
   while (p.max_tokens < 0 || st.generated < p.max_tokens) {
-    int32_t next = sampler.sample(logits.data());
+    int32_t next = sampler.sample(logits.data(), grammar ? grammar->active() : nullptr);
+    if (grammar && (next < 0 || !grammar->accept(next, tok.decode({next})))) {  // nothing can continue the grammar
+      st.finish_reason = "stop";
+      break;
+    }
     sampler.accept(next);
     if (tok.is_eog(next)) {
       st.finish_reason = "stop";

@@ -3,10 +3,12 @@
 // token limit, or the caller says stop. Used by `jing run` and `jing bench`.
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "model/model.h"
+#include "sample/gbnf.h"
 #include "sample/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -28,6 +30,8 @@ class StopMatcher {
 
 struct GenerateParams {
   sample::SamplingParams sampling;
+  std::shared_ptr<const sample::Grammar> grammar;  // structured output (jing run --format)
+  bool grammar_after_think = false;                // the prompt opened <think>: the grammar waits for </think>
   int max_tokens = -1;  // -1: until the context is full
   std::vector<std::string> stop;
   int n_batch = 512;

@@ -114,11 +114,8 @@ void Scheduler::start(Slot& s, std::shared_ptr<Request> r, double queued_at) {
   s.decoder = std::make_unique<tok::StreamDecoder>(*tok_);
   s.stops = std::make_unique<StopMatcher>(s.req->stop);
   s.grammar.reset();
-  s.recent.clear();
-  if (s.req->grammar) {
-    s.grammar = std::make_unique<sample::GrammarMatcher>(s.req->grammar, sample::TokenIndex::of(*tok_));
-    s.grammar_waiting = s.req->grammar_after_think;
-  }
+  if (s.req->grammar)
+    s.grammar = std::make_unique<sample::OutputGrammar>(s.req->grammar, sample::TokenIndex::of(*tok_), s.req->grammar_after_think);
 }
 
 void Scheduler::finish(Slot& s, const std::string& reason) {
@@ -173,18 +170,12 @@ void Scheduler::run_embedding(Slot& s) {
 
 bool Scheduler::after_logits(Slot& s, const float* logits) {
   Request& r = *s.req;
-  sample::GrammarMatcher* grammar = s.grammar && !s.grammar_waiting ? s.grammar.get() : nullptr;
-  int32_t t = s.sampler->sample(logits, grammar);
-  if (grammar && (t < 0 || !grammar->accept(t))) {  // no token can continue the grammar
+  int32_t t = s.sampler->sample(logits, s.grammar ? s.grammar->active() : nullptr);
+  if (s.grammar && (t < 0 || !s.grammar->accept(t, tok_->decode({t})))) {  // no token can continue the grammar
     finish(s, "stop");
     return false;
   }
   s.sampler->accept(t);
-  if (s.grammar_waiting) {
-    s.recent += tok_->decode({t});
-    if (s.recent.find("</think>") != std::string::npos) s.grammar_waiting = false;
-    if (s.recent.size() > 32) s.recent.erase(0, s.recent.size() - 32);
-  }
   if (tok_->is_eog(t)) {
     finish(s, "stop");
     return false;

@@ -16,7 +16,7 @@
 
 #include "model/model.h"
 #include "runtime/generate.h"
-#include "sample/grammar_matcher.h"
+#include "sample/output_grammar.h"
 #include "sample/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -104,9 +104,7 @@ class Scheduler {
     std::unique_ptr<sample::Sampler> sampler;
     std::unique_ptr<tok::StreamDecoder> decoder;
     std::unique_ptr<StopMatcher> stops;
-    std::unique_ptr<sample::GrammarMatcher> grammar;
-    bool grammar_waiting = false;  // still inside the reasoning block
-    std::string recent;            // the last bytes generated, to see "</think>" across tokens
+    std::unique_ptr<sample::OutputGrammar> grammar;
     int32_t next = -1;            // sampled, not yet fed
     int generated = 0;
     double t_start = 0, t_prompt_done = 0, t_queued = 0;

@@ -43,6 +43,7 @@ GenerateStats ChatSession::ask(const std::string& user, const std::function<bool
   const auto tail = prompt.substr(prompt.size() > 16 ? prompt.size() - 16 : 0);
   const bool opened = tail.find("<think>") != std::string::npos && tail.find("</think>") == std::string::npos;
   chat::ReasoningParser parser(opened);
+  params_.grammar_after_think = opened;  // with --format, R1 still thinks first
   auto ids = tok_->encode(prompt, true, true);
   std::string answer;
   bool keep_going = true;

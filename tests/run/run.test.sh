@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `jing run` on a fixture model: a one-shot answer, then an interactive two-turn chat driven
+# `jing run` on a fixture model: a one-shot answer, --format (structured output), then an interactive two-turn chat driven
 # through tmux with /set, /show info, /clear and /bye.
 set -uo pipefail
 JING=$(realpath "$1")
@@ -17,6 +17,15 @@ check "--verbose prints rates" grep -q "eval rate:" <<< "$out"
 check "--hidethinking hides the reasoning" bash -c "! grep -q 'Thinking' <<< \"\$0\"" "$out"
 out=$(echo "Hello there" | "$JING" run "$model" -n 8 2>&1); rc=$?
 check "piped prompt works (rc=$rc)" [ $rc -eq 0 ]
+# --format (as ollama run --format): the answer parses as JSON and follows the schema.
+schema='{"type":"object","properties":{"name":{"type":"string","maxLength":12},"legs":{"type":"integer"}},"required":["name","legs"],"additionalProperties":false}'
+out=$("$JING" run "$model" "Describe a cat" --nothink --format "$schema" -n 300 --seed 4 2>/dev/null); rc=$?
+check "--format with a schema answers (rc=$rc)" [ $rc -eq 0 ]
+check "--format output follows the schema" python3 -c 'import json,sys; v=json.loads(sys.argv[1]); assert set(v)=={"name","legs"} and isinstance(v["legs"],int) and isinstance(v["name"],str) and len(v["name"])<=12' "$out"
+out=$("$JING" run "$model" "Describe a cat" --nothink --format json -n 300 --seed 3 2>/dev/null); rc=$?
+check "--format json gives a JSON object" python3 -c 'import json,sys; assert isinstance(json.loads(sys.argv[1]), dict)' "$out"
+out=$("$JING" run "$model" "x" --format '{"type":"string","pattern":"(a)\\1"}' 2>&1); rc=$?
+check "--format with an unsupported schema is a clear error" bash -c "[ $rc -ne 0 ] && grep -q 'back-reference' <<< \"\$0\"" "$out"
 out=$("$JING" run /nonexistent/model.gguf "hi" 2>&1); rc=$?
 check "missing model is a clear error" bash -c "[ $rc -ne 0 ] && grep -q 'not found' <<< \"\$0\"" "$out"
 

@@ -1,0 +1,34 @@
+// A grammar applied to what a model generates, with R1's reasoning left free: when the prompt
+// opened a <think> block, the grammar starts once "</think>" has been generated. The server's
+// scheduler and `jing run` share it.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "sample/grammar_matcher.h"
+
+namespace jing::sample {
+
+class OutputGrammar {
+ public:
+  OutputGrammar(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenIndex> tokens, bool after_think)
+      : matcher_(std::move(grammar), std::move(tokens)), waiting_(after_think) {}
+
+  // The matcher to mask the next token with; nullptr while the reasoning block is still open.
+  GrammarMatcher* active() { return waiting_ ? nullptr : &matcher_; }
+  // After a token was sampled (text: its bytes): false when the grammar cannot take it.
+  bool accept(int32_t token, const std::string& text) {
+    if (!waiting_) return matcher_.accept(token);
+    recent_ += text;
+    if (recent_.find("</think>") != std::string::npos) waiting_ = false;
+    if (recent_.size() > 32) recent_.erase(0, recent_.size() - 32);
+    return true;
+  }
+
+ private:
+  GrammarMatcher matcher_;
+  bool waiting_;
+  std::string recent_;  // the last bytes generated, to see "</think>" across tokens
+};
+
+}  // namespace jing::sample
