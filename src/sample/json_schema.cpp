@@ -116,7 +116,10 @@ class JsonSchemaRules::Converter {
     if (s["type"].is_string()) types.push_back(s["type"].get<std::string>());
     else if (s["type"].is_array())
       for (const auto& t : s["type"]) types.push_back(t.is_string() ? t.get<std::string>() : "?");
-    if (s.value("nullable", false)) types.push_back("null");
+    if (s.contains("nullable")) {
+      if (!s["nullable"].is_boolean()) fail(at, "'nullable' must be true or false");
+      if (s["nullable"].get<bool>()) types.push_back("null");
+    }
     if (types.empty()) fail(at, "'type' must be a string or an array of strings");
     std::string body;
     for (const auto& t : types) body += (body.empty() ? "" : " | ") + typed(s, t, at);

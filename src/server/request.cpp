@@ -177,6 +177,8 @@ void constraint(const json& b, GenerationSpec& g) {
     throw ApiError(400, e.what());
   } catch (const sample::GrammarError& e) {
     throw ApiError(400, from == "grammar" ? e.what() : std::string("internal grammar for '") + from + "': " + e.what());
+  } catch (const nlohmann::json::exception& e) {  // a schema field of an unexpected JSON type the checks missed
+    throw ApiError(400, std::string("'") + (from.empty() ? "schema" : from) + "': " + e.what());
   }
 }
 
