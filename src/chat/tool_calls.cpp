@@ -6,8 +6,7 @@ namespace jing::chat {
 
 namespace {
 
-const std::string kCallsBegin = "<｜tool▁calls▁begin｜>", kCallsEnd = "<｜tool▁calls▁end｜>";
-const std::string kCallBegin = "<｜tool▁call▁begin｜>", kCallEnd = "<｜tool▁call▁end｜>", kSep = "<｜tool▁sep｜>";
+using namespace markers;
 
 // Model output is parsed as JSON only when it nests no deeper than request bodies may: a deep
 // value would overflow the stack when copied (a discarded result reads as "not JSON").
@@ -71,7 +70,7 @@ bool parse_deepseek(const std::string& text, ParsedContent& out) {
 }
 
 bool parse_hermes(const std::string& text, ParsedContent& out) {
-  const std::string open = "<tool_call>", close = "</tool_call>";
+  const std::string_view open = kHermesOpen, close = kHermesClose;
   auto first = text.find(open);
   if (first == std::string::npos) return false;
   out.content = trim(text.substr(0, first));

@@ -2,11 +2,20 @@
 // DeepSeek, Qwen and Llama chat templates define.
 #pragma once
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace jing::chat {
+
+// The markers of the call formats (DeepSeek's are single tokens in its vocabulary), shared by the
+// parsers and the grammar that forces a call.
+namespace markers {
+inline constexpr std::string_view kCallsBegin = "<｜tool▁calls▁begin｜>", kCallsEnd = "<｜tool▁calls▁end｜>";
+inline constexpr std::string_view kCallBegin = "<｜tool▁call▁begin｜>", kCallEnd = "<｜tool▁call▁end｜>", kSep = "<｜tool▁sep｜>";
+inline constexpr std::string_view kHermesOpen = "<tool_call>", kHermesClose = "</tool_call>";
+}  // namespace markers
 
 struct ToolCall {
   std::string name;

@@ -1,5 +1,6 @@
 #include "chat/tool_grammar.h"
 
+#include "chat/tool_calls.h"
 #include "sample/gbnf.h"
 #include "sample/json_schema.h"
 
@@ -14,7 +15,7 @@ using json = nlohmann::ordered_json;
 ToolFormat tool_format_of(std::string_view t) {
   if (t.find("tool▁calls▁begin") != std::string_view::npos)
     return t.find("```json") != std::string_view::npos ? ToolFormat::DeepSeekR1 : ToolFormat::DeepSeekV31;
-  if (t.find("<tool_call>") != std::string_view::npos) return ToolFormat::Hermes;
+  if (t.find(markers::kHermesOpen) != std::string_view::npos) return ToolFormat::Hermes;
   return ToolFormat::Llama3;
 }
 
@@ -30,8 +31,8 @@ std::string tool_call_gbnf(ToolFormat format, const json& tools, const std::stri
     const std::string args = rules.add(fn.contains("parameters") ? fn["parameters"] : json{{"type", "object"}});
     std::string alt;
     switch (format) {
-      case ToolFormat::DeepSeekR1: alt = sample::gbnf_literal("function") + " " + special("<｜tool▁sep｜>") + " " + sample::gbnf_literal(name + "\n```json\n") + " " + args + " " + sample::gbnf_literal("\n```"); break;
-      case ToolFormat::DeepSeekV31: alt = sample::gbnf_literal(name) + " " + special("<｜tool▁sep｜>") + " " + args; break;
+      case ToolFormat::DeepSeekR1: alt = sample::gbnf_literal("function") + " " + special(std::string(markers::kSep)) + " " + sample::gbnf_literal(name + "\n```json\n") + " " + args + " " + sample::gbnf_literal("\n```"); break;
+      case ToolFormat::DeepSeekV31: alt = sample::gbnf_literal(name) + " " + special(std::string(markers::kSep)) + " " + args; break;
       case ToolFormat::Hermes: alt = sample::gbnf_literal("{\"name\": \"" + name + "\", \"arguments\": ") + " " + args + " " + sample::gbnf_literal("}"); break;
       case ToolFormat::Llama3: alt = sample::gbnf_literal("{\"name\": \"" + name + "\", \"parameters\": ") + " " + args + " " + sample::gbnf_literal("}"); break;
     }
@@ -42,8 +43,8 @@ std::string tool_call_gbnf(ToolFormat format, const json& tools, const std::stri
   switch (format) {
     case ToolFormat::DeepSeekR1:
     case ToolFormat::DeepSeekV31:
-      call = special("<｜tool▁call▁begin｜>") + " (" + calls + ") " + special("<｜tool▁call▁end｜>");
-      root = special("<｜tool▁calls▁begin｜>") + " call" + (parallel ? " (\"\\n\"? call)*" : "") + " " + special("<｜tool▁calls▁end｜>");
+      call = special(std::string(markers::kCallBegin)) + " (" + calls + ") " + special(std::string(markers::kCallEnd));
+      root = special(std::string(markers::kCallsBegin)) + " call" + (parallel ? " (\"\\n\"? call)*" : "") + " " + special(std::string(markers::kCallsEnd));
       break;
     case ToolFormat::Hermes:
       call = sample::gbnf_literal("<tool_call>\n") + " (" + calls + ") " + sample::gbnf_literal("\n</tool_call>");

@@ -8,9 +8,7 @@ namespace jing::chat {
 
 namespace {
 
-const std::string kCallsBegin = "<｜tool▁calls▁begin｜>", kCallsEnd = "<｜tool▁calls▁end｜>";
-const std::string kCallBegin = "<｜tool▁call▁begin｜>", kCallEnd = "<｜tool▁call▁end｜>", kSep = "<｜tool▁sep｜>";
-const std::string kHermesOpen = "<tool_call>", kHermesClose = "</tool_call>";
+using namespace markers;
 
 // How many bytes at the end of text could begin marker (held back until the next text decides).
 size_t partial_suffix(std::string_view text, std::string_view marker) {
@@ -52,7 +50,7 @@ bool ToolCallStream::step(ToolStreamOut& out) {
   const bool deepseek = format_ == ToolFormat::DeepSeekR1 || format_ == ToolFormat::DeepSeekV31;
   switch (state_) {
     case State::Content: {
-      const std::string& open = deepseek ? kCallsBegin : kHermesOpen;
+      const std::string_view open = deepseek ? kCallsBegin : kHermesOpen;
       const size_t at = buf_.find(open);
       if (at == std::string::npos) {
         const size_t keep = partial_suffix(buf_, open);
@@ -105,7 +103,7 @@ bool ToolCallStream::step(ToolStreamOut& out) {
       return true;
     }
     case State::Args: {  // until "\n```" (R1) or the call's end marker (V3.1)
-      const std::string& end = format_ == ToolFormat::DeepSeekR1 ? std::string("\n```") : kCallEnd;
+      const std::string_view end = format_ == ToolFormat::DeepSeekR1 ? std::string_view("\n```") : kCallEnd;
       const size_t at = buf_.find(end);
       const size_t n = at != std::string::npos ? at : buf_.size() - partial_suffix(buf_, end);
       if (n > 0) out.calls.push_back({n_calls_ - 1, "", buf_.substr(0, n)});
@@ -131,7 +129,7 @@ bool ToolCallStream::step(ToolStreamOut& out) {
       std::smatch m;
       if (!std::regex_search(buf_, m, head)) {
         if (buf_.size() > 4096) {  // not a call this parser knows: show it as it is
-          out.content += kHermesOpen + buf_;
+          out.content += std::string(kHermesOpen) + buf_;
           buf_.clear();
           state_ = State::Content;
         }
