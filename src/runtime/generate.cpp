@@ -88,7 +88,7 @@ GenerateStats generate(model::Model& m, const tok::Tokenizer& tok, int seq, cons
   if (p.grammar) grammar.emplace(p.grammar, sample::TokenIndex::of(tok), p.grammar_after_think);
   while (p.max_tokens < 0 || st.generated < p.max_tokens) {
     int32_t next = sampler.sample(logits.data(), grammar ? grammar->active() : nullptr);
-    if (grammar && (next < 0 || !grammar->accept(next, tok.decode({next})))) {  // nothing can continue the grammar
+    if (grammar && (next < 0 || !grammar->accept(next, tok))) {  // nothing can continue the grammar
       st.finish_reason = "stop";
       break;
     }

@@ -171,7 +171,7 @@ void Scheduler::run_embedding(Slot& s) {
 bool Scheduler::after_logits(Slot& s, const float* logits) {
   Request& r = *s.req;
   int32_t t = s.sampler->sample(logits, s.grammar ? s.grammar->active() : nullptr);
-  if (s.grammar && (t < 0 || !s.grammar->accept(t, tok_->decode({t})))) {  // no token can continue the grammar
+  if (s.grammar && (t < 0 || !s.grammar->accept(t, *tok_))) {  // no token can continue the grammar
     finish(s, "stop");
     return false;
   }

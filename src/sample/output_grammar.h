@@ -6,6 +6,7 @@
 #include <string>
 
 #include "sample/grammar_matcher.h"
+#include "tokenizer/tokenizer.h"
 
 namespace jing::sample {
 
@@ -16,10 +17,11 @@ class OutputGrammar {
 
   // The matcher to mask the next token with; nullptr while the reasoning block is still open.
   GrammarMatcher* active() { return waiting_ ? nullptr : &matcher_; }
-  // After a token was sampled (text: its bytes): false when the grammar cannot take it.
-  bool accept(int32_t token, const std::string& text) {
+  // After a token was sampled: false when the grammar cannot take it. Text is decoded only while
+  // waiting for "</think>" (the token's text, not its index spelling: the marker may be a control token).
+  bool accept(int32_t token, const tok::Tokenizer& tok) {
     if (!waiting_) return matcher_.accept(token);
-    recent_ += text;
+    recent_ += tok.decode({token});
     if (recent_.find("</think>") != std::string::npos) waiting_ = false;
     if (recent_.size() > 32) recent_.erase(0, recent_.size() - 32);
     return true;
