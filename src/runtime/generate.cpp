@@ -85,7 +85,7 @@ GenerateStats generate(model::Model& m, const tok::Tokenizer& tok, int seq, cons
   StopMatcher stops(p.stop);
   st.finish_reason = "length";
   std::optional<sample::OutputGrammar> grammar;
-  if (p.grammar) grammar.emplace(p.grammar, sample::TokenIndex::of(tok), p.grammar_after_think);
+  if (p.grammar) grammar.emplace(p.grammar, p.grammar_tokens ? p.grammar_tokens : sample::TokenIndex::build(tok), p.grammar_after_think);
   while (p.max_tokens < 0 || st.generated < p.max_tokens) {
     int32_t next = sampler.sample(logits.data(), grammar ? grammar->active() : nullptr);
     if (grammar && (next < 0 || !grammar->accept(next, tok))) {  // nothing can continue the grammar

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "model/model.h"
-#include "sample/gbnf.h"
+#include "sample/grammar_matcher.h"
 #include "sample/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -32,6 +32,7 @@ struct GenerateParams {
   sample::SamplingParams sampling;
   std::shared_ptr<const sample::Grammar> grammar;  // structured output (jing run --format)
   bool grammar_after_think = false;                // the prompt opened <think>: the grammar waits for </think>
+  std::shared_ptr<const sample::TokenIndex> grammar_tokens;  // the tokenizer's index (built here when absent)
   int max_tokens = -1;  // -1: until the context is full
   std::vector<std::string> stop;
   int n_batch = 512;

@@ -114,8 +114,10 @@ void Scheduler::start(Slot& s, std::shared_ptr<Request> r, double queued_at) {
   s.decoder = std::make_unique<tok::StreamDecoder>(*tok_);
   s.stops = std::make_unique<StopMatcher>(s.req->stop);
   s.grammar.reset();
-  if (s.req->grammar)
-    s.grammar = std::make_unique<sample::OutputGrammar>(s.req->grammar, sample::TokenIndex::of(*tok_), s.req->grammar_after_think);
+  if (s.req->grammar) {
+    if (!token_index_) token_index_ = sample::TokenIndex::build(*tok_);  // the first constrained request pays
+    s.grammar = std::make_unique<sample::OutputGrammar>(s.req->grammar, token_index_, s.req->grammar_after_think);
+  }
 }
 
 void Scheduler::finish(Slot& s, const std::string& reason) {

@@ -118,6 +118,7 @@ class Scheduler {
 
   std::shared_ptr<model::Model> model_;
   std::shared_ptr<tok::Tokenizer> tok_;
+  std::shared_ptr<const sample::TokenIndex> token_index_;  // for grammars; built on first use (worker thread)
   int max_queue_, n_batch_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -44,6 +44,7 @@ GenerateStats ChatSession::ask(const std::string& user, const std::function<bool
   const bool opened = tail.find("<think>") != std::string::npos && tail.find("</think>") == std::string::npos;
   chat::ReasoningParser parser(opened);
   params_.grammar_after_think = opened;  // with --format, R1 still thinks first
+  if (params_.grammar && !params_.grammar_tokens) params_.grammar_tokens = sample::TokenIndex::build(*tok_);  // once per session
   auto ids = tok_->encode(prompt, true, true);
   std::string answer;
   bool keep_going = true;

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <limits>
-#include <map>
-#include <mutex>
 #include <numeric>
 
 #include "tokenizer/tokenizer.h"
@@ -16,11 +14,7 @@ namespace {
 constexpr size_t kMaxStacks = 4096, kMaxDepth = 2048;
 }  // namespace
 
-std::shared_ptr<const TokenIndex> TokenIndex::of(const tok::Tokenizer& tok) {
-  static std::mutex mu;
-  static std::map<const tok::Tokenizer*, std::weak_ptr<const TokenIndex>> cache;
-  std::lock_guard lk(mu);
-  if (auto hit = cache[&tok].lock()) return hit;
+std::shared_ptr<const TokenIndex> TokenIndex::build(const tok::Tokenizer& tok) {
   auto index = std::make_shared<TokenIndex>();
   index->n_vocab = tok.n_vocab();
   index->text_of.resize(static_cast<size_t>(index->n_vocab));
@@ -37,7 +31,6 @@ std::shared_ptr<const TokenIndex> TokenIndex::of(const tok::Tokenizer& tok) {
   }
   std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return index->text_of[static_cast<size_t>(a)] < index->text_of[static_cast<size_t>(b)]; });
   for (int32_t id : order) index->bytes.push_back(index->text_of[static_cast<size_t>(id)]), index->ids.push_back(id);
-  cache[&tok] = index;
   return index;
 }
 

@@ -33,8 +33,9 @@ struct TokenIndex {
   std::vector<int32_t> ids;        // ids[i] has bytes[i]
   std::vector<int32_t> eog;
   std::vector<std::string> text_of;  // by id: the bytes (control tokens: their F8 spelling)
-  // Built once per tokenizer and shared (~30 ms and ~10 MB for a 150k vocabulary).
-  static std::shared_ptr<const TokenIndex> of(const tok::Tokenizer& tok);
+  // ~30 ms and ~10 MB for a 150k vocabulary: built once by whoever owns the tokenizer (the
+  // scheduler, a chat session) and shared by every matcher.
+  static std::shared_ptr<const TokenIndex> build(const tok::Tokenizer& tok);
 };
 
 class GrammarMatcher {

@@ -123,7 +123,7 @@ TEST(GrammarMatcher, MaskEqualsTokenByTokenCheckOnARealVocabulary) {
   JING_FIXTURE_OR_SKIP(vpath, "tokenizer/qwen3-vocab.gguf");
   auto f = gguf::File::open(vpath);
   auto tok = tok::Tokenizer::from_gguf(f);
-  auto index = TokenIndex::of(*tok);
+  auto index = TokenIndex::build(*tok);
   const json schema = json::parse(R"({"type":"object","properties":{"name":{"type":"string"},"n":{"type":"integer"},
     "tags":{"type":"array","items":{"enum":["a","b c"]}},"when":{"type":"string","format":"date"}},"required":["name","n"]})");
   auto grammar = std::make_shared<const Grammar>(parse_gbnf(json_schema_to_gbnf(schema)));
@@ -160,7 +160,7 @@ TEST(GrammarMatcher, CostPerTokenOnAQwenVocabulary) {
   JING_FIXTURE_OR_SKIP(vpath, "tokenizer/qwen3-vocab.gguf");
   auto f = gguf::File::open(vpath);
   auto tok = tok::Tokenizer::from_gguf(f);
-  auto index = TokenIndex::of(*tok);
+  auto index = TokenIndex::build(*tok);
   const json schema = json::parse(R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},
     "tags":{"type":"array","items":{"type":"string"}},"address":{"type":"object","properties":{"city":{"type":"string"},"zip":{"type":"string"}},
     "required":["city","zip"]}},"required":["name","age","tags","address"]})");
