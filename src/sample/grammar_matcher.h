@@ -52,8 +52,6 @@ class GrammarMatcher {
   bool complete() const;  // the text so far is a whole sentence: the end may come now
   bool finished() const;  // nothing but the end may come
 
-  size_t states() const { return states_.size(); }  // for tests and measurements
-
  private:
   struct State {
     std::vector<std::vector<uint32_t>> stacks;  // sorted, unique; an empty stack = complete
