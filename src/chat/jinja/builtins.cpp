@@ -356,7 +356,7 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
     return out;
   }
   if (name == "int") {
-    if (v.is_number() || v.kind == Value::Kind::Bool) return Value(static_cast<int64_t>(v.number()));
+    if (v.is_number() || v.kind == Value::Kind::Bool) return Value(v.integer());
     try {
       return Value(static_cast<int64_t>(std::stoll(to_string(v))));
     } catch (const std::exception&) {
@@ -415,7 +415,7 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
     });
   }
   if (name == "indent") {
-    int64_t width = static_cast<int64_t>(a.get(0, "width", Value(static_cast<int64_t>(4))).number());
+    int64_t width = a.get(0, "width", Value(static_cast<int64_t>(4))).integer();
     bool first = a.get(1, "first", Value(false)).truthy();
     std::string pad(static_cast<size_t>(std::clamp<int64_t>(width, 0, 1000)), ' '), s = to_string(v), out;
     for (size_t k = 0; k < s.size(); ++k) {
@@ -461,7 +461,7 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
     return generator(std::move(out));
   }
   if (name == "batch") {
-    int64_t size = std::max<int64_t>(1, static_cast<int64_t>(a.get(0, "linecount", Value(static_cast<int64_t>(1))).number()));
+    int64_t size = std::max<int64_t>(1, a.get(0, "linecount", Value(static_cast<int64_t>(1))).integer());
     List out, cur;
     for (const auto& x : as_list(v)) {
       cur.push_back(x);
@@ -473,7 +473,7 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
   if (name == "wordcount") return Value(static_cast<int64_t>(call_method(Value(to_string(v)), "split", a).list->size()));
   if (name == "center") {
     std::string s = to_string(v);
-    int64_t w = static_cast<int64_t>(a.get(0, "width", Value(static_cast<int64_t>(80))).number());
+    int64_t w = a.get(0, "width", Value(static_cast<int64_t>(80))).integer();
     if (static_cast<int64_t>(s.size()) >= w) return Value(s);
     size_t left = static_cast<size_t>(w - static_cast<int64_t>(s.size())) / 2;
     return Value(std::string(left, ' ') + s + std::string(static_cast<size_t>(w) - s.size() - left, ' '));
@@ -501,8 +501,8 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& a) {
   if (name == "lower") return v.is_string() && lower(*v.s) == *v.s;
   if (name == "upper") return v.is_string() && upper(*v.s) == *v.s;
   if (name == "divisibleby") {
-    int64_t d = static_cast<int64_t>(a.get(0, "num").number());
-    return d != 0 && static_cast<int64_t>(v.number()) % d == 0;
+    int64_t d = a.get(0, "num").integer();
+    return d != 0 && v.integer() % d == 0;
   }
   Value other = a.get(0, "other");
   if (name == "equalto" || name == "eq" || name == "==" || name == "sameas") return equal(v, other);

@@ -255,7 +255,7 @@ class Renderer {
         Value v = eval(*e.args[0]);
         if (!v.is_number() && v.kind != Value::Kind::Bool) runtime_error(e.pos, "unary " + e.name + " needs a number");
         if (e.name == "+") return v;
-        return v.kind == Value::Kind::Float ? Value(-v.f) : Value(-static_cast<int64_t>(v.number()));
+        return v.kind == Value::Kind::Float ? Value(-v.f) : Value(-v.integer());
       }
       case Expr::Kind::Not: return Value(!eval(*e.args[0]).truthy());
       case Expr::Kind::And: {
@@ -293,7 +293,7 @@ class Renderer {
   }
 
   Value slice(const Value& v, const Expr* a, const Expr* b, const Expr* c, Pos p) {
-    auto idx = [&](const Expr* x, int64_t def) { return x ? static_cast<int64_t>(eval(*x).number()) : def; };
+    auto idx = [&](const Expr* x, int64_t def) { return x ? eval(*x).integer() : def; };
     int64_t n = v.kind == Value::Kind::String ? static_cast<int64_t>(v.s->size()) : v.kind == Value::Kind::List ? static_cast<int64_t>(v.list->size()) : -1;
     if (n < 0) runtime_error(p, std::string("cannot slice ") + kind_name(v.kind));
     int64_t step = idx(c, 1);

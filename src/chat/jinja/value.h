@@ -51,6 +51,15 @@ struct Value {
   bool is_number() const { return kind == Kind::Int || kind == Kind::Float; }
   bool truthy() const;
   double number() const { return kind == Kind::Float ? f : static_cast<double>(kind == Kind::Bool ? b : i); }
+  // As an integer: floats truncated toward zero and saturated to int64 (NaN is 0), so a template's
+  // 1e300 never reaches an out-of-range conversion.
+  int64_t integer() const {
+    if (kind != Kind::Float) return kind == Kind::Bool ? b : i;
+    if (!(f == f)) return 0;
+    if (f >= 9.2233720368547758e18) return INT64_MAX;
+    if (f <= -9.2233720368547758e18) return INT64_MIN;
+    return static_cast<int64_t>(f);
+  }
   const std::string& str() const { return *s; }
 
   const Value* find(const std::string& key) const;  // dict lookup of a string key
