@@ -132,7 +132,6 @@ class CudaBackend : public Backend {
     const size_t n = b.size();
     if (meta_cap_ < n) {
       if (meta_) cudaFree(meta_);
-    if (moe_idx_) cudaFree(moe_idx_);
       meta_cap_ = std::max<size_t>(n, 512);
       cuda::check(cudaMalloc(reinterpret_cast<void**>(&meta_), 2 * meta_cap_ * sizeof(int32_t)), "cudaMalloc (batch)");
     }
@@ -243,6 +242,23 @@ class CudaBackend : public Backend {
   }
   void head_matmuls(const HeadProducts& p) override {
     OpProfile::Scope scope_(&prof_, "head_matmuls", s());
+    const int64_t cols = p.w.cols, count = p.n * p.n_head;
+    if (p.n <= cuda::Matmul::kMaxGemvTokens && p.y_stride == p.n_head * p.y_head) {
+      // Few tokens: every (token, head) product in one launch, reading its head's matrix; the
+      // inputs packed into rows first (x holds them strided), the outputs written in place.
+      Buf in(*this, static_cast<size_t>(count * cols));
+      if (p.x_head == cols && p.x_stride == p.n_head * cols) copy(in.data(), p.x, static_cast<size_t>(count * cols));
+      else for (int hd = 0; hd < p.n_head; ++hd) copy_rows(in.data() + hd * cols, p.n_head * cols, p.x + hd * p.x_head, p.x_stride, p.n, cols);
+      cuda::GemvBatch b;
+      b.count = static_cast<int>(count), b.n_mats = p.n_head, b.y_stride = p.y_head;
+      const cpu::WeightView* ws[1] = {&p.w};
+      float* ys[1] = {p.y};
+      matmul_->run_batched(ws, ys, 1, b, in.data(), count);
+      return;
+    }
+    head_matmuls_one_by_one(p);
+  }
+  void head_matmuls_one_by_one(const HeadProducts& p) {
     // One head at a time: its rows gathered, multiplied, scattered back.
     const int64_t cols = p.w.cols, rows = p.w.rows;
     Buf in(*this, static_cast<size_t>(p.n * cols)), out(*this, static_cast<size_t>(p.n * rows));
@@ -263,12 +279,18 @@ class CudaBackend : public Backend {
   void rms_norm_rows(float* x, int64_t stride, const float* w, int64_t n, int64_t dim, float eps) override {
     cuda::ops::rms_norm_strided(x, stride, w, x, n, dim, eps, stream_->handle());
   }
-  // Router on the GPU, routing on the host (its scores come back: one round trip per MoE layer),
-  // then per chosen expert: its tokens gathered, the expert's SwiGLU, the weighted rows added back.
+  // Few tokens (each chosen expert mostly distinct): routing on the device, then every (token,
+  // expert) product in one batched launch per weight, nothing back to the host. Otherwise routing
+  // on the host (one round trip per MoE layer) and per chosen expert: its tokens gathered, the
+  // expert's SwiGLU, the weighted rows added back, so each expert's weights are read once.
   void moe_ffn(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff, float* out) override {
     OpProfile::Scope scope_(&prof_, "moe_ffn", s());
     Buf logits(*this, static_cast<size_t>(n * r.n_expert));
     matmul_->run(w.router, x, n, logits.data());
+    const cuda::ops::MoeRouteParams rp{r.n_expert, r.n_expert_used, r.n_group, r.n_group_used, r.gating == MoeRouting::Gating::Sigmoid,
+                                       r.normalize, r.scale};
+    if (n * r.n_expert_used <= std::max(r.n_expert, 8 * r.n_expert_used) && cuda::ops::moe_route_supported(rp) && !std::getenv("JING_MOE_HOST"))
+      return moe_ffn_on_device(rp, w, logits.data(), x, n, n_embd, n_ff, out);
     std::vector<float> host(static_cast<size_t>(n * r.n_expert));
     download(host.data(), logits.data(), host.size());
     std::vector<std::vector<std::pair<int32_t, float>>> users(static_cast<size_t>(r.n_expert));
@@ -284,11 +306,7 @@ class CudaBackend : public Backend {
     }
     cuda::check(cudaMemsetAsync(out, 0, static_cast<size_t>(n * n_embd) * sizeof(float), s()), "moe: clear");
     if (rows.empty()) return;
-    if (moe_idx_cap_ < rows.size()) {
-      if (moe_idx_) cudaFree(moe_idx_);
-      moe_idx_cap_ = std::max<size_t>(rows.size(), 1024);
-      cuda::check(cudaMalloc(&moe_idx_, moe_idx_cap_ * 8), "cudaMalloc (moe)");
-    }
+    reserve_moe_idx(rows.size());
     auto* d_rows = static_cast<int32_t*>(moe_idx_);
     auto* d_wts = reinterpret_cast<float*>(static_cast<int32_t*>(moe_idx_) + moe_idx_cap_);
     cuda::check(cudaMemcpyAsync(d_rows, rows.data(), rows.size() * 4, cudaMemcpyHostToDevice, s()), "moe: rows");
@@ -308,6 +326,40 @@ class CudaBackend : public Backend {
       matmul_->run(de, g.data(), m, d.data());
       cuda::ops::scatter_add_rows(out, d.data(), d_rows + first, d_wts + first, m, n_embd, stream_->handle());
     }
+  }
+
+  void moe_ffn_on_device(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, const float* x, int64_t n, int n_embd,
+                         int n_ff, float* out) {
+    const int64_t pairs = n * rp.n_used;
+    reserve_moe_idx(static_cast<size_t>(pairs));
+    auto* ids = static_cast<int32_t*>(moe_idx_);
+    auto* wts = reinterpret_cast<float*>(ids + moe_idx_cap_);
+    cuda::ops::moe_route(rp, logits, device_vector(w.bias), n, ids, wts, stream_->handle());
+    Buf g(*this, static_cast<size_t>(pairs * n_ff)), u(*this, static_cast<size_t>(pairs * n_ff)), d(*this, static_cast<size_t>(pairs * n_embd));
+    cuda::GemvBatch b;
+    b.count = static_cast<int>(pairs), b.ids = ids, b.x_div = rp.n_used, b.y_stride = n_ff;
+    const cpu::WeightView* gu[2] = {&w.gate, &w.up};
+    float* gu_out[2] = {g.data(), u.data()};
+    matmul_->run_batched(gu, gu_out, 2, b, x, n);
+    cuda::ops::silu_mul(g.data(), u.data(), pairs * n_ff, stream_->handle());
+    b.x_div = 1, b.y_stride = n_embd;
+    const cpu::WeightView* dn[1] = {&w.down};
+    float* d_out[1] = {d.data()};
+    matmul_->run_batched(dn, d_out, 1, b, g.data(), pairs);
+    cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle());
+  }
+  void reserve_moe_idx(size_t n) {
+    if (moe_idx_cap_ >= n) return;
+    if (moe_idx_) cudaFree(moe_idx_);
+    moe_idx_cap_ = std::max<size_t>(n, 1024);
+    cuda::check(cudaMalloc(&moe_idx_, moe_idx_cap_ * 8), "cudaMalloc (moe)");
+  }
+  // A host vector kept on the device for the model's life (the routing bias), or null when empty.
+  const float* device_vector(const std::vector<float>& v) {
+    if (v.empty()) return nullptr;
+    auto it = vectors_.find(v.data());
+    if (it == vectors_.end()) it = vectors_.emplace(v.data(), place(v)).first;
+    return it->second;
   }
 
   bool capture_begin() override {
@@ -375,6 +427,7 @@ class CudaBackend : public Backend {
   std::vector<void*> owned_;
   std::unordered_map<const void*, const void*> placed_;
   std::unordered_map<const Rope*, const float*> freq_factors_;
+  std::unordered_map<const float*, const float*> vectors_;
   size_t weight_bytes_ = 0, cache_bytes_ = 0;
   const Batch* batch_ = nullptr;
   int32_t* meta_ = nullptr;  // positions [meta_cap_], then sequences [meta_cap_]

@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "cuda/formats.cuh"
+#include "cuda/gemv_batch.h"
 #include "cuda/pdl.cuh"
 
 namespace jing::cuda {
@@ -26,7 +27,23 @@ struct GemvArgs {
   int n_tokens = 0;
   float* y = nullptr;      // [n_tokens][rows]
   fmt::Tables tab;
+  GemvBatch batch;         // batched: n_tokens == 1, blockIdx.y picks the product
 };
+
+// A batched call's product blockIdx.y: moves the weight, activation and output pointers to it.
+// With device-chosen matrices (ids) it waits for the kernel that wrote them first.
+template <class Args, class Act>
+__device__ __forceinline__ void select_product(Args& a, const Act*& x, int64_t x_row) {
+  const GemvBatch& b = a.batch;
+  if (!b.count) return;
+  const int p = static_cast<int>(blockIdx.y);
+  int e;
+  if (b.ids) wait_for_previous_kernel(), e = b.ids[p];
+  else e = p % b.n_mats;
+  a.w += static_cast<int64_t>(e) * b.mat_bytes;
+  x += static_cast<int64_t>(p / b.x_div) * x_row;
+  a.y += static_cast<int64_t>(p) * b.y_stride;
+}
 
 constexpr int kGemvWarps = 4;  // warps per thread block: small blocks spread evenly over the SMs
 
@@ -100,6 +117,10 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
   constexpr int kItems = F::kWeights / (32 * kGroups), kChunkBlocks = chunk_blocks<F, R>(), kChunkBytes = kChunkBlocks * F::kBytes;
   constexpr int kStages = gemv_stages<F, R>(), kPerLane = kChunkBlocks * kItems / 32;
   __shared__ __align__(16) uint8_t smem[kGemvWarps][kStages][R][kChunkBytes];
+  if (a.batch.count) {
+    select_product(a, a.xq, a.cols);
+    a.xrec += static_cast<int64_t>(blockIdx.y / a.batch.x_div) * (a.cols / 32);
+  }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   uint8_t* const tiles_smem = &smem[warp][0][0][0];
   const int64_t groups = (a.rows + R - 1) / R;
@@ -214,6 +235,7 @@ struct GemvFloatArgs {
   const float* x = nullptr;  // [n_tokens][cols]
   int n_tokens = 0;
   float* y = nullptr;
+  GemvBatch batch;  // as GemvArgs::batch
 };
 
 template <class F>
@@ -242,6 +264,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_float_kernel(GemvFloatAr
   const int lane = threadIdx.x % 32;
   const int64_t g = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
   if (g * R >= a.rows) return;
+  select_product(a, a.x, a.cols);
   wait_for_previous_kernel();
   float acc[R][NT] = {};
 #pragma unroll 2
@@ -278,6 +301,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_float_scalar_kernel(Gemv
   const int lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
   if (row >= a.rows) return;
+  select_product(a, a.x, a.cols);
   wait_for_previous_kernel();
   const uint8_t* w = a.w + row * a.row_bytes;
   for (int k = 0; k < a.n_tokens; ++k) {

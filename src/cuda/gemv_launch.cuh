@@ -23,9 +23,9 @@ void launch_gemv_q8(const GemvArgs& a, cudaStream_t s) {
   constexpr int R = gemv_rows<F>();
   auto kernel = gemv_q8_kernel<F, NT, R>;
   static const int64_t max_blocks = resident_blocks(kernel);
-  const int64_t groups = (a.rows + R - 1) / R;
-  const int64_t blocks = std::min((groups + kGemvWarps - 1) / kGemvWarps, max_blocks);
-  launch_pdl(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kGemvWarps * 32), s, "gemv_q8", a);
+  const int64_t groups = (a.rows + R - 1) / R, products = std::max(a.batch.count, 1);
+  const int64_t blocks = std::min((groups + kGemvWarps - 1) / kGemvWarps, std::max<int64_t>(max_blocks / products, 1));
+  launch_pdl(kernel, dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(products)), dim3(kGemvWarps * 32), s, "gemv_q8", a);
 }
 
 template <class F>
@@ -34,8 +34,8 @@ void gemv_block_format(const GemvCall& c, cudaStream_t s) {
   a.w = static_cast<const uint8_t*>(c.w), a.row_bytes = c.row_bytes, a.rows = c.rows;
   a.blocks = static_cast<int>(c.cols / F::kWeights);
   a.xq = c.xq, a.xrec = static_cast<const float4*>(c.xrec), a.cols = c.cols;
-  a.n_tokens = c.n_tokens, a.y = c.y, a.tab = c.tab;
-  if (c.n_tokens == 1) launch_gemv_q8<F, 1>(a, s);
+  a.n_tokens = c.n_tokens, a.y = c.y, a.tab = c.tab, a.batch = c.batch;
+  if (c.n_tokens == 1 || c.batch.count) launch_gemv_q8<F, 1>(a, s);
   else if (c.n_tokens == 2) launch_gemv_q8<F, 2>(a, s);
   else if (c.n_tokens <= 4) launch_gemv_q8<F, 4>(a, s);
   else launch_gemv_q8<F, 8>(a, s);
@@ -43,13 +43,14 @@ void gemv_block_format(const GemvCall& c, cudaStream_t s) {
 
 template <class F, int NT>
 void launch_gemv_float(const GemvFloatArgs& a, bool vector_path, cudaStream_t s) {
+  const unsigned products = static_cast<unsigned>(std::max(a.batch.count, 1));
   if (vector_path) {
     const int64_t groups = (a.rows + kGemvRows - 1) / kGemvRows;
-    launch_pdl(gemv_float_kernel<F, NT, kGemvRows>, dim3(static_cast<unsigned>((groups + kGemvWarps - 1) / kGemvWarps)), dim3(kGemvWarps * 32), s,
-               "gemv_float", a);
+    launch_pdl(gemv_float_kernel<F, NT, kGemvRows>, dim3(static_cast<unsigned>((groups + kGemvWarps - 1) / kGemvWarps), products),
+               dim3(kGemvWarps * 32), s, "gemv_float", a);
   } else {
-    launch_pdl(gemv_float_scalar_kernel<F>, dim3(static_cast<unsigned>((a.rows + kGemvWarps - 1) / kGemvWarps)), dim3(kGemvWarps * 32), s,
-               "gemv_float", a);
+    launch_pdl(gemv_float_scalar_kernel<F>, dim3(static_cast<unsigned>((a.rows + kGemvWarps - 1) / kGemvWarps), products), dim3(kGemvWarps * 32),
+               s, "gemv_float", a);
   }
 }
 
@@ -57,10 +58,10 @@ template <class F>
 void gemv_float_format(const GemvCall& c, cudaStream_t s) {
   GemvFloatArgs a;
   a.w = static_cast<const uint8_t*>(c.w), a.row_bytes = c.row_bytes, a.rows = c.rows, a.cols = c.cols;
-  a.x = c.x, a.n_tokens = c.n_tokens, a.y = c.y;
+  a.x = c.x, a.n_tokens = c.n_tokens, a.y = c.y, a.batch = c.batch;
   const bool vec = c.cols % 8 == 0 && c.row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(c.w) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(c.x) % 16 == 0;
-  if (c.n_tokens == 1) launch_gemv_float<F, 1>(a, vec, s);
+                   reinterpret_cast<uintptr_t>(c.x) % 16 == 0 && (!c.batch.count || c.batch.mat_bytes % 16 == 0);
+  if (c.n_tokens == 1 || c.batch.count) launch_gemv_float<F, 1>(a, vec, s);
   else if (c.n_tokens == 2) launch_gemv_float<F, 2>(a, vec, s);
   else if (c.n_tokens <= 4) launch_gemv_float<F, 4>(a, vec, s);
   else launch_gemv_float<F, 8>(a, vec, s);

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "cuda/format_util.cuh"
+#include "cuda/gemv_batch.h"
 #include "quant/types.h"
 
 namespace jing::cuda::detail {
@@ -40,6 +41,7 @@ struct GemvCall {
   int n_tokens;
   float* y;
   fmt::Tables tab;
+  GemvBatch batch = {};  // several products of one token each (n_tokens == 1)
 };
 bool gemv_legacy(const GemvCall& c, cudaStream_t s);
 bool gemv_kquant(const GemvCall& c, cudaStream_t s);

@@ -6,6 +6,7 @@
 
 #include "cpu/matmul.h"
 #include "cuda/device.h"
+#include "cuda/gemv_batch.h"
 #include "quant/types.h"
 
 namespace jing::cuda {
@@ -40,6 +41,10 @@ class Matmul {
   // ys[i] = ws[i] x for products sharing one input (q, k, v; gate, up): on the decode path the
   // activations are rounded once for all of them.
   void run_same_input(const WeightView* const* ws, float* const* ys, int count, const float* x, int64_t n_tokens);
+  // Several products of one token each in one launch per weight (see GemvBatch): ws[i] is the
+  // first matrix of a [n_mats][rows][cols] tensor, x holds x_rows activation rows, ys[i] the
+  // outputs. The weights share one activation rounding. b.mat_bytes is taken from each weight.
+  void run_batched(const WeightView* const* ws, float* const* ys, int count, GemvBatch b, const float* x, int64_t x_rows);
   // The two paths, for tests and benchmarks (run() picks by token count).
   void run_gemv(const WeightView& w, const float* x, int64_t n_tokens, float* y);
   void run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y);

@@ -52,3 +52,20 @@ void attention_f16(const AttentionParams& p, const float* q, int64_t q_stride, c
                    const int32_t* seq, const int32_t* pos, int64_t n, float* out, void* stream);
 
 }  // namespace jing::cuda::ops
+
+namespace jing::cuda::ops {
+
+// MoE routing on the device (the rules of model::route, src/model/moe.cpp): for each of n tokens,
+// from router logits [n][n_expert], the n_used chosen experts in ascending order and their
+// weights, ids/weights [n][n_used]. bias (device, may be null) shifts the selection only.
+struct MoeRouteParams {
+  int n_expert, n_used, n_group, n_group_used;
+  bool sigmoid, normalize;
+  float scale;
+};
+bool moe_route_supported(const MoeRouteParams& p);  // n_expert <= 1024, groups divide the experts
+void moe_route(const MoeRouteParams& p, const float* logits, const float* bias, int64_t n, int32_t* ids, float* weights, void* stream);
+// out[t] = sum over j of weights[t][j] * rows[t * n_used + j] (rows of `width`).
+void moe_combine(float* out, const float* rows, const float* weights, int64_t n, int n_used, int64_t width, void* stream);
+
+}  // namespace jing::cuda::ops

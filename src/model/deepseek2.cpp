@@ -185,8 +185,7 @@ void DeepSeek2::attention_block(Backend& be, const Layer& l, int layer, const fl
 void DeepSeek2::dense_ffn(Backend& be, const cpu::WeightView& gate, const cpu::WeightView& up, const cpu::WeightView& down, int n_ff,
                           const float* h, int64_t n, float* out) {
   Buf g(be, static_cast<size_t>(n * n_ff)), u(be, static_cast<size_t>(n * n_ff));
-  be.matmul(gate, h, n, g.data());
-  be.matmul(up, h, n, u.data());
+  be.matmuls({{&gate, g.data()}, {&up, u.data()}}, h, n);
   be.silu_mul(g.data(), u.data(), n * n_ff);
   be.matmul(down, g.data(), n, out);
 }
@@ -202,11 +201,13 @@ void DeepSeek2::layers(Buf& x, const Batch& b) {
       x = move_to(be, std::move(x));
       h = Buf(be, width), o = Buf(be, width), shared = Buf(be, width);
     }
-    be.rms_norm(x.data(), l.attn_norm, h.data(), n, n_embd_, norm_eps_);
+    // x += attend(norm(x)); the previous layer's feed-forward output o joins x in the same pass.
+    if (li == 0 || layers_[li - 1].be != &be) be.rms_norm(x.data(), l.attn_norm, h.data(), n, n_embd_, norm_eps_);
+    else be.add_rms_norm(x.data(), o.data(), l.attn_norm, h.data(), n, n_embd_, norm_eps_);
     attention_block(be, l, static_cast<int>(li), h.data(), n, o.data());
-    be.add(x.data(), o.data(), n * n_embd_);
 
-    be.rms_norm(x.data(), l.ffn_norm, h.data(), n, n_embd_, norm_eps_);
+    // x += ffn(norm(x)): dense in the first layers, then routed experts plus the shared ones.
+    be.add_rms_norm(x.data(), o.data(), l.ffn_norm, h.data(), n, n_embd_, norm_eps_);
     if (static_cast<int>(li) < n_dense_) {
       dense_ffn(be, l.gate, l.up, l.down, n_ff_, h.data(), n, o.data());
     } else {
@@ -216,7 +217,7 @@ void DeepSeek2::layers(Buf& x, const Batch& b) {
         be.add(o.data(), shared.data(), n * n_embd_);
       }
     }
-    be.add(x.data(), o.data(), n * n_embd_);
+    if (li + 1 == layers_.size() || layers_[li + 1].be != &be) be.add(x.data(), o.data(), n * n_embd_);
   }
 }
 

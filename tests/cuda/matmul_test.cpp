@@ -176,6 +176,56 @@ TEST(CudaMatmul, LargeMatricesMatchCpu) {
   }
 }
 
+// Batched products (MoE experts picked on the device, MLA's per-head products): each product's
+// matrix, input row and output place as GemvBatch says, against cpu::matmul of that matrix alone.
+TEST(CudaMatmul, BatchedProductsMatchCpu) {
+  JING_REQUIRE_GPU();
+  JING_FIXTURE_OR_SKIP(path, "quants/quant-zoo.gguf");
+  auto zoo = gguf::File::open(path);
+  cuda::Stream stream;
+  cuda::Matmul mm(stream);
+  std::mt19937 rng(14);
+  constexpr int64_t kMats = 4, kRows = 48, kCols = 1024, kPad = 5;
+  const std::vector<int32_t> ids = {3, 0, 2, 2, 1, 3};
+  for (const char* name : kTypes) {
+    SCOPED_TRACE(name);
+    const HostMatrix m = large_matrix(zoo_matrix(zoo, name, rng), kMats * kRows, kCols, rng);
+    const cuda::DeviceBuffer w = upload(m);
+    const size_t row_bytes = row_size(m.type, kCols), mat_bytes = row_bytes * kRows;
+    for (bool device_ids : {true, false}) {
+      SCOPED_TRACE(device_ids ? "ids on the device" : "matrix p % n_mats");
+      cuda::GemvBatch b;
+      b.count = device_ids ? static_cast<int>(ids.size()) : 8;
+      b.n_mats = static_cast<int>(kMats), b.x_div = device_ids ? 3 : 2, b.y_stride = kRows + kPad;
+      const int64_t x_rows = (b.count + b.x_div - 1) / b.x_div;
+      const auto x = normal(static_cast<size_t>(x_rows * kCols), 1.0f, rng);
+      cuda::DeviceBuffer xd(x.size() * 4), yd(static_cast<size_t>(b.count * b.y_stride) * 4), idd(ids.size() * 4);
+      xd.upload(x.data(), x.size() * 4);
+      idd.upload(ids.data(), ids.size() * 4);
+      if (device_ids) b.ids = idd.as<int32_t>();
+      cudaMemsetAsync(yd.data(), 0xFF, yd.size(), static_cast<cudaStream_t>(stream.handle()));
+      const cuda::WeightView v{m.type, w.data(), kCols, kRows, row_bytes};
+      const cuda::WeightView* ws[1] = {&v};
+      float* ys[1] = {yd.as<float>()};
+      mm.run_batched(ws, ys, 1, b, xd.as<float>(), x_rows);
+      stream.synchronize();
+      std::vector<float> all(static_cast<size_t>(b.count * b.y_stride));
+      yd.download(all.data(), all.size() * 4);
+      double worst = 0;
+      for (int p = 0; p < b.count; ++p) {
+        const int e = device_ids ? ids[static_cast<size_t>(p)] : p % b.n_mats;
+        const cpu::WeightView mat{m.type, m.bytes.data() + static_cast<size_t>(e) * mat_bytes, kCols, kRows, row_bytes};
+        std::vector<float> ref(kRows);
+        cpu::matmul(mat, x.data() + (p / b.x_div) * kCols, 1, ref.data());
+        const std::vector<float> got(all.begin() + p * b.y_stride, all.begin() + p * b.y_stride + kRows);
+        worst = std::max(worst, rel_l2(got, ref));
+        for (int64_t i = kRows; i < b.y_stride; ++i) EXPECT_TRUE(std::isnan(all[static_cast<size_t>(p * b.y_stride + i)])) << "wrote past its rows";
+      }
+      EXPECT_LE(worst, 1e-3);
+    }
+  }
+}
+
 TEST(CudaMatmul, DequantizeRowsMatchesCpu) {
   JING_REQUIRE_GPU();
   JING_FIXTURE_OR_SKIP(path, "quants/quant-zoo.gguf");

@@ -1,0 +1,18 @@
+// Several matrix-vector products in one launch (MoE experts chosen on the device, MLA's per-head
+// products): product p (blockIdx.y) multiplies one token's activations with one matrix of a
+// [n_mats][rows][cols] tensor. Shared by the host launchers and the kernels.
+#pragma once
+#include <cstdint>
+
+namespace jing::cuda {
+
+struct GemvBatch {
+  int count = 0;                 // products; 0: an ordinary (unbatched) call
+  const int32_t* ids = nullptr;  // matrix of product p: ids[p] (device memory, written by an earlier kernel)...
+  int n_mats = 1;                // ...or, without ids, p % n_mats
+  int64_t mat_bytes = 0;         // bytes from one matrix to the next
+  int x_div = 1;                 // product p reads activation row p / x_div
+  int64_t y_stride = 0;          // and writes rows values at y + p * y_stride
+};
+
+}  // namespace jing::cuda
