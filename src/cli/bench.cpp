@@ -76,7 +76,7 @@ Registrar reg([](CLI::App& app) {
     for (int p : o->prompt) {
       if (p <= 0) continue;
       Result r{"pp" + std::to_string(p), p, 0, {}};
-      run_pp(std::min(p, 16));  // warm-up
+      run_pp(p);  // warm-up, as llama-bench does (first use of a size allocates and tunes)
       for (int k = 0; k < o->reps; ++k) {
         auto t0 = clock::now();
         run_pp(p);

@@ -224,8 +224,10 @@ class CudaBackend : public Backend {
   void attention(const AttentionShape& sh, const float* q, int64_t q_stride, int layer, float* out) override {
     OpProfile::Scope scope_(&prof_, "attention", s());
     cuda::ops::AttentionParams p{sh.n_head, sh.n_head_kv, sh.dk, sh.dv, sh.scale, n_ctx_, k_width_, v_width_, sh.v_in_k};
-    cuda::ops::attention_f16(p, q, q_stride, k_.at(static_cast<size_t>(layer)), v_[static_cast<size_t>(layer)], meta_ + meta_cap_, meta_,
-                             static_cast<int64_t>(batch_->size()), out, stream_->handle());
+    const int64_t n = static_cast<int64_t>(batch_->size());
+    Buf scratch(*this, cuda::ops::attention_scratch_floats(p, n));
+    cuda::ops::attention_f16(p, q, q_stride, k_.at(static_cast<size_t>(layer)), v_[static_cast<size_t>(layer)], meta_ + meta_cap_, meta_, n, out,
+                             scratch.data(), stream_->handle());
   }
   size_t cache_bytes() const override { return cache_bytes_; }
   size_t weight_bytes() const override { return weight_bytes_; }
@@ -247,7 +249,7 @@ class CudaBackend : public Backend {
       // Few tokens: every (token, head) product in one launch, reading its head's matrix; the
       // inputs packed into rows first (x holds them strided), the outputs written in place.
       Buf in(*this, static_cast<size_t>(count * cols));
-      if (p.x_head == cols && p.x_stride == p.n_head * cols) copy(in.data(), p.x, static_cast<size_t>(count * cols));
+      if (p.x_stride == p.n_head * p.x_head) copy_rows(in.data(), cols, p.x, p.x_head, count, cols);  // rows x_head apart
       else for (int hd = 0; hd < p.n_head; ++hd) copy_rows(in.data() + hd * cols, p.n_head * cols, p.x + hd * p.x_head, p.x_stride, p.n, cols);
       cuda::GemvBatch b;
       b.count = static_cast<int>(count), b.n_mats = p.n_head, b.y_stride = p.y_head;

@@ -28,21 +28,32 @@ struct GemvArgs {
   float* y = nullptr;      // [n_tokens][rows]
   fmt::Tables tab;
   GemvBatch batch;         // batched: n_tokens == 1, blockIdx.y picks the product
+  GemvParts parts;         // or several weights: blockIdx.y picks the weight
 };
 
-// A batched call's product blockIdx.y: moves the weight, activation and output pointers to it.
-// With device-chosen matrices (ids) it waits for the kernel that wrote them first.
-template <class Args, class Act>
-__device__ __forceinline__ void select_product(Args& a, const Act*& x, int64_t x_row) {
+// Where this block's product reads and writes: the call's own weight, one of its parts, or a
+// batched product (blockIdx.y). With device-chosen matrices (ids) it waits for the kernel that
+// wrote them first. (The arguments stay read-only: writing to them would copy them to local memory.)
+struct GemvTarget {
+  const uint8_t* w;
+  int64_t rows;
+  float* y;
+  int64_t x_row;  // the first activation row
+};
+template <class Args>
+__device__ __forceinline__ GemvTarget gemv_target(const Args& a) {
+  GemvTarget t{a.w, a.rows, a.y, 0};
   const GemvBatch& b = a.batch;
-  if (!b.count) return;
-  const int p = static_cast<int>(blockIdx.y);
-  int e;
-  if (b.ids) wait_for_previous_kernel(), e = b.ids[p];
-  else e = p % b.n_mats;
-  a.w += static_cast<int64_t>(e) * b.mat_bytes;
-  x += static_cast<int64_t>(p / b.x_div) * x_row;
-  a.y += static_cast<int64_t>(p) * b.y_stride;
+  if (b.count) {
+    const int p = static_cast<int>(blockIdx.y);
+    int e;
+    if (b.ids) wait_for_previous_kernel(), e = __ldg(b.ids + p);
+    else e = p % b.n_mats;
+    t.w += static_cast<int64_t>(e) * b.mat_bytes;
+    t.x_row = p / b.x_div;
+    t.y += static_cast<int64_t>(p) * b.y_stride;
+  }
+  return t;
 }
 
 constexpr int kGemvWarps = 4;  // warps per thread block: small blocks spread evenly over the SMs
@@ -117,17 +128,24 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
   constexpr int kItems = F::kWeights / (32 * kGroups), kChunkBlocks = chunk_blocks<F, R>(), kChunkBytes = kChunkBlocks * F::kBytes;
   constexpr int kStages = gemv_stages<F, R>(), kPerLane = kChunkBlocks * kItems / 32;
   __shared__ __align__(16) uint8_t smem[kGemvWarps][kStages][R][kChunkBytes];
-  if (a.batch.count) {
-    select_product(a, a.xq, a.cols);
-    a.xrec += static_cast<int64_t>(blockIdx.y / a.batch.x_div) * (a.cols / 32);
+  GemvTarget tg = gemv_target(a);
+  if (a.parts.count) {
+    static_assert(kMaxGemvParts == 3, "constant indices keep the parts in parameter space");
+    const GemvPart& pt = blockIdx.y == 0 ? a.parts.part[0] : blockIdx.y == 1 ? a.parts.part[1] : a.parts.part[2];
+    tg.w = static_cast<const uint8_t*>(pt.w), tg.rows = pt.rows, tg.y = pt.y;
   }
+  const uint8_t* const wbase = tg.w;
+  const int64_t rows = tg.rows;
+  float* const y = tg.y;
+  const int8_t* const xq_base = a.xq + tg.x_row * a.cols;
+  const float4* const xrec_base = a.xrec + tg.x_row * (a.cols / 32);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   uint8_t* const tiles_smem = &smem[warp][0][0][0];
-  const int64_t groups = (a.rows + R - 1) / R;
+  const int64_t groups = (rows + R - 1) / R;
   const int chunks = (a.blocks + kChunkBlocks - 1) / kChunkBlocks;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * kGemvWarps + warp, stride = static_cast<int64_t>(gridDim.x) * kGemvWarps;
   const int tiles = first < groups ? static_cast<int>((groups - first + stride - 1) / stride) * chunks : 0;
-  const bool aligned = a.row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(a.w) % 16 == 0;
+  const bool aligned = a.row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(wbase) % 16 == 0;
 
   // Copies one tile (a chunk of R rows) into its stage; every call commits one group of copies
   // (maybe empty), so the waits count uniformly.
@@ -136,11 +154,11 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
   auto fetch = [&]() {
     if (fetched < tiles) {
       const int bytes = min(kChunkBlocks, a.blocks - fc.c * kChunkBlocks) * F::kBytes;
-      const uint8_t* src = a.w + static_cast<int64_t>(fc.c) * kChunkBytes;
+      const uint8_t* src = wbase + static_cast<int64_t>(fc.c) * kChunkBytes;
       uint8_t* dst = tiles_smem + fc.stage * (R * kChunkBytes);
 #pragma unroll
       for (int r = 0; r < R; ++r)
-        copy_chunk<kChunkBytes>(dst + r * kChunkBytes, src + min(fc.g * R + r, a.rows - 1) * a.row_bytes, bytes, lane, aligned);
+        copy_chunk<kChunkBytes>(dst + r * kChunkBytes, src + min(fc.g * R + r, rows - 1) * a.row_bytes, bytes, lane, aligned);
       fc.next<kStages>(chunks, stride);
       ++fetched;
     }
@@ -159,8 +177,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
     fetch();  // into the stage consumed in the previous iteration
     const int n_items = min(kChunkBlocks, a.blocks - cc.c * kChunkBlocks) * kItems;
     const int64_t group0 = static_cast<int64_t>(cc.c) * kChunkBlocks * (F::kWeights / 32);  // first 32-weight group of the chunk
-    const int8_t* xq = a.xq + group0 * 32;
-    const float4* xrec = a.xrec + group0;
+    const int8_t* xq = xq_base + group0 * 32;
+    const float4* xrec = xrec_base + group0;
     // The 32-weight group of the chunk that group g of item `it` covers.
     auto group = [](int it, int g) { return it / kItems * (F::kWeights / 32) + fmt::item_group<F>(it % kItems, g); };
     // One token: this tile's activations are requested before waiting for its weights.
@@ -219,7 +237,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
 #pragma unroll
           for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
           const int64_t row = cc.g * R + r;
-          if (lane == 0 && row < a.rows && k < a.n_tokens) a.y[k * a.rows + row] = v;
+          if (lane == 0 && row < rows && k < a.n_tokens) y[k * rows + row] = v;
         }
     }
     cc.next<kStages>(chunks, stride);
@@ -264,17 +282,18 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_float_kernel(GemvFloatAr
   const int lane = threadIdx.x % 32;
   const int64_t g = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
   if (g * R >= a.rows) return;
-  select_product(a, a.x, a.cols);
+  const GemvTarget tg = gemv_target(a);
+  const float* const xb = a.x + tg.x_row * a.cols;
   wait_for_previous_kernel();
   float acc[R][NT] = {};
 #pragma unroll 2
   for (int64_t k0 = 8 * lane; k0 < a.cols; k0 += 256) {
     float w[R][8];
 #pragma unroll
-    for (int r = 0; r < R; ++r) load8<F>(a.w + min(g * R + r, a.rows - 1) * a.row_bytes + k0 * kElem, w[r]);
+    for (int r = 0; r < R; ++r) load8<F>(tg.w + min(g * R + r, a.rows - 1) * a.row_bytes + k0 * kElem, w[r]);
 #pragma unroll
     for (int k = 0; k < NT; ++k) {
-      const float4* xp = reinterpret_cast<const float4*>(a.x + min(k, a.n_tokens - 1) * a.cols + k0);
+      const float4* xp = reinterpret_cast<const float4*>(xb + min(k, a.n_tokens - 1) * a.cols + k0);
       const float4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
       const float x[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
 #pragma unroll
@@ -291,7 +310,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_float_kernel(GemvFloatAr
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
       const int64_t row = g * R + r;
-      if (lane == 0 && row < a.rows && k < a.n_tokens) a.y[k * a.rows + row] = v;
+      if (lane == 0 && row < a.rows && k < a.n_tokens) tg.y[k * a.rows + row] = v;
     }
 }
 
@@ -301,15 +320,16 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_float_scalar_kernel(Gemv
   const int lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
   if (row >= a.rows) return;
-  select_product(a, a.x, a.cols);
+  const GemvTarget tg = gemv_target(a);
+  const float* const xb = a.x + tg.x_row * a.cols;
   wait_for_previous_kernel();
-  const uint8_t* w = a.w + row * a.row_bytes;
+  const uint8_t* w = tg.w + row * a.row_bytes;
   for (int k = 0; k < a.n_tokens; ++k) {
     float v = 0.f;
-    for (int64_t j = lane; j < a.cols; j += 32) v += F::value(w, static_cast<int>(j)) * a.x[k * a.cols + j];
+    for (int64_t j = lane; j < a.cols; j += 32) v += F::value(w, static_cast<int>(j)) * xb[k * a.cols + j];
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
-    if (lane == 0) a.y[k * a.rows + row] = v;
+    if (lane == 0) tg.y[k * a.rows + row] = v;
   }
 }
 

@@ -15,4 +15,17 @@ struct GemvBatch {
   int64_t y_stride = 0;          // and writes rows values at y + p * y_stride
 };
 
+// Weights of one format sharing one input (q, k and v; gate and up) in one launch: blockIdx.y
+// picks the weight, whose row count may differ from the others'.
+struct GemvPart {
+  const void* w = nullptr;
+  int64_t rows = 0;
+  float* y = nullptr;
+};
+constexpr int kMaxGemvParts = 3;
+struct GemvParts {
+  int count = 0;  // 0: one weight (the call's own)
+  GemvPart part[kMaxGemvParts];
+};
+
 }  // namespace jing::cuda

@@ -23,7 +23,9 @@ void launch_gemv_q8(const GemvArgs& a, cudaStream_t s) {
   constexpr int R = gemv_rows<F>();
   auto kernel = gemv_q8_kernel<F, NT, R>;
   static const int64_t max_blocks = resident_blocks(kernel);
-  const int64_t groups = (a.rows + R - 1) / R, products = std::max(a.batch.count, 1);
+  int64_t rows = a.rows;
+  for (int i = 0; i < a.parts.count; ++i) rows = std::max(rows, a.parts.part[i].rows);
+  const int64_t groups = (rows + R - 1) / R, products = std::max({a.batch.count, a.parts.count, 1});
   const int64_t blocks = std::min((groups + kGemvWarps - 1) / kGemvWarps, std::max<int64_t>(max_blocks / products, 1));
   launch_pdl(kernel, dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(products)), dim3(kGemvWarps * 32), s, "gemv_q8", a);
 }
@@ -34,7 +36,7 @@ void gemv_block_format(const GemvCall& c, cudaStream_t s) {
   a.w = static_cast<const uint8_t*>(c.w), a.row_bytes = c.row_bytes, a.rows = c.rows;
   a.blocks = static_cast<int>(c.cols / F::kWeights);
   a.xq = c.xq, a.xrec = static_cast<const float4*>(c.xrec), a.cols = c.cols;
-  a.n_tokens = c.n_tokens, a.y = c.y, a.tab = c.tab, a.batch = c.batch;
+  a.n_tokens = c.n_tokens, a.y = c.y, a.tab = c.tab, a.batch = c.batch, a.parts = c.parts;
   if (c.n_tokens == 1 || c.batch.count) launch_gemv_q8<F, 1>(a, s);
   else if (c.n_tokens == 2) launch_gemv_q8<F, 2>(a, s);
   else if (c.n_tokens <= 4) launch_gemv_q8<F, 4>(a, s);

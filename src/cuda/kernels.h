@@ -42,6 +42,7 @@ struct GemvCall {
   float* y;
   fmt::Tables tab;
   GemvBatch batch = {};  // several products of one token each (n_tokens == 1)
+  GemvParts parts = {};  // several weights of this format (block formats only): w, rows, y unused
 };
 bool gemv_legacy(const GemvCall& c, cudaStream_t s);
 bool gemv_kquant(const GemvCall& c, cudaStream_t s);

@@ -90,9 +90,18 @@ void Matmul::run_same_input(const WeightView* const* ws, float* const* ys, int c
   const int8_t* xq = s_->act.as<int8_t>();
   const void* xrec = s_->act.as<uint8_t>() + n;
   detail::quantize_activations(kind, x, static_cast<int64_t>(n), s_->act.as<int8_t>(), const_cast<void*>(xrec), s_->stream);
+  // Weights of one format and row size go out in one launch, up to kMaxGemvParts at a time.
+  bool done[8] = {};
   for (int i = 0; i < count; ++i) {
+    if (done[i]) continue;
     const WeightView& w = *ws[i];
     detail::GemvCall c{w.type, w.data, w.row_bytes, w.rows, w.cols, xq, xrec, x, static_cast<int>(n_tokens), ys[i], s_->tab};
+    for (int j = i; j < count && c.parts.count < kMaxGemvParts; ++j) {
+      if (done[j] || ws[j]->type != w.type || ws[j]->row_bytes != w.row_bytes) continue;
+      c.parts.part[c.parts.count++] = {ws[j]->data, ws[j]->rows, ys[j]};
+      done[j] = true;
+    }
+    if (c.parts.count == 1) c.parts.count = 0;
     launch_gemv(c, s_->stream);
   }
 }

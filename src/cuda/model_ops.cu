@@ -2,15 +2,25 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "cuda/check.h"
 #include "cuda/model_ops.h"
+#include "cuda/pdl.cuh"
 
 namespace jing::cuda::ops {
 namespace {
 
 cudaStream_t st(void* s) { return static_cast<cudaStream_t>(s); }
+
+// The element-wise kernels launch early too (programmatic dependent launch; measured +1.3% on a
+// 1.5B decode step): each waits for its inputs before reading them.
+template <class... Params, class... Args>
+void launch_op(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s, const char* name, Args&&... args) {
+  launch_pdl(kernel, grid, block, s, name, std::forward<Args>(args)...);
+}
 unsigned blocks_for(int64_t count, int threads) { return static_cast<unsigned>((count + threads - 1) / threads); }
 
 __device__ float warp_sum(float v) {
@@ -35,6 +45,8 @@ __device__ float block_reduce(float v, float* red) {
 }
 
 __global__ void rms_norm_kernel(const float* x, const float* w, float* y, int64_t dim, float eps, int64_t stride) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
   __shared__ float red[32];
   const float* xr = x + blockIdx.x * stride;
   float* yr = y + blockIdx.x * stride;
@@ -46,11 +58,15 @@ __global__ void rms_norm_kernel(const float* x, const float* w, float* y, int64_
 }
 
 __global__ void gather_rows_kernel(float* dst, const float* src, const int32_t* rows, int64_t m, int64_t width) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (idx < m * width) dst[idx] = src[static_cast<int64_t>(rows[idx / width]) * width + idx % width];
 }
 
 __global__ void scatter_add_rows_kernel(float* out, const float* src, const int32_t* rows, const float* weights, int64_t width) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
   const int64_t r = blockIdx.x;
   float* o = out + static_cast<int64_t>(rows[r]) * width;
   const float wt = weights[r];
@@ -58,16 +74,22 @@ __global__ void scatter_add_rows_kernel(float* out, const float* src, const int3
 }
 
 __global__ void add_bias_kernel(float* y, const float* b, int64_t total, int64_t width) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i < total) y[i] += b[i % width];
 }
 
 __global__ void add_kernel(float* y, const float* x, int64_t count) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i < count) y[i] += x[i];
 }
 
 __global__ void silu_mul_kernel(float* g, const float* u, int64_t count) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i < count) {
     const float a = g[i];
@@ -102,6 +124,8 @@ __device__ void slot_dims(const RopeParams& p, int i, int& a, int& b, bool& rota
 
 // One thread per (token, head, rotated pair).
 __global__ void rope_kernel(RopeParams p, float* x, int64_t n, int n_head, int head_stride, const int32_t* pos) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
   const int pairs = p.n_rot / 2;
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (idx >= n * n_head * pairs) return;
@@ -137,6 +161,8 @@ __device__ void biased_rotated_slot(const RopeParams& r, const float* row, const
 
 // q: one thread per (token, head, slot): bias, then rotation, in place.
 __global__ void q_bias_rope_kernel(RopeParams r, QkvParams p, float* q, int64_t n, const int32_t* pos) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
   const int slots = p.head_dim / 2;
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (idx >= n * p.n_head * slots) return;
@@ -155,6 +181,8 @@ __global__ void q_bias_rope_kernel(RopeParams r, QkvParams p, float* q, int64_t 
 // the rest v's values (bias).
 __global__ void kv_into_cache_kernel(RopeParams r, QkvParams p, const float* k, const float* v, int64_t n, const int32_t* seq,
                                      const int32_t* pos, __half* kc, __half* vc) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
   const int slots = p.head_dim / 2, k_width = p.n_head_kv * p.head_dim, v_width = p.n_head_kv * p.head_dim_v;
   const int64_t n_k = n * p.n_head_kv * slots;
   int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -179,6 +207,8 @@ __global__ void kv_into_cache_kernel(RopeParams r, QkvParams p, const float* k, 
 }
 
 __global__ void add_rms_norm_kernel(float* x, const float* h, const float* w, float* y, int64_t dim, float eps) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
   __shared__ float red[32];
   float* xr = x + blockIdx.x * dim;
   const float* hr = h + blockIdx.x * dim;
@@ -195,6 +225,8 @@ __global__ void add_rms_norm_kernel(float* x, const float* h, const float* w, fl
 }
 
 __global__ void store_rows_kernel(__half* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (idx >= n * width) return;
   const int64_t t = idx / width;
@@ -203,31 +235,45 @@ __global__ void store_rows_kernel(__half* cache, const float* rows, int64_t n, i
 }
 
 constexpr int kAttnThreads = 128, kAttnTile = 128, kMaxHeadDim = 1024, kMaxValueDims = 4;  // dv <= 4 * 128 (MLA: 512)
+constexpr int kMinSplitKeys = 256;
 
-// One block per (token, head): keys in tiles of 128. A warp scores one key at a time (lanes across
-// the head dimension, coalesced); the online softmax's factors of the tile's keys come from a
-// prefix-max scan; then every thread walks the keys in order updating the output dimensions it owns. The rounding follows ggml's flash
-// attention (and the CPU engine) step for step: the query meets the keys as f16, and the weighted
-// values accumulate in f16, rounded after the rescale and after each add. Quantized models are
-// sensitive enough to that rounding (1e-2 in the logits) that matching it matters.
 __device__ float round_f16(float x) { return __half2float(__float2half_rn(x)); }
 
+// One block per (token, head, split): split `sp` of `splits` takes an equal share of the token's
+// keys, so a decode step with few heads still fills the GPU (the share is worked out on the device
+// from the token's position, so a recorded step replays at any context length). Keys come in
+// tiles of 128: a warp scores one key at a time (lanes across the head dimension, coalesced); the
+// online softmax's factors of the tile's keys come from a prefix-max scan; then every thread walks
+// the keys in order updating the output dimensions it owns. The rounding follows ggml's flash
+// attention (and the CPU engine) step for step: the query meets the keys as f16, and the weighted
+// values accumulate in f16, rounded after the rescale and after each add. Quantized models are
+// sensitive enough to that rounding (2e-2 in the logits of the fixtures) that matching it matters.
+// One split writes the output; several write their (max, sum, weighted values) for
+// attention_combine_kernel, which merges them in f32.
 __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams p, const float* q, int64_t q_stride, const __half* kc,
-                                                                 const __half* vc, const int32_t* seq, const int32_t* pos, float* out) {
+                                                                 const __half* vc, const int32_t* seq, const int32_t* pos, float* out, int splits,
+                                                                 float* part) {
   static_assert(kAttnTile == kAttnThreads, "one key of a tile per thread");
   __shared__ float qs[kMaxHeadDim], sc[kAttnTile], msh[kAttnTile], vsh[kAttnTile], wmax[kAttnThreads / 32];
-  const int t = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warps = kAttnThreads / 32;
+  const int t = blockIdx.x, h = blockIdx.y, sp = blockIdx.z, tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warps = kAttnThreads / 32;
   const int hk = h / (p.n_head / p.n_head_kv);
-  const int len = pos[t] + 1;
+  wait_for_previous_kernel();
+  let_next_kernel_start();
+  // Splits of fewer than kMinSplitKeys keys are not used: short contexts keep ggml's exact
+  // summation order (one walk over all keys), which the quantized fixtures need.
+  const int len = pos[t] + 1, used = min(splits, max(1, len / kMinSplitKeys)), per = (len + used - 1) / used;
+  const int j_begin = min(len, sp * per), j_end = sp < used ? min(len, j_begin + per) : j_begin;
   const int64_t s = seq[t];
-  for (int d = tid; d < p.dk; d += kAttnThreads) qs[d] = round_f16(q[t * q_stride + static_cast<int64_t>(h) * p.dk + d]);
+  const float* qt = q + t * q_stride + static_cast<int64_t>(h) * p.dk;
+  for (int d = tid; d < p.dk; d += kAttnThreads) qs[d] = round_f16(qt[d]);
   const __half* kbase = kc + s * p.n_ctx * p.k_width + static_cast<int64_t>(hk) * p.dk;
   const int v_stride = p.v_in_k ? p.k_width : p.v_width;
   const __half* vbase = p.v_in_k ? kbase : vc + s * p.n_ctx * p.v_width + static_cast<int64_t>(hk) * p.dv;
   __syncthreads();
   float m = -INFINITY, l = 0, acc[kMaxValueDims] = {};
-  for (int j0 = 0; j0 < len; j0 += kAttnTile) {
-    const int nt = min(kAttnTile, len - j0);
+  for (int j0 = j_begin; j0 < j_end; j0 += kAttnTile) {
+    const int nt = min(kAttnTile, j_end - j0);
+    // (Several keys per warp at a time, their loads in flight together, was measured slower.)
     for (int jj = warp; jj < nt; jj += warps) {
       const __half* kr = kbase + static_cast<int64_t>(j0 + jj) * p.k_width;
       float dot = 0;
@@ -259,114 +305,166 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
     float tile_max = m;
     for (int w = 0; w < warps; ++w) tile_max = fmaxf(tile_max, wmax[w]);
     __syncthreads();
-    for (int jj = 0; jj < nt; ++jj) {
-      const float ms = msh[jj], vs = vsh[jj];
-      l = l * ms + vs;
-      const __half* vr = vbase + static_cast<int64_t>(j0 + jj) * v_stride;
+    // The walk is serial (the rounding chain), so the value rows are loaded 8 keys ahead of it.
+    for (int j8 = 0; j8 < nt; j8 += 8) {
+      float vv[8][kMaxValueDims];
 #pragma unroll
-      for (int r = 0; r < kMaxValueDims; ++r) {
-        const int d = tid + r * kAttnThreads;
-        if (d < p.dv) {
-          if (ms != 1.0f) acc[r] = round_f16(__fmul_rn(acc[r], ms));
-          acc[r] = round_f16(__fadd_rn(acc[r], __fmul_rn(__half2float(vr[d]), vs)));
+      for (int k = 0; k < 8; ++k) {
+        const __half* vr = vbase + static_cast<int64_t>(j0 + min(j8 + k, nt - 1)) * v_stride;
+#pragma unroll
+        for (int r = 0; r < kMaxValueDims; ++r) {
+          const int d = tid + r * kAttnThreads;
+          vv[k][r] = d < p.dv ? __half2float(vr[d]) : 0.0f;
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        if (j8 + k >= nt) break;
+        const float ms = msh[j8 + k], vs = vsh[j8 + k];
+        l = l * ms + vs;
+#pragma unroll
+        for (int r = 0; r < kMaxValueDims; ++r) {
+          if (tid + r * kAttnThreads < p.dv) {
+            if (ms != 1.0f) acc[r] = round_f16(__fmul_rn(acc[r], ms));
+            acc[r] = round_f16(__fadd_rn(acc[r], __fmul_rn(vv[k][r], vs)));
+          }
         }
       }
     }
     m = tile_max;
     __syncthreads();  // sc is rewritten by the next tile
   }
-  float* o = out + (static_cast<int64_t>(t) * p.n_head + h) * p.dv;
+  if (splits == 1) {
+    float* o = out + (static_cast<int64_t>(t) * p.n_head + h) * p.dv;
+#pragma unroll
+    for (int r = 0; r < kMaxValueDims; ++r)
+      if (tid + r * kAttnThreads < p.dv) o[tid + r * kAttnThreads] = acc[r] / l;
+    return;
+  }
+  // part: per (token, head, split) the max, the sum, then dv weighted values.
+  float* pp = part + ((static_cast<int64_t>(t) * p.n_head + h) * splits + sp) * (p.dv + 2);
+  if (tid == 0) pp[0] = m, pp[1] = l;
 #pragma unroll
   for (int r = 0; r < kMaxValueDims; ++r)
-    if (tid + r * kAttnThreads < p.dv) o[tid + r * kAttnThreads] = acc[r] / l;
+    if (tid + r * kAttnThreads < p.dv) pp[2 + tid + r * kAttnThreads] = acc[r];
+}
+
+__global__ void attention_combine_kernel(int n_head, int dv, int splits, const float* part, float* out) {
+  const int64_t th = blockIdx.x;  // token * n_head + head
+  wait_for_previous_kernel();
+  const float* pp = part + th * splits * (dv + 2);
+  float mx = -INFINITY;
+  for (int sp = 0; sp < splits; ++sp) mx = fmaxf(mx, pp[sp * (dv + 2)]);
+  float l = 0;
+  for (int sp = 0; sp < splits; ++sp) {
+    const float ms = pp[sp * (dv + 2)];
+    if (ms != -INFINITY) l += pp[sp * (dv + 2) + 1] * expf(ms - mx);
+  }
+  for (int d = threadIdx.x; d < dv; d += blockDim.x) {
+    float v = 0;
+    for (int sp = 0; sp < splits; ++sp) {
+      const float ms = pp[sp * (dv + 2)];
+      if (ms != -INFINITY) v += pp[sp * (dv + 2) + 2 + d] * expf(ms - mx);
+    }
+    out[th * dv + d] = v / l;
+  }
 }
 
 }  // namespace
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t dim, float eps, void* s) {
   if (n <= 0) return;
-  rms_norm_kernel<<<static_cast<unsigned>(n), 256, 0, st(s)>>>(x, w, y, dim, eps, dim);
-  check_launch("rms_norm");
+  launch_op(rms_norm_kernel, dim3(static_cast<unsigned>(n)), dim3(256), st(s), "rms_norm", x, w, y, dim, eps, dim);
 }
 
 void rms_norm_strided(const float* x, int64_t stride, const float* w, float* y, int64_t n, int64_t dim, float eps, void* s) {
   if (n <= 0) return;
-  rms_norm_kernel<<<static_cast<unsigned>(n), 256, 0, st(s)>>>(x, w, y, dim, eps, stride);
-  check_launch("rms_norm_strided");
+  launch_op(rms_norm_kernel, dim3(static_cast<unsigned>(n)), dim3(256), st(s), "rms_norm_strided", x, w, y, dim, eps, stride);
 }
 
 void gather_rows(float* dst, const float* src, const int32_t* rows, int64_t m, int64_t width, void* s) {
   if (m <= 0) return;
-  gather_rows_kernel<<<blocks_for(m * width, 256), 256, 0, st(s)>>>(dst, src, rows, m, width);
-  check_launch("gather_rows");
+  launch_op(gather_rows_kernel, dim3(blocks_for(m * width, 256)), dim3(256), st(s), "gather_rows", dst, src, rows, m, width);
 }
 
 void scatter_add_rows(float* out, const float* src, const int32_t* rows, const float* weights, int64_t m, int64_t width, void* s) {
   if (m <= 0) return;
   // One block per row keeps the adds of rows that share a token (several experts) apart in time:
   // the launches for different experts are ordered on the stream, and within one launch rows differ.
-  scatter_add_rows_kernel<<<static_cast<unsigned>(m), 256, 0, st(s)>>>(out, src, rows, weights, width);
-  check_launch("scatter_add_rows");
+  launch_op(scatter_add_rows_kernel, dim3(static_cast<unsigned>(m)), dim3(256), st(s), "scatter_add_rows", out, src, rows, weights, width);
 }
 
 void add_bias(float* y, const float* b, int64_t n, int64_t width, void* s) {
   if (!b || n <= 0) return;
-  add_bias_kernel<<<blocks_for(n * width, 256), 256, 0, st(s)>>>(y, b, n * width, width);
-  check_launch("add_bias");
+  launch_op(add_bias_kernel, dim3(blocks_for(n * width, 256)), dim3(256), st(s), "add_bias", y, b, n * width, width);
 }
 
 void add(float* y, const float* x, int64_t count, void* s) {
   if (count <= 0) return;
-  add_kernel<<<blocks_for(count, 256), 256, 0, st(s)>>>(y, x, count);
-  check_launch("add");
+  launch_op(add_kernel, dim3(blocks_for(count, 256)), dim3(256), st(s), "add", y, x, count);
 }
 
 void silu_mul(float* g, const float* u, int64_t count, void* s) {
   if (count <= 0) return;
-  silu_mul_kernel<<<blocks_for(count, 256), 256, 0, st(s)>>>(g, u, count);
-  check_launch("silu_mul");
+  launch_op(silu_mul_kernel, dim3(blocks_for(count, 256)), dim3(256), st(s), "silu_mul", g, u, count);
 }
 
 void rope(const RopeParams& p, float* x, int64_t n, int n_head, int head_stride, const int32_t* pos, void* s) {
   const int64_t total = n * n_head * (p.n_rot / 2);
   if (total <= 0) return;
-  rope_kernel<<<blocks_for(total, 256), 256, 0, st(s)>>>(p, x, n, n_head, head_stride, pos);
-  check_launch("rope");
+  launch_op(rope_kernel, dim3(blocks_for(total, 256)), dim3(256), st(s), "rope", p, x, n, n_head, head_stride, pos);
 }
 
 void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps, void* s) {
   if (n <= 0) return;
-  add_rms_norm_kernel<<<static_cast<unsigned>(n), 256, 0, st(s)>>>(x, h, w, y, dim, eps);
-  check_launch("add_rms_norm");
+  launch_op(add_rms_norm_kernel, dim3(static_cast<unsigned>(n)), dim3(256), st(s), "add_rms_norm", x, h, w, y, dim, eps);
 }
 
 void qkv_into_cache(const RopeParams& r, const QkvParams& p, float* q, const float* k, const float* v, int64_t n, const int32_t* seq,
                     const int32_t* pos, uint16_t* k_cache, uint16_t* v_cache, void* s) {
   if (n <= 0) return;
   const int64_t q_threads = n * p.n_head * (p.head_dim / 2);
-  q_bias_rope_kernel<<<blocks_for(q_threads, 256), 256, 0, st(s)>>>(r, p, q, n, pos);
-  check_launch("q_bias_rope");
+  launch_op(q_bias_rope_kernel, dim3(blocks_for(q_threads, 256)), dim3(256), st(s), "q_bias_rope", r, p, q, n, pos);
   const int64_t kv_threads = n * p.n_head_kv * (p.head_dim / 2) + (v ? n * p.n_head_kv * p.head_dim_v : 0);
-  kv_into_cache_kernel<<<blocks_for(kv_threads, 256), 256, 0, st(s)>>>(r, p, k, v, n, seq, pos, reinterpret_cast<__half*>(k_cache),
+  launch_op(kv_into_cache_kernel, dim3(blocks_for(kv_threads, 256)), dim3(256), st(s), "kv_into_cache", r, p, k, v, n, seq, pos, reinterpret_cast<__half*>(k_cache),
                                                                         reinterpret_cast<__half*>(v_cache));
-  check_launch("kv_into_cache");
 }
 
 void store_rows_f16(uint16_t* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx, void* s) {
   if (n <= 0 || width <= 0) return;
-  store_rows_kernel<<<blocks_for(n * width, 256), 256, 0, st(s)>>>(reinterpret_cast<__half*>(cache), rows, n, width, seq, pos, n_ctx);
-  check_launch("store_rows_f16");
+  launch_op(store_rows_kernel, dim3(blocks_for(n * width, 256)), dim3(256), st(s), "store_rows_f16", reinterpret_cast<__half*>(cache), rows, n, width, seq, pos, n_ctx);
+}
+
+int attention_splits(const AttentionParams& p, int64_t n) {
+  // Enough blocks for two per SM (the kernel uses fewer while the context is short).
+  static const int sms = [] {
+    int dev = 0, count = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev);
+    return count > 0 ? count : 1;
+  }();
+  const int64_t blocks = n * p.n_head;
+  const int64_t want = (2 * sms + blocks - 1) / blocks;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, 64, std::max(1, p.n_ctx / kMinSplitKeys)})));
+}
+
+size_t attention_scratch_floats(const AttentionParams& p, int64_t n) {
+  const int splits = attention_splits(p, n);
+  return splits == 1 ? 0 : static_cast<size_t>(n * p.n_head * splits * (p.dv + 2));
 }
 
 void attention_f16(const AttentionParams& p, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v, const int32_t* seq,
-                   const int32_t* pos, int64_t n, float* out, void* s) {
+                   const int32_t* pos, int64_t n, float* out, float* scratch, void* s) {
   if (n <= 0) return;
-  if (p.dk > kMaxHeadDim || p.dv > kMaxValueDims * kAttnThreads)
-    throw Error("CUDA attention: keys wider than 1024 or values wider than 512 are not supported");
-  dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(p.n_head));
-  attention_kernel<<<grid, kAttnThreads, 0, st(s)>>>(p, q, q_stride, reinterpret_cast<const __half*>(k), reinterpret_cast<const __half*>(v),
-                                                    seq, pos, out);
-  check_launch("attention");
+  if (p.dk > kMaxHeadDim || p.dk % 2 || p.k_width % 2 || p.dv > kMaxValueDims * kAttnThreads)
+    throw Error("CUDA attention: keys wider than 1024 (or of odd width) or values wider than 512 are not supported");
+  const int splits = attention_splits(p, n);
+  dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(p.n_head), static_cast<unsigned>(splits));
+  launch_pdl(attention_kernel, grid, dim3(kAttnThreads), st(s), "attention", p, q, q_stride, reinterpret_cast<const __half*>(k),
+             reinterpret_cast<const __half*>(v), seq, pos, out, splits, scratch);
+  if (splits > 1)
+    launch_pdl(attention_combine_kernel, dim3(static_cast<unsigned>(n * p.n_head)), dim3(128), st(s), "attention_combine", p.n_head, p.dv, splits,
+               static_cast<const float*>(scratch), out);
 }
 
 }  // namespace jing::cuda::ops

@@ -48,8 +48,11 @@ struct AttentionParams {
   bool v_in_k;           // the value is the first dv values of the key row (MLA)
 };
 // out[t][h][dv] = softmax(q k^T * scale) v over positions [0, pos[t]] of sequence seq[t].
+// Decode steps split each token's keys over several blocks (their partial results in `scratch`,
+// attention_scratch_floats() of them) so that few heads still fill the GPU.
+size_t attention_scratch_floats(const AttentionParams& p, int64_t n);
 void attention_f16(const AttentionParams& p, const float* q, int64_t q_stride, const uint16_t* k_cache, const uint16_t* v_cache,
-                   const int32_t* seq, const int32_t* pos, int64_t n, float* out, void* stream);
+                   const int32_t* seq, const int32_t* pos, int64_t n, float* out, float* scratch, void* stream);
 
 }  // namespace jing::cuda::ops
 

@@ -40,6 +40,7 @@ __global__ void moe_route_kernel(MoeRouteParams p, const float* logits, const fl
   __shared__ int chosen[64];
   const int t = blockIdx.x, e = threadIdx.x, E = p.n_expert;
   wait_for_previous_kernel();
+  let_next_kernel_start();
   const float l = e < E ? logits[static_cast<int64_t>(t) * E + e] : -INFINITY;
   float pr;
   if (p.sigmoid) {
@@ -116,6 +117,7 @@ __global__ void moe_route_kernel(MoeRouteParams p, const float* logits, const fl
 __global__ void moe_combine_kernel(float* out, const float* rows, const float* weights, int n_used, int64_t width) {
   const int64_t t = blockIdx.y;
   wait_for_previous_kernel();
+  let_next_kernel_start();
   for (int64_t d = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; d < width; d += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     float acc = 0.0f;
     for (int j = 0; j < n_used; ++j) acc += weights[t * n_used + j] * rows[(t * n_used + j) * width + d];

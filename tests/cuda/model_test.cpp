@@ -91,6 +91,10 @@ TEST(CudaModels, AllLayersOnTheGpuMatchTheCpuAndTheReferences) {
         agree_cpu += argmax(g, V) == argmax(&lc[static_cast<size_t>(t) * V], V);
         agree_ref += argmax(g, V) == argmax(&expected[static_cast<size_t>(t) * V], V);
       }
+      if (worst_cpu > c.cpu_l2)
+        for (int t = 0; t < n; ++t)
+          if (double e = rel_l2(&lg[static_cast<size_t>(t) * V], &lc[static_cast<size_t>(t) * V], V); e > c.cpu_l2)
+            std::printf("[cuda model]   position %d: rel-L2 %.2e\n", t, e);
       // The same prompt 4 tokens at a time takes the decode kernels (the whole prompt: the matrix path).
       auto lc4 = run(*cpu, ids, 4), lg4 = run(*gpu, ids, 4);
       double worst4 = 0;
