@@ -107,7 +107,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::vector<std::string> names;
-  for (int i = 1; i < argc; ++i) names.push_back(argv[i]);
+  int64_t K = 4096, N = 14336;  // an argument ROWSxCOLS sets the shape (e.g. 8960x1536: a 1.5B model's ffn_up)
+  for (int i = 1; i < argc; ++i) {
+    long long r = 0, c = 0;
+    char tail = 0;
+    if (std::sscanf(argv[i], "%lldx%lld%c", &r, &c, &tail) == 2 && r > 0 && c > 0) N = r, K = c;
+    else names.push_back(argv[i]);
+  }
   if (names.empty()) names = {"Q4_K", "Q6_K", "Q8_0", "IQ1_S", "IQ2_XXS"};
   cuda::Stream stream;
   cuda::Matmul mm(stream);
@@ -122,7 +128,7 @@ int main(int argc, char** argv) {
   const double copy_gbs = 2.0 * copy_bytes / copy_ms / 1e6;
   std::printf("copy bandwidth (cudaMemcpy D2D, read+write): %.0f GB/s\n\n", copy_gbs);
 
-  const int64_t K = 4096, N = 14336;
+  std::printf("shape: %lld rows x %lld columns\n", static_cast<long long>(N), static_cast<long long>(K));
   std::mt19937 rng(1);
   std::vector<float> xh(static_cast<size_t>(512 * K));
   std::normal_distribution<float> nd(0, 1);

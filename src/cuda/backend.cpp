@@ -185,6 +185,23 @@ class CudaBackend : public Backend {
     OpProfile::Scope scope_(&prof_, "add_rms_norm", s());
     cuda::ops::add_rms_norm(x, h, w, y, n, dim, eps, stream_->handle());
   }
+  void norm_matmuls(float* x, const float* h, const float* w, float* normed, int64_t n, int64_t dim, float eps,
+                    std::initializer_list<Product> products) override {
+    const int kind = rounded_kind(products, n, dim);
+    if (!kind) return Backend::norm_matmuls(x, h, w, normed, n, dim, eps, products);
+    OpProfile::Scope scope_(&prof_, "norm_matmuls", s());
+    const auto r = matmul_->rounded_buffer(static_cast<size_t>(n * dim));
+    cuda::ops::norm_round(x, h, w, normed, n, dim, eps, kind, r.q, r.rec, stream_->handle());
+    run_rounded(products, r, n);
+  }
+  void swiglu_matmul(float* gate, const float* up, int64_t n, int64_t n_ff, const cpu::WeightView& down, float* out) override {
+    const int kind = rounded_kind({{&down, out}}, n, n_ff);
+    if (!kind) return Backend::swiglu_matmul(gate, up, n, n_ff, down, out);
+    OpProfile::Scope scope_(&prof_, "swiglu_matmul", s());
+    const auto r = matmul_->rounded_buffer(static_cast<size_t>(n * n_ff));
+    cuda::ops::silu_mul_round(gate, up, n * n_ff, kind, r.q, r.rec, stream_->handle());
+    run_rounded({{&down, out}}, r, n);
+  }
   void attention_inputs(const AttentionInputs& a, int layer) override {
     OpProfile::Scope scope_(&prof_, "attention_inputs", s());
     // Per-head norms (qwen3) or odd head sizes take the separate ops.
@@ -362,6 +379,23 @@ class CudaBackend : public Backend {
     auto it = vectors_.find(v.data());
     if (it == vectors_.end()) it = vectors_.emplace(v.data(), place(v)).first;
     return it->second;
+  }
+
+  // The 8-bit block kind that products of n tokens of `cols` values all take on the decode path,
+  // or 0 when they take none (float weights, more tokens, differing kinds, partial blocks).
+  int rounded_kind(std::initializer_list<Product> products, int64_t n, int64_t cols) const {
+    if (n < 1 || n > cuda::Matmul::kMaxGemvTokens || products.size() == 0 || products.size() > 8) return 0;
+    const int kind = cuda::Matmul::rounding_kind(products.begin()->w->type);
+    for (const auto& p : products)
+      if (cuda::Matmul::rounding_kind(p.w->type) != kind || p.w->cols != cols || p.w->rows <= 0) return 0;
+    return cols % (kind == 3 ? 256 : 32) == 0 ? kind : 0;
+  }
+  void run_rounded(std::initializer_list<Product> products, const cuda::Matmul::Rounded& r, int64_t n) {
+    const cpu::WeightView* ws[8];
+    float* ys[8];
+    int count = 0;
+    for (const auto& p : products) ws[count] = p.w, ys[count++] = p.y;
+    matmul_->run_rounded(ws, ys, count, r, n);
   }
 
   bool capture_begin() override {

@@ -83,18 +83,22 @@ __host__ __device__ constexpr int gemv_stages() {
   return ahead + 1 > 4 ? 4 : ahead + 1;
 }
 
-// A warp copies `bytes` from global to shared memory: 16-byte asynchronous copies when the
-// source is 16-byte aligned (the caller commits and waits), else byte by byte.
+// A warp copies `bytes` from global to shared memory with 16-byte asynchronous copies, coalesced:
+// from the 16-byte boundary at or below src, so the bytes land `src % 16` past dst (rows of
+// formats whose blocks are not a multiple of 16 bytes start anywhere; the caller commits and
+// waits). dst needs room for bytes + 15. Without `shifted` (a base not aligned even to the
+// format's own blocks) byte by byte, landing at dst.
 template <int kMaxBytes>
-__device__ __forceinline__ void copy_chunk(uint8_t* dst, const uint8_t* src, int bytes, int lane, bool aligned) {
-  if (aligned) {
+__device__ __forceinline__ void copy_chunk(uint8_t* dst, const uint8_t* src, int bytes, int lane, bool shifted) {
+  if (shifted) {
+    const int off = static_cast<int>(reinterpret_cast<uintptr_t>(src) % 16);
+    const uint8_t* from = src - off;
+    const int pieces = (off + bytes + 15) / 16;
 #pragma unroll
-    for (int i = 0; i < (kMaxBytes / 16 + 31) / 32; ++i) {
+    for (int i = 0; i < (kMaxBytes + 15) / 16 / 32 + 1; ++i) {
       const int p = lane + 32 * i;
-      if (p < bytes / 16) __pipeline_memcpy_async(dst + 16 * p, src + 16 * p, 16);
+      if (p < pieces) __pipeline_memcpy_async(dst + 16 * p, from + 16 * p, 16);
     }
-    if (bytes % 16)
-      for (int p = bytes / 16 * 16 + lane; p < bytes; p += 32) dst[p] = src[p];
   } else {
     for (int p = lane; p < bytes; p += 32) dst[p] = src[p];
   }
@@ -127,7 +131,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
   constexpr int kGroups = fmt::item_groups<F>::value;  // 32-weight groups per item
   constexpr int kItems = F::kWeights / (32 * kGroups), kChunkBlocks = chunk_blocks<F, R>(), kChunkBytes = kChunkBlocks * F::kBytes;
   constexpr int kStages = gemv_stages<F, R>(), kPerLane = kChunkBlocks * kItems / 32;
-  __shared__ __align__(16) uint8_t smem[kGemvWarps][kStages][R][kChunkBytes];
+  constexpr int kRowStride = kChunkBytes + 16;  // room for a row's start up to 15 bytes past the tile's
+  constexpr int kAlign = (F::kBytes & -F::kBytes) < 16 ? (F::kBytes & -F::kBytes) : 16;  // blocks' own alignment
+  __shared__ __align__(16) uint8_t smem[kGemvWarps][kStages][R][kRowStride];
   GemvTarget tg = gemv_target(a);
   if (a.parts.count) {
     static_assert(kMaxGemvParts == 3, "constant indices keep the parts in parameter space");
@@ -145,7 +151,10 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
   const int chunks = (a.blocks + kChunkBlocks - 1) / kChunkBlocks;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * kGemvWarps + warp, stride = static_cast<int64_t>(gridDim.x) * kGemvWarps;
   const int tiles = first < groups ? static_cast<int>((groups - first + stride - 1) / stride) * chunks : 0;
-  const bool aligned = a.row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(wbase) % 16 == 0;
+  const bool shifted = (reinterpret_cast<uintptr_t>(wbase) | a.row_bytes) % kAlign == 0;
+  // Where row r of the tile starts in shared memory (chunks are multiples of 16 bytes, so this
+  // depends on the row alone).
+  auto row_offset = [&](int64_t row) { return shifted ? static_cast<int>(reinterpret_cast<uintptr_t>(wbase + row * a.row_bytes) % 16) : 0; };
 
   // Copies one tile (a chunk of R rows) into its stage; every call commits one group of copies
   // (maybe empty), so the waits count uniformly.
@@ -155,10 +164,10 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
     if (fetched < tiles) {
       const int bytes = min(kChunkBlocks, a.blocks - fc.c * kChunkBlocks) * F::kBytes;
       const uint8_t* src = wbase + static_cast<int64_t>(fc.c) * kChunkBytes;
-      uint8_t* dst = tiles_smem + fc.stage * (R * kChunkBytes);
+      uint8_t* dst = tiles_smem + fc.stage * (R * kRowStride);
 #pragma unroll
       for (int r = 0; r < R; ++r)
-        copy_chunk<kChunkBytes>(dst + r * kChunkBytes, src + min(fc.g * R + r, rows - 1) * a.row_bytes, bytes, lane, aligned);
+        copy_chunk<kChunkBytes>(dst + r * kRowStride, src + min(fc.g * R + r, rows - 1) * a.row_bytes, bytes, lane, shifted);
       fc.next<kStages>(chunks, stride);
       ++fetched;
     }
@@ -199,14 +208,17 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
 #pragma unroll
         for (int k = 0; k < NT; ++k) acc[r][k] = 0.f;
     }
-    const uint8_t* tile = tiles_smem + cc.stage * (R * kChunkBytes);
+    const uint8_t* tile = tiles_smem + cc.stage * (R * kRowStride);
+    int off[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) off[r] = r * kRowStride + row_offset(min(cc.g * R + r, rows - 1));
 #pragma unroll
     for (int i = 0; i < kPerLane; ++i) {
       const int it = lane + 32 * i;
       if (it < n_items) {
         F f[R];
 #pragma unroll
-        for (int r = 0; r < R; ++r) f[r].load(tile + r * kChunkBytes + it / kItems * F::kBytes, it % kItems, a.tab);
+        for (int r = 0; r < R; ++r) f[r].load(tile + off[r] + it / kItems * F::kBytes, it % kItems, a.tab);
 #pragma unroll
         for (int k = 0; k < NT; ++k) {
           fmt::Q8Item x[kGroups];

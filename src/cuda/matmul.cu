@@ -75,6 +75,13 @@ void Matmul::run(const WeightView& w, const float* x, int64_t n_tokens, float* y
   else run_gemm(w, x, n_tokens, y);
 }
 
+int Matmul::rounding_kind(GgmlType type) { return static_cast<int>(detail::activation_kind(type)); }
+
+Matmul::Rounded Matmul::rounded_buffer(size_t n) {
+  s_->act.reserve(n + n / 32 * 16);
+  return {s_->act.as<int8_t>(), s_->act.as<uint8_t>() + n};
+}
+
 void Matmul::run_same_input(const WeightView* const* ws, float* const* ys, int count, const float* x, int64_t n_tokens) {
   bool shared = count > 1 && n_tokens >= 1 && n_tokens <= kMaxGemvTokens;
   const fmt::Act kind = shared ? detail::activation_kind(ws[0]->type) : fmt::Act::F32;
@@ -84,19 +91,22 @@ void Matmul::run_same_input(const WeightView* const* ws, float* const* ys, int c
     for (int i = 0; i < count; ++i) run(*ws[i], x, n_tokens, ys[i]);
     return;
   }
-  for (int i = 0; i < count; ++i) validate(*ws[i], n_tokens);
   const size_t n = static_cast<size_t>(n_tokens) * static_cast<size_t>(ws[0]->cols);
-  s_->act.reserve(n + n / 32 * 16);
-  const int8_t* xq = s_->act.as<int8_t>();
-  const void* xrec = s_->act.as<uint8_t>() + n;
-  detail::quantize_activations(kind, x, static_cast<int64_t>(n), s_->act.as<int8_t>(), const_cast<void*>(xrec), s_->stream);
+  const Rounded r = rounded_buffer(n);
+  detail::quantize_activations(kind, x, static_cast<int64_t>(n), r.q, r.rec, s_->stream);
+  run_rounded(ws, ys, count, r, n_tokens);
+}
+
+void Matmul::run_rounded(const WeightView* const* ws, float* const* ys, int count, const Rounded& x, int64_t n_tokens) {
+  for (int i = 0; i < count; ++i) validate(*ws[i], n_tokens);
+  if (n_tokens < 1 || n_tokens > kMaxGemvTokens) throw Error("CUDA matmul: rounded activations of 1 to 8 tokens only");
   // Weights of one format and row size go out in one launch, up to kMaxGemvParts at a time.
   bool done[8] = {};
-  for (int i = 0; i < count; ++i) {
+  for (int i = 0; i < count && i < 8; ++i) {
     if (done[i]) continue;
     const WeightView& w = *ws[i];
-    detail::GemvCall c{w.type, w.data, w.row_bytes, w.rows, w.cols, xq, xrec, x, static_cast<int>(n_tokens), ys[i], s_->tab};
-    for (int j = i; j < count && c.parts.count < kMaxGemvParts; ++j) {
+    detail::GemvCall c{w.type, w.data, w.row_bytes, w.rows, w.cols, x.q, x.rec, nullptr, static_cast<int>(n_tokens), ys[i], s_->tab};
+    for (int j = i; j < count && j < 8 && c.parts.count < kMaxGemvParts; ++j) {
       if (done[j] || ws[j]->type != w.type || ws[j]->row_bytes != w.row_bytes) continue;
       c.parts.part[c.parts.count++] = {ws[j]->data, ws[j]->rows, ys[j]};
       done[j] = true;

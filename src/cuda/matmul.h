@@ -41,6 +41,17 @@ class Matmul {
   // ys[i] = ws[i] x for products sharing one input (q, k, v; gate, up): on the decode path the
   // activations are rounded once for all of them.
   void run_same_input(const WeightView* const* ws, float* const* ys, int count, const float* x, int64_t n_tokens);
+  // The decode path in two steps, for kernels that round their own output on the way out (the
+  // norm before q/k/v, SwiGLU before the down product): rounding_kind(type) is the 8-bit block
+  // kind a weight type takes (fmt::Act: 0 = none, float weights), rounded_buffer() the scratch
+  // to round n values into, run_rounded() the products of up to kMaxGemvTokens rounded tokens.
+  static int rounding_kind(GgmlType type);
+  struct Rounded {
+    int8_t* q;
+    void* rec;
+  };
+  Rounded rounded_buffer(size_t n_values);
+  void run_rounded(const WeightView* const* ws, float* const* ys, int count, const Rounded& x, int64_t n_tokens);
   // Several products of one token each in one launch per weight (see GemvBatch): ws[i] is the
   // first matrix of a [n_mats][rows][cols] tensor, x holds x_rows activation rows, ys[i] the
   // outputs. The weights share one activation rounding. b.mat_bytes is taken from each weight.

@@ -9,6 +9,7 @@
 #include "cuda/check.h"
 #include "cuda/model_ops.h"
 #include "cuda/pdl.cuh"
+#include "cuda/round_q8.cuh"
 
 namespace jing::cuda::ops {
 namespace {
@@ -206,22 +207,49 @@ __global__ void kv_into_cache_kernel(RopeParams r, QkvParams p, const float* k, 
   vc[(static_cast<int64_t>(seq[t]) * p.n_ctx + pos[t]) * v_width + e] = __float2half(x);
 }
 
-__global__ void add_rms_norm_kernel(float* x, const float* h, const float* w, float* y, int64_t dim, float eps) {
+__global__ void add_rms_norm_kernel(float* x, const float* h, const float* w, float* y, int64_t dim, float eps, int kind, int8_t* q, float4* rec) {
   wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
   let_next_kernel_start();
   __shared__ float red[32];
   float* xr = x + blockIdx.x * dim;
-  const float* hr = h + blockIdx.x * dim;
   float* yr = y + blockIdx.x * dim;
   float ss = 0;
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
-    const float v = xr[i] + hr[i];
-    xr[i] = v;
+    float v = xr[i];
+    if (h) v += h[blockIdx.x * dim + i], xr[i] = v;
     ss += v * v;
   }
   ss = block_reduce<false>(ss, red);  // also orders every read of h before the writes of y below
   const float scale = rsqrtf(ss / static_cast<float>(dim) + eps);
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
+  if (!q) return;
+  // The row rounded for the products that follow, each warp a block at a time, from y as
+  // written (the barrier makes the block's writes visible to all its warps).
+  __syncthreads();
+  const int block = kind == 3 ? 256 : 32, lane = threadIdx.x % 32;
+  for (int64_t b = threadIdx.x / 32; b < dim / block; b += blockDim.x / 32)
+    round_block(kind, yr, b * block, lane, q + blockIdx.x * dim, rec + blockIdx.x * (dim / 32));
+}
+
+// SwiGLU rounding its output for the down product: a warp per block of `kind`.
+__global__ void silu_mul_round_kernel(float* g, const float* u, int64_t count, int kind, int8_t* q, float4* rec) {
+  wait_for_previous_kernel();
+  let_next_kernel_start();
+  const int lane = threadIdx.x % 32, per = kind == 3 ? 8 : 1;
+  const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32, first = b * 32 * per;
+  if (first >= count) return;
+  float v[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    if (j >= per) break;
+    const int64_t i = first + per * lane + j;
+    const float a = g[i];
+    v[j] = a / (1.0f + expf(-a)) * u[i];
+    g[i] = v[j];
+  }
+  if (kind == 3) round_q8_256(v, lane, q + first, rec + first / 32);
+  else if (kind == 2) round_q8_32<true>(v[0], lane, q + first, rec + first / 32);
+  else round_q8_32<false>(v[0], lane, q + first, rec + first / 32);
 }
 
 __global__ void store_rows_kernel(__half* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx) {
@@ -417,7 +445,24 @@ void rope(const RopeParams& p, float* x, int64_t n, int n_head, int head_stride,
 
 void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps, void* s) {
   if (n <= 0) return;
-  launch_op(add_rms_norm_kernel, dim3(static_cast<unsigned>(n)), dim3(256), st(s), "add_rms_norm", x, h, w, y, dim, eps);
+  launch_op(add_rms_norm_kernel, dim3(static_cast<unsigned>(n)), dim3(256), st(s), "add_rms_norm", x, h, w, y, dim, eps, 0,
+            static_cast<int8_t*>(nullptr), static_cast<float4*>(nullptr));
+}
+
+void norm_round(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps, int kind, int8_t* q, void* rec, void* s) {
+  if (n <= 0) return;
+  if (dim % (kind == 3 ? 256 : 32)) throw Error("norm_round: the row is not a whole number of blocks");
+  launch_op(add_rms_norm_kernel, dim3(static_cast<unsigned>(n)), dim3(256), st(s), "norm_round", x, h, w, y, dim, eps, kind, q,
+            static_cast<float4*>(rec));
+}
+
+void silu_mul_round(float* g, const float* u, int64_t count, int kind, int8_t* q, void* rec, void* s) {
+  const int block = kind == 3 ? 256 : 32;
+  if (count <= 0) return;
+  if (count % block) throw Error("silu_mul_round: not a whole number of blocks");
+  const int64_t warps = count / block;
+  launch_op(silu_mul_round_kernel, dim3(blocks_for(warps * 32, 256)), dim3(256), st(s), "silu_mul_round", g, u, count, kind, q,
+            static_cast<float4*>(rec));
 }
 
 void qkv_into_cache(const RopeParams& r, const QkvParams& p, float* q, const float* k, const float* v, int64_t n, const int32_t* seq,

@@ -26,6 +26,12 @@ void rope(const RopeParams& p, float* x, int64_t n, int n_head, int head_stride,
 
 // x += h, then y = norm(x) * w (y may be h).
 void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps, void* stream);
+// The same (h may be null: x unchanged), and y also rounded to 8-bit blocks of `kind`
+// (cuda::Matmul::rounding_kind) into q/rec, for the products that take it as input.
+void norm_round(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps, int kind, int8_t* q, void* rec,
+                void* stream);
+// gate = silu(gate) * up, also rounded to 8-bit blocks of `kind` into q/rec.
+void silu_mul_round(float* gate, const float* up, int64_t count, int kind, int8_t* q, void* rec, void* stream);
 
 // Attention inputs in two passes: q gets its bias and rotation in place; k gets its bias and
 // rotation and v its bias on the way into the f16 cache (rows [n_seq][n_ctx][width]).

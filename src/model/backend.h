@@ -64,6 +64,19 @@ class Backend {
     add(x, h, n * dim);
     rms_norm(x, w, y, n, dim, eps);
   }
+  // x += h (h null: x as it is), normed = norm(x) * w, then y_i = W_i normed for weights sharing
+  // that input (a backend may round the norm's output for the products in the same pass).
+  virtual void norm_matmuls(float* x, const float* h, const float* w, float* normed, int64_t n, int64_t dim, float eps,
+                            std::initializer_list<Product> products) {
+    if (h) add_rms_norm(x, h, w, normed, n, dim, eps);
+    else rms_norm(x, w, normed, n, dim, eps);
+    matmuls(products, normed, n);
+  }
+  // out = down(silu(gate) * up); gate is overwritten.
+  virtual void swiglu_matmul(float* gate, const float* up, int64_t n, int64_t n_ff, const cpu::WeightView& down, float* out) {
+    silu_mul(gate, up, n * n_ff);
+    matmul(down, gate, n, out);
+  }
   // The attention inputs after their projections: biases, optional per-head norms of q and k,
   // rotary embeddings, then k and v into the cache of `layer`.
   struct AttentionInputs {

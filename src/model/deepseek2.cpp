@@ -186,8 +186,7 @@ void DeepSeek2::dense_ffn(Backend& be, const cpu::WeightView& gate, const cpu::W
                           const float* h, int64_t n, float* out) {
   Buf g(be, static_cast<size_t>(n * n_ff)), u(be, static_cast<size_t>(n * n_ff));
   be.matmuls({{&gate, g.data()}, {&up, u.data()}}, h, n);
-  be.silu_mul(g.data(), u.data(), n * n_ff);
-  be.matmul(down, g.data(), n, out);
+  be.swiglu_matmul(g.data(), u.data(), n, n_ff, down, out);
 }
 
 void DeepSeek2::layers(Buf& x, const Batch& b) {

@@ -81,9 +81,9 @@ void Transformer::layers(Buf& x, const Batch& b) {
     }
     // Attention: h = norm(x); q, k, v = h W; rope; cache k, v; x += attend(q) Wo
     // (the previous layer's feed-forward output joins x in the same pass as this norm)
-    if (li == 0 || layers_[li - 1].be != &be) be.rms_norm(x.data(), l.attn_norm, h.data(), n, n_embd_, norm_eps_);
-    else be.add_rms_norm(x.data(), h.data(), l.attn_norm, h.data(), n, n_embd_, norm_eps_);
-    be.matmuls({{&l.wq, q.data()}, {&l.wk, k.data()}, {&l.wv, v.data()}}, h.data(), n);
+    const bool first_here = li == 0 || layers_[li - 1].be != &be;
+    be.norm_matmuls(x.data(), first_here ? nullptr : h.data(), l.attn_norm, h.data(), n, n_embd_, norm_eps_,
+                    {{&l.wq, q.data()}, {&l.wk, k.data()}, {&l.wv, v.data()}});
     be.attention_inputs({q.data(), k.data(), v.data(), l.bq, l.bk, l.bv, l.q_norm, l.k_norm, n, n_head_, n_head_kv_, head_dim_k_,
                          head_dim_v_, norm_eps_, &rope_},
                         layer);
@@ -91,10 +91,8 @@ void Transformer::layers(Buf& x, const Batch& b) {
     be.matmul(l.wo, attn.data(), n, h.data());
 
     // Feed-forward: x += (silu(norm(x) Wg) * norm(x) Wu) Wd
-    be.add_rms_norm(x.data(), h.data(), l.ffn_norm, h.data(), n, n_embd_, norm_eps_);
-    be.matmuls({{&l.gate, gate.data()}, {&l.up, up.data()}}, h.data(), n);
-    be.silu_mul(gate.data(), up.data(), n * n_ff_);
-    be.matmul(l.down, gate.data(), n, h.data());
+    be.norm_matmuls(x.data(), h.data(), l.ffn_norm, h.data(), n, n_embd_, norm_eps_, {{&l.gate, gate.data()}, {&l.up, up.data()}});
+    be.swiglu_matmul(gate.data(), up.data(), n, n_ff_, l.down, h.data());
     if (li + 1 == layers_.size() || layers_[li + 1].be != &be) be.add(x.data(), h.data(), n * n_embd_);
   }
 }
