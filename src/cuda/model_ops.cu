@@ -1,5 +1,6 @@
 // Kernels of the model op set (see model_ops.h); the math of src/model/ops.cpp.
 #include <cuda_fp16.h>
+#include <cuda_pipeline.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -264,6 +265,7 @@ __global__ void store_rows_kernel(__half* cache, const float* rows, int64_t n, i
 
 constexpr int kAttnThreads = 128, kAttnTile = 128, kMaxHeadDim = 1024, kMaxValueDims = 4;  // dv <= 4 * 128 (MLA: 512)
 constexpr int kMinSplitKeys = 256;
+constexpr int kStagedValueDims = 128;  // values up to this wide are staged in shared memory (32 KB a tile)
 
 __device__ float round_f16(float x) { return __half2float(__float2half_rn(x)); }
 
@@ -282,7 +284,9 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
                                                                  const __half* vc, const int32_t* seq, const int32_t* pos, float* out, int splits,
                                                                  float* part) {
   static_assert(kAttnTile == kAttnThreads, "one key of a tile per thread");
-  __shared__ float qs[kMaxHeadDim], sc[kAttnTile], msh[kAttnTile], vsh[kAttnTile], wmax[kAttnThreads / 32];
+  __shared__ __align__(16) float qs[kMaxHeadDim];
+  __shared__ float sc[kAttnTile], msh[kAttnTile], vsh[kAttnTile], wmax[kAttnThreads / 32];
+  __shared__ __align__(16) __half vtile[kAttnTile * kStagedValueDims];  // the tile's values, when they fit
   const int t = blockIdx.x, h = blockIdx.y, sp = blockIdx.z, tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warps = kAttnThreads / 32;
   const int hk = h / (p.n_head / p.n_head_kv);
   wait_for_previous_kernel();
@@ -297,17 +301,46 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
   const __half* kbase = kc + s * p.n_ctx * p.k_width + static_cast<int64_t>(hk) * p.dk;
   const int v_stride = p.v_in_k ? p.k_width : p.v_width;
   const __half* vbase = p.v_in_k ? kbase : vc + s * p.n_ctx * p.v_width + static_cast<int64_t>(hk) * p.dv;
+  // A thread scores a whole key with 16-byte loads when rows allow (up to 256 dims: MLA's 576
+  // measured slower so, a warp per key suits it); values of up to 128 dims are staged in shared
+  // memory while the keys are scored (their loads overlap the scoring).
+  const bool key_per_thread = p.dk <= 256 && p.dk % 8 == 0 && p.k_width % 8 == 0 && reinterpret_cast<uintptr_t>(kbase) % 16 == 0;
+  const bool stage_v = p.dv <= kStagedValueDims && p.dv % 8 == 0 && v_stride % 8 == 0 && reinterpret_cast<uintptr_t>(vbase) % 16 == 0;
   __syncthreads();
   float m = -INFINITY, l = 0, acc[kMaxValueDims] = {};
   for (int j0 = j_begin; j0 < j_end; j0 += kAttnTile) {
     const int nt = min(kAttnTile, j_end - j0);
-    // (Several keys per warp at a time, their loads in flight together, was measured slower.)
-    for (int jj = warp; jj < nt; jj += warps) {
-      const __half* kr = kbase + static_cast<int64_t>(j0 + jj) * p.k_width;
-      float dot = 0;
-      for (int d = lane; d < p.dk; d += 32) dot += qs[d] * __half2float(kr[d]);
-      dot = warp_sum(dot);
-      if (lane == 0) sc[jj] = dot * p.scale;
+    if (stage_v) {
+      const int row_pieces = p.dv / 8, pieces = nt * row_pieces;
+      for (int i = tid; i < pieces; i += kAttnThreads) {
+        const int key = i / row_pieces, part = i % row_pieces;
+        __pipeline_memcpy_async(vtile + key * p.dv + part * 8, vbase + static_cast<int64_t>(j0 + key) * v_stride + part * 8, 16);
+      }
+      __pipeline_commit();
+    }
+    if (key_per_thread) {
+      if (tid < nt) {
+        const uint4* kr = reinterpret_cast<const uint4*>(kbase + static_cast<int64_t>(j0 + tid) * p.k_width);
+        const float4* q4 = reinterpret_cast<const float4*>(qs);
+        float dot = 0;
+#pragma unroll 4
+        for (int c = 0; c < p.dk / 8; ++c) {
+          const uint4 u = __ldg(kr + c);
+          const float2 k0 = __half22float2(*reinterpret_cast<const __half2*>(&u.x)), k1 = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
+          const float2 k2 = __half22float2(*reinterpret_cast<const __half2*>(&u.z)), k3 = __half22float2(*reinterpret_cast<const __half2*>(&u.w));
+          const float4 qa = q4[2 * c], qb = q4[2 * c + 1];
+          dot += qa.x * k0.x + qa.y * k0.y + qa.z * k1.x + qa.w * k1.y + qb.x * k2.x + qb.y * k2.y + qb.z * k3.x + qb.w * k3.y;
+        }
+        sc[tid] = dot * p.scale;
+      }
+    } else {
+      for (int jj = warp; jj < nt; jj += warps) {  // a warp per key, lanes across the head dimension
+        const __half* kr = kbase + static_cast<int64_t>(j0 + jj) * p.k_width;
+        float dot = 0;
+        for (int d = lane; d < p.dk; d += 32) dot += qs[d] * __half2float(kr[d]);
+        dot = warp_sum(dot);
+        if (lane == 0) sc[jj] = dot * p.scale;
+      }
     }
     __syncthreads();
     // The online softmax's factors for every key of the tile at once: key j rescales by
@@ -333,12 +366,16 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
     float tile_max = m;
     for (int w = 0; w < warps; ++w) tile_max = fmaxf(tile_max, wmax[w]);
     __syncthreads();
-    // The walk is serial (the rounding chain), so the value rows are loaded 8 keys ahead of it.
+    // The walk is serial (the rounding chain), so the value rows come from shared memory or are
+    // loaded 8 keys ahead of it.
+    if (stage_v) __pipeline_wait_prior(0);
+    __syncthreads();
     for (int j8 = 0; j8 < nt; j8 += 8) {
       float vv[8][kMaxValueDims];
 #pragma unroll
       for (int k = 0; k < 8; ++k) {
-        const __half* vr = vbase + static_cast<int64_t>(j0 + min(j8 + k, nt - 1)) * v_stride;
+        const int key = min(j8 + k, nt - 1);
+        const __half* vr = stage_v ? vtile + key * p.dv : vbase + static_cast<int64_t>(j0 + key) * v_stride;
 #pragma unroll
         for (int r = 0; r < kMaxValueDims; ++r) {
           const int d = tid + r * kAttnThreads;
