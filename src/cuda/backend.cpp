@@ -360,11 +360,17 @@ class CudaBackend : public Backend {
     const cpu::WeightView* gu[2] = {&w.gate, &w.up};
     float* gu_out[2] = {g.data(), u.data()};
     matmul_->run_batched(gu, gu_out, 2, b, x, n);
-    cuda::ops::silu_mul(g.data(), u.data(), pairs * n_ff, stream_->handle());
     b.x_div = 1, b.y_stride = n_embd;
     const cpu::WeightView* dn[1] = {&w.down};
     float* d_out[1] = {d.data()};
-    matmul_->run_batched(dn, d_out, 1, b, g.data(), pairs);
+    if (const int kind = rounded_kind({{&w.down, d.data()}}, 1, n_ff)) {  // SwiGLU rounds its output for the down product
+      const auto r = matmul_->rounded_buffer(static_cast<size_t>(pairs * n_ff));
+      cuda::ops::silu_mul_round(g.data(), u.data(), pairs * n_ff, kind, r.q, r.rec, stream_->handle());
+      matmul_->run_batched_rounded(dn, d_out, 1, b, r);
+    } else {
+      cuda::ops::silu_mul(g.data(), u.data(), pairs * n_ff, stream_->handle());
+      matmul_->run_batched(dn, d_out, 1, b, g.data(), pairs);
+    }
     cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle());
   }
   void reserve_moe_idx(size_t n) {

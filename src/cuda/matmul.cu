@@ -119,24 +119,35 @@ void Matmul::run_rounded(const WeightView* const* ws, float* const* ys, int coun
 void Matmul::run_batched(const WeightView* const* ws, float* const* ys, int count, GemvBatch b, const float* x, int64_t x_rows) {
   if (count <= 0 || b.count <= 0) return;
   const fmt::Act kind = detail::activation_kind(ws[0]->type);
+  if (kind == fmt::Act::F32) {
+    for (int i = 0; i < count; ++i) {
+      validate(*ws[i], 1);
+      if (detail::activation_kind(ws[i]->type) != kind || ws[i]->cols != ws[0]->cols)
+        throw Error("CUDA matmul: batched weights of one call take the same activations");
+      b.mat_bytes = static_cast<int64_t>(ws[i]->rows) * static_cast<int64_t>(ws[i]->row_bytes);
+      detail::GemvCall c{ws[i]->type, ws[i]->data, ws[i]->row_bytes, ws[i]->rows, ws[i]->cols, nullptr, nullptr, x, 1, ys[i], s_->tab, b};
+      launch_gemv(c, s_->stream);
+    }
+    return;
+  }
+  const size_t n = static_cast<size_t>(x_rows) * static_cast<size_t>(ws[0]->cols);
+  const Rounded r = rounded_buffer(n);
+  detail::quantize_activations(kind, x, static_cast<int64_t>(n), r.q, r.rec, s_->stream);
+  run_batched_rounded(ws, ys, count, b, r);
+}
+
+void Matmul::run_batched_rounded(const WeightView* const* ws, float* const* ys, int count, GemvBatch b, const Rounded& x) {
+  if (count <= 0 || b.count <= 0) return;
+  const fmt::Act kind = detail::activation_kind(ws[0]->type);
   for (int i = 0; i < count; ++i) {
     validate(*ws[i], 1);
-    if (detail::activation_kind(ws[i]->type) != kind || ws[i]->cols != ws[0]->cols)
-      throw Error("CUDA matmul: batched weights of one call take the same activations");
-  }
-  const int8_t* xq = nullptr;
-  const void* xrec = nullptr;
-  if (kind != fmt::Act::F32) {
-    const size_t n = static_cast<size_t>(x_rows) * static_cast<size_t>(ws[0]->cols);
-    s_->act.reserve(n + n / 32 * 16);
-    xq = s_->act.as<int8_t>();
-    xrec = s_->act.as<uint8_t>() + n;
-    detail::quantize_activations(kind, x, static_cast<int64_t>(n), s_->act.as<int8_t>(), const_cast<void*>(xrec), s_->stream);
+    if (kind == fmt::Act::F32 || detail::activation_kind(ws[i]->type) != kind || ws[i]->cols != ws[0]->cols)
+      throw Error("CUDA matmul: batched weights of one call take the same rounded activations");
   }
   for (int i = 0; i < count; ++i) {
     const WeightView& w = *ws[i];
     b.mat_bytes = static_cast<int64_t>(w.rows) * static_cast<int64_t>(w.row_bytes);
-    detail::GemvCall c{w.type, w.data, w.row_bytes, w.rows, w.cols, xq, xrec, x, 1, ys[i], s_->tab, b};
+    detail::GemvCall c{w.type, w.data, w.row_bytes, w.rows, w.cols, x.q, x.rec, nullptr, 1, ys[i], s_->tab, b};
     launch_gemv(c, s_->stream);
   }
 }

@@ -56,6 +56,8 @@ class Matmul {
   // first matrix of a [n_mats][rows][cols] tensor, x holds x_rows activation rows, ys[i] the
   // outputs. The weights share one activation rounding. b.mat_bytes is taken from each weight.
   void run_batched(const WeightView* const* ws, float* const* ys, int count, GemvBatch b, const float* x, int64_t x_rows);
+  // The same over activations already rounded (rounded_buffer(), for block-format weights).
+  void run_batched_rounded(const WeightView* const* ws, float* const* ys, int count, GemvBatch b, const Rounded& x);
   // The two paths, for tests and benchmarks (run() picks by token count).
   void run_gemv(const WeightView& w, const float* x, int64_t n_tokens, float* y);
   void run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y);

@@ -155,15 +155,13 @@ void DeepSeek2::attention_block(Backend& be, const Layer& l, int layer, const fl
   const int kw = kv_lora_ + n_rot_;  // one cache row: [latent | k_pe]
   auto size = [n](int64_t width) { return static_cast<size_t>(n * width); };
   Buf q(be, size(n_head_ * head_k_)), kv(be, size(kw));
-  if (q_lora_ > 0) {
+  if (q_lora_ > 0) {  // q through its low-rank bottleneck (normed), kv's latent from the same input
     Buf qa(be, size(q_lora_));
-    be.matmul(l.wq_a, h, n, qa.data());
-    be.rms_norm(qa.data(), l.q_a_norm, qa.data(), n, q_lora_, norm_eps_);
-    be.matmul(l.wq_b, qa.data(), n, q.data());
+    be.matmuls({{&l.wq_a, qa.data()}, {&l.wkv_a, kv.data()}}, h, n);
+    be.norm_matmuls(qa.data(), nullptr, l.q_a_norm, qa.data(), n, q_lora_, norm_eps_, {{&l.wq_b, q.data()}});
   } else {
-    be.matmul(l.wq_b, h, n, q.data());
+    be.matmuls({{&l.wq_b, q.data()}, {&l.wkv_a, kv.data()}}, h, n);
   }
-  be.matmul(l.wkv_a, h, n, kv.data());
   be.rope(rope_, q.data() + nope_, n, n_head_, head_k_);  // q_pe of every head
   be.rope(rope_, kv.data() + kv_lora_, n, 1, kw);         // the shared k_pe
   be.rms_norm_rows(kv.data(), kw, l.kv_a_norm, n, kv_lora_, norm_eps_);  // the latent part of each row
