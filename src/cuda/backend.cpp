@@ -310,6 +310,9 @@ class CudaBackend : public Backend {
                                        r.normalize, r.scale};
     if (n * r.n_expert_used <= std::max(r.n_expert, 8 * r.n_expert_used) && cuda::ops::moe_route_supported(rp) && !std::getenv("JING_MOE_HOST"))
       return moe_ffn_on_device(rp, w, logits.data(), x, n, n_embd, n_ff, out);
+    if (cuda::Matmul::rounding_kind(w.gate.type) && cuda::Matmul::rounding_kind(w.down.type) && cuda::ops::moe_route_supported(rp) &&
+        !std::getenv("JING_MOE_HOST"))
+      return moe_ffn_grouped(rp, w, logits.data(), x, n, n_embd, n_ff, out);
     std::vector<float> host(static_cast<size_t>(n * r.n_expert));
     download(host.data(), logits.data(), host.size());
     std::vector<std::vector<std::pair<int32_t, float>>> users(static_cast<size_t>(r.n_expert));
@@ -372,6 +375,42 @@ class CudaBackend : public Backend {
       matmul_->run_batched(dn, d_out, 1, b, g.data(), pairs);
     }
     cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle());
+  }
+  // A prompt's many tokens: routing on the device, the (token, expert) pairs grouped by expert
+  // there (moe_group), and each expert's rows multiplied 8 at a time (grouped GEMV work items),
+  // so an expert's weights are read once per 8 of its tokens and nothing goes back to the host.
+  void moe_ffn_grouped(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, const float* x, int64_t n, int n_embd,
+                       int n_ff, float* out) {
+    const int64_t pairs = n * rp.n_used, max_items = cuda::ops::moe_max_items(pairs, rp.n_expert);
+    reserve_moe_idx(static_cast<size_t>(pairs));
+    auto* ids = static_cast<int32_t*>(moe_idx_);
+    auto* wts = reinterpret_cast<float*>(ids + moe_idx_cap_);
+    cuda::ops::moe_route(rp, logits, device_vector(w.bias), n, ids, wts, stream_->handle());
+    Buf index(*this, static_cast<size_t>(2 * pairs + 3 * max_items));  // int32: pair rows, row tokens, work items
+    auto* pair_row = reinterpret_cast<int32_t*>(index.data());
+    int32_t *row_token = pair_row + pairs, *items = row_token + pairs;
+    cuda::ops::moe_group(ids, n, rp.n_used, rp.n_expert, pair_row, row_token, items, stream_->handle());
+    Buf xs(*this, static_cast<size_t>(pairs * n_embd)), g(*this, static_cast<size_t>(pairs * n_ff)), u(*this, static_cast<size_t>(pairs * n_ff)),
+        d(*this, static_cast<size_t>(pairs * n_embd));
+    cuda::ops::gather_rows(xs.data(), x, row_token, pairs, n_embd, stream_->handle());
+    cuda::GemvBatch b;
+    b.count = static_cast<int>(max_items), b.items = items, b.y_stride = n_ff;
+    const cpu::WeightView* gu[2] = {&w.gate, &w.up};
+    float* gu_out[2] = {g.data(), u.data()};
+    matmul_->run_batched(gu, gu_out, 2, b, xs.data(), pairs);
+    b.y_stride = n_embd;
+    const cpu::WeightView* dn[1] = {&w.down};
+    float* d_out[1] = {d.data()};
+    const int kind = cuda::Matmul::rounding_kind(w.down.type);
+    if (n_ff % (kind == 3 ? 256 : 32) == 0) {
+      const auto r = matmul_->rounded_buffer(static_cast<size_t>(pairs * n_ff));
+      cuda::ops::silu_mul_round(g.data(), u.data(), pairs * n_ff, kind, r.q, r.rec, stream_->handle());
+      matmul_->run_batched_rounded(dn, d_out, 1, b, r);
+    } else {
+      cuda::ops::silu_mul(g.data(), u.data(), pairs * n_ff, stream_->handle());
+      matmul_->run_batched(dn, d_out, 1, b, g.data(), pairs);
+    }
+    cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle(), pair_row);
   }
   void reserve_moe_idx(size_t n) {
     if (moe_idx_cap_ >= n) return;

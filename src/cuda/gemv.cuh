@@ -39,12 +39,22 @@ struct GemvTarget {
   int64_t rows;
   float* y;
   int64_t x_row;  // the first activation row
+  int n_tokens;
 };
 template <class Args>
 __device__ __forceinline__ GemvTarget gemv_target(const Args& a) {
-  GemvTarget t{a.w, a.rows, a.y, 0};
+  GemvTarget t{a.w, a.rows, a.y, 0, a.n_tokens};
   const GemvBatch& b = a.batch;
-  if (b.count) {
+  if (b.items) {
+    wait_for_previous_kernel();
+    const int32_t* it = b.items + 3 * static_cast<int64_t>(blockIdx.y);
+    const int e = __ldg(it), first = __ldg(it + 1);
+    t.n_tokens = __ldg(it + 2);
+    if (t.n_tokens <= 0) t.rows = 0;  // an unused item: no work
+    t.w += static_cast<int64_t>(e) * b.mat_bytes;
+    t.x_row = first;
+    t.y += static_cast<int64_t>(first) * b.y_stride;
+  } else if (b.count) {
     const int p = static_cast<int>(blockIdx.y);
     int e;
     if (b.ids) wait_for_previous_kernel(), e = __ldg(b.ids + p);
@@ -142,6 +152,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
   }
   const uint8_t* const wbase = tg.w;
   const int64_t rows = tg.rows;
+  const int n_tokens = tg.n_tokens;
   float* const y = tg.y;
   const int8_t* const xq_base = a.xq + tg.x_row * a.cols;
   const float4* const xrec_base = a.xrec + tg.x_row * (a.cols / 32);
@@ -226,7 +237,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
 #pragma unroll
             for (int g = 0; g < kGroups; ++g) x[g] = x1[i][g];
           } else {
-            const int64_t tok = min(k, a.n_tokens - 1);
+            const int64_t tok = min(k, n_tokens - 1);
 #pragma unroll
             for (int g = 0; g < kGroups; ++g)
               x[g] = load_activations(xq + tok * a.cols + group(it, g) * 32, xrec + tok * (a.cols / 32) + group(it, g));
@@ -249,7 +260,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
 #pragma unroll
           for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
           const int64_t row = cc.g * R + r;
-          if (lane == 0 && row < rows && k < a.n_tokens) y[k * rows + row] = v;
+          if (lane == 0 && row < rows && k < n_tokens) y[k * rows + row] = v;
         }
     }
     cc.next<kStages>(chunks, stride);

@@ -13,6 +13,11 @@ struct GemvBatch {
   int64_t mat_bytes = 0;         // bytes from one matrix to the next
   int x_div = 1;                 // product p reads activation row p / x_div
   int64_t y_stride = 0;          // and writes rows values at y + p * y_stride
+  // Grouped products instead (a prompt's tokens sorted by expert): blockIdx.y = work item i of
+  // items[3 i ..] = {matrix, first row, rows (<= 8; 0: nothing)}, written by an earlier kernel:
+  // that many consecutive activation rows times the matrix, written at y + first * y_stride
+  // (count = the number of items).
+  const int32_t* items = nullptr;
 };
 
 // Weights of one format sharing one input (q, k and v; gate and up) in one launch: blockIdx.y

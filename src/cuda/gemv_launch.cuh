@@ -10,6 +10,7 @@
 namespace jing::cuda::detail {
 
 constexpr int kGemvRows = 2;  // rows per warp of the float kernels
+constexpr int kMaxGemvBatchTokens = 8;  // tokens of a grouped work item
 
 template <class Kernel>
 int64_t resident_blocks(Kernel kernel) {
@@ -37,7 +38,8 @@ void gemv_block_format(const GemvCall& c, cudaStream_t s) {
   a.blocks = static_cast<int>(c.cols / F::kWeights);
   a.xq = c.xq, a.xrec = static_cast<const float4*>(c.xrec), a.cols = c.cols;
   a.n_tokens = c.n_tokens, a.y = c.y, a.tab = c.tab, a.batch = c.batch, a.parts = c.parts;
-  if (c.n_tokens == 1 || c.batch.count) launch_gemv_q8<F, 1>(a, s);
+  if (c.batch.items) launch_gemv_q8<F, kMaxGemvBatchTokens>(a, s);
+  else if (c.n_tokens == 1 || c.batch.count) launch_gemv_q8<F, 1>(a, s);
   else if (c.n_tokens == 2) launch_gemv_q8<F, 2>(a, s);
   else if (c.n_tokens <= 4) launch_gemv_q8<F, 4>(a, s);
   else launch_gemv_q8<F, 8>(a, s);

@@ -114,14 +114,48 @@ __global__ void moe_route_kernel(MoeRouteParams p, const float* logits, const fl
   }
 }
 
-__global__ void moe_combine_kernel(float* out, const float* rows, const float* weights, int n_used, int64_t width) {
+__global__ void moe_combine_kernel(float* out, const float* rows, const float* weights, int n_used, int64_t width, const int32_t* pair_row) {
   const int64_t t = blockIdx.y;
   wait_for_previous_kernel();
   let_next_kernel_start();
   for (int64_t d = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; d < width; d += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     float acc = 0.0f;
-    for (int j = 0; j < n_used; ++j) acc += weights[t * n_used + j] * rows[(t * n_used + j) * width + d];
+    for (int j = 0; j < n_used; ++j) {
+      const int64_t r = pair_row ? pair_row[t * n_used + j] : t * n_used + j;
+      acc += weights[t * n_used + j] * rows[r * width + d];
+    }
     out[t * width + d] = acc;
+  }
+}
+
+constexpr int kItemRows = 8;  // rows per work item: the grouped products' token width
+
+// One block: counts per expert, their running starts, the work items, then each pair's row.
+// (Rows of one expert land in any order: every row's product is computed on its own.)
+__global__ void moe_group_kernel(const int32_t* ids, int pairs, int n_used, int n_expert, int max_items, int32_t* pair_row, int32_t* row_token,
+                                 int32_t* items) {
+  __shared__ int count[kMaxExperts], start[kMaxExperts];
+  wait_for_previous_kernel();
+  let_next_kernel_start();
+  for (int e = threadIdx.x; e < n_expert; e += blockDim.x) count[e] = 0;
+  __syncthreads();
+  for (int p = threadIdx.x; p < pairs; p += blockDim.x) atomicAdd(&count[ids[p]], 1);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int row = 0, item = 0;
+    for (int e = 0; e < n_expert; ++e) {
+      start[e] = row;
+      for (int c = 0; c < count[e]; c += kItemRows, ++item)
+        items[3 * item] = e, items[3 * item + 1] = row + c, items[3 * item + 2] = min(kItemRows, count[e] - c);
+      row += count[e];
+    }
+    for (; item < max_items; ++item) items[3 * item] = 0, items[3 * item + 1] = 0, items[3 * item + 2] = 0;
+  }
+  __syncthreads();
+  for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
+    const int r = atomicAdd(&start[ids[p]], 1);
+    pair_row[p] = r;
+    row_token[r] = p / n_used;
   }
 }
 
@@ -139,11 +173,20 @@ void moe_route(const MoeRouteParams& p, const float* logits, const float* bias, 
              p, logits, bias, ids, weights);
 }
 
-void moe_combine(float* out, const float* rows, const float* weights, int64_t n, int n_used, int64_t width, void* stream) {
+void moe_combine(float* out, const float* rows, const float* weights, int64_t n, int n_used, int64_t width, void* stream, const int32_t* pair_row) {
   if (n <= 0) return;
   const unsigned bx = static_cast<unsigned>(std::min<int64_t>((width + 255) / 256, 64));
   launch_pdl(moe_combine_kernel, dim3(bx, static_cast<unsigned>(n)), dim3(256), static_cast<cudaStream_t>(stream), "moe_combine", out, rows, weights,
-             n_used, width);
+             n_used, width, pair_row);
+}
+
+int64_t moe_max_items(int64_t pairs, int n_expert) { return (pairs + kItemRows - 1) / kItemRows + n_expert; }
+
+void moe_group(const int32_t* ids, int64_t n, int n_used, int n_expert, int32_t* pair_row, int32_t* row_token, int32_t* items, void* stream) {
+  if (n <= 0) return;
+  const int64_t pairs = n * n_used;
+  launch_pdl(moe_group_kernel, dim3(1), dim3(1024), static_cast<cudaStream_t>(stream), "moe_group", ids, static_cast<int>(pairs), n_used, n_expert,
+             static_cast<int>(moe_max_items(pairs, n_expert)), pair_row, row_token, items);
 }
 
 }  // namespace jing::cuda::ops
