@@ -59,6 +59,27 @@ inline __m256i signed_x_bytes(const int8_t* x, const uint8_t* signs) {
 inline __m256i scale16(int s) { return _mm256_set1_epi16(static_cast<int16_t>(s)); }
 inline __m256i scale16(int lo, int hi) { return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(hi)), _mm_set1_epi16(static_cast<int16_t>(lo))); }
 
+// The same vectors as constant tables (one load instead of building them per sub-block): 2 s + 1
+// for a 4-bit s; the pair of a byte's two 4-bit scales (low nibble: values 0..15); and IQ1_M's
+// pair of 3-bit scales a | b << 3.
+struct OddScaleTables {
+  int16_t one[16][16], nibbles[256][16], triples[64][16];
+};
+constexpr OddScaleTables make_odd_scales() {
+  OddScaleTables t{};
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j) t.one[i][j] = static_cast<int16_t>(2 * i + 1);
+  for (int i = 0; i < 256; ++i)
+    for (int j = 0; j < 16; ++j) t.nibbles[i][j] = static_cast<int16_t>(2 * (j < 8 ? i & 15 : i >> 4) + 1);
+  for (int i = 0; i < 64; ++i)
+    for (int j = 0; j < 16; ++j) t.triples[i][j] = static_cast<int16_t>(2 * (j < 8 ? i & 7 : i >> 3) + 1);
+  return t;
+}
+alignas(32) constexpr OddScaleTables kOddScales = make_odd_scales();
+inline __m256i odd_scale(int s) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kOddScales.one[s])); }
+inline __m256i odd_scale_nibbles(int byte) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kOddScales.nibbles[byte])); }
+inline __m256i odd_scale_triples(int six_bits) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kOddScales.triples[six_bits])); }
+
 // sum += scale * (magnitudes . signed activations), eight int32 lanes.
 inline __m256i mad(__m256i sum, __m256i magnitudes, __m256i xs, __m256i scale) {
   return _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes, xs), scale));
@@ -90,7 +111,7 @@ float dot_iq2_xxs(const void* wv, const void* xv, int64_t n) {
       std::memcpy(&idx, q + 8 * ib, 4);
       std::memcpy(&aux, q + 8 * ib + 4, 4);
       const __m256i v = grid64(iq::iq2xxs_grid, idx & 255, (idx >> 8) & 255, (idx >> 16) & 255, idx >> 24);
-      sumi = mad(sumi, v, signed_x_codes(x[i].qs + 32 * ib, aux, signs), scale16(2 * static_cast<int>(aux >> 28) + 1));
+      sumi = mad(sumi, v, signed_x_codes(x[i].qs + 32 * ib, aux, signs), odd_scale(static_cast<int>(aux >> 28)));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
   }
@@ -109,7 +130,7 @@ float dot_iq2_xs(const void* wv, const void* xv, int64_t n) {
       const __m256i v = grid64(iq::iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
       const int sc = w[i].scales[ib];
       sumi = mad(sumi, v, signed_x(x[i].qs + 32 * ib, signs[q[0] >> 9], signs[q[1] >> 9], signs[q[2] >> 9], signs[q[3] >> 9]),
-                 scale16(2 * (sc & 15) + 1, 2 * (sc >> 4) + 1));
+                 odd_scale_nibbles(sc));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
   }
@@ -129,7 +150,7 @@ float dot_iq2_s(const void* wv, const void* xv, int64_t n) {
       const __m256i v = grid64(iq::iq2s_grid, qs[0] | ((qh << 8) & 0x300), qs[1] | ((qh << 6) & 0x300), qs[2] | ((qh << 4) & 0x300),
                                qs[3] | ((qh << 2) & 0x300));
       const int sc = w[i].scales[ib];
-      sumi = mad(sumi, v, signed_x_bytes(x[i].qs + 32 * ib, sign_bytes), scale16(2 * (sc & 15) + 1, 2 * (sc >> 4) + 1));
+      sumi = mad(sumi, v, signed_x_bytes(x[i].qs + 32 * ib, sign_bytes), odd_scale_nibbles(sc));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
   }
@@ -151,7 +172,7 @@ float dot_iq3_xxs(const void* wv, const void* xv, int64_t n) {
       const uint32_t* g = iq::iq3xxs_grid;
       const __m256i v = _mm256_set_epi32(static_cast<int>(g[q[7]]), static_cast<int>(g[q[6]]), static_cast<int>(g[q[5]]), static_cast<int>(g[q[4]]),
                                          static_cast<int>(g[q[3]]), static_cast<int>(g[q[2]]), static_cast<int>(g[q[1]]), static_cast<int>(g[q[0]]));
-      sumi = mad(sumi, v, signed_x_codes(x[i].qs + 32 * ib, aux, signs), scale16(2 * static_cast<int>(aux >> 28) + 1));
+      sumi = mad(sumi, v, signed_x_codes(x[i].qs + 32 * ib, aux, signs), odd_scale(static_cast<int>(aux >> 28)));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
   }
@@ -173,7 +194,7 @@ float dot_iq3_s(const void* wv, const void* xv, int64_t n) {
       auto at = [&](int j) { return static_cast<int>(g[q[j] | ((qh << (8 - j)) & 256)]); };
       const __m256i v = _mm256_set_epi32(at(7), at(6), at(5), at(4), at(3), at(2), at(1), at(0));
       const int s = (w[i].scales[ib / 2] >> 4 * (ib % 2)) & 15;
-      sumi = mad(sumi, v, signed_x_bytes(x[i].qs + 32 * ib, w[i].signs + 4 * ib), scale16(2 * s + 1));
+      sumi = mad(sumi, v, signed_x_bytes(x[i].qs + 32 * ib, w[i].signs + 4 * ib), odd_scale(s));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
   }
@@ -196,7 +217,7 @@ float dot_iq1_s(const void* wv, const void* xv, int64_t n) {
       const __m256i g = grid64(iq::iq1s_grid, packed & 0xFFFF, (packed >> 16) & 0xFFFF, (packed >> 32) & 0xFFFF, packed >> 48);
       const __m256i v = iq1_values(g, _mm256_set1_epi8(qh & 0x8000 ? -1 : 1));
       sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(load(x[i].qs + 32 * ib), v)),
-                                                      scale16(2 * ((qh >> 12) & 7) + 1)));
+                                                      odd_scale((qh >> 12) & 7)));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
   }
@@ -225,25 +246,32 @@ float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
   const __m256i* deltas = iq1m_deltas();
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    uint16_t sc[4];
-    std::memcpy(sc, w[i].scales, 8);
-    const uint16_t d16 = (sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000);
+    uint64_t sc;  // four 16-bit words: 3-bit sub-block scales, the f16 super-scale in their top nibbles
+    std::memcpy(&sc, w[i].scales, 8);
+    const uint16_t d16 = static_cast<uint16_t>(_pext_u64(sc, 0xF000F000F000F000ull));
     const uint8_t *qs = w[i].qs, *qh = w[i].qh;
-    __m256i sumi = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ++ib, qs += 4, qh += 2) {
-      // qh: for each of the 4 groups of 8 values, 3 high index bits and a delta sign bit.
-      uint32_t q4;
-      uint16_t h;
-      std::memcpy(&q4, qs, 4);
-      std::memcpy(&h, qh, 2);
-      const uint64_t packed = _pdep_u64(q4, 0x00ff00ff00ff00ffull) | _pdep_u64(h & 0x7777u, 0x0f000f000f000f00ull);
-      const __m256i g = grid64(iq::iq1s_grid, packed & 0xFFFF, (packed >> 16) & 0xFFFF, (packed >> 32) & 0xFFFF, packed >> 48);
-      const __m256i v = iq1_values(g, _mm256_load_si256(deltas + _pext_u32(h, 0x8888u)));
-      const int s = sc[ib / 2] >> (6 * (ib % 2));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(load(x[i].qs + 32 * ib), v)),
-                                                      scale16(2 * (s & 7) + 1, 2 * ((s >> 3) & 7) + 1)));
+    // Two sub-blocks of 32 per step, each with its own sum (independent chains).
+    __m256i sum0 = _mm256_setzero_si256(), sum1 = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib += 2, qs += 8, qh += 4) {
+      // qh: for each group of 8 values, 3 high index bits and a delta sign bit.
+      uint64_t q8;
+      uint32_t h;
+      std::memcpy(&q8, qs, 8);
+      std::memcpy(&h, qh, 4);
+      const uint64_t pa = _pdep_u64(q8, 0x00ff00ff00ff00ffull) | _pdep_u64(h & 0x7777u, 0x0f000f000f000f00ull);
+      const uint64_t pb = _pdep_u64(q8 >> 32, 0x00ff00ff00ff00ffull) | _pdep_u64((h >> 16) & 0x7777u, 0x0f000f000f000f00ull);
+      const __m256i ga = grid64(iq::iq1s_grid, pa & 0xFFFF, (pa >> 16) & 0xFFFF, (pa >> 32) & 0xFFFF, pa >> 48);
+      const __m256i gb = grid64(iq::iq1s_grid, pb & 0xFFFF, (pb >> 16) & 0xFFFF, (pb >> 32) & 0xFFFF, pb >> 48);
+      const __m256i va = iq1_values(ga, _mm256_load_si256(deltas + _pext_u32(h, 0x8888u)));
+      const __m256i vb = iq1_values(gb, _mm256_load_si256(deltas + _pext_u32(h >> 16, 0x8888u)));
+      const int s = static_cast<int>(sc >> (16 * (ib / 2)));  // scales of sub-blocks ib (bits 0-5) and ib + 1 (bits 6-11)
+      const __m256i xa = load(x[i].qs + 32 * ib), xb = load(x[i].qs + 32 * ib + 32);
+      sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(va, va), _mm256_sign_epi8(xa, va)),
+                                                      odd_scale_triples(s & 63)));
+      sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(vb, vb), _mm256_sign_epi8(xb, vb)),
+                                                      odd_scale_triples((s >> 6) & 63)));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(d16) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(d16) * x[i].d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)), acc);
   }
   return 0.125f * hsum(acc);
 }
