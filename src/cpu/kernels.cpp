@@ -9,6 +9,7 @@
 
 #include <omp.h>
 
+#include <cstring>
 #include <vector>
 
 #include "common/cpu_features.h"
@@ -31,6 +32,70 @@ using QuantDot = float (*)(const void*, const void*, int64_t);
 
 bool simd_available() { return cpu_features::avx2(); }
 bool avx512_available() { return cpu_features::avx512(); }
+
+// The AVX2/AVX-512 row dot product of a block format and the activation format it takes, or null.
+static QuantDot row_dot(GgmlType type, GgmlType& act) {
+  act = GgmlType::Q8_K;
+  switch (type) {
+    case GgmlType::Q4_K: return cpu_features::avx512() ? avx512::dot_q4_K : avx2::dot_q4_K;
+    case GgmlType::Q6_K: return cpu_features::avx512() ? avx512::dot_q6_K : avx2::dot_q6_K;
+    case GgmlType::Q5_K: return avx2::dot_q5_K;
+    case GgmlType::Q2_K: return avx2::dot_q2_K;
+    case GgmlType::Q3_K: return avx2::dot_q3_K;
+    case GgmlType::IQ1_S: return avx2::dot_iq1_s;
+    case GgmlType::IQ4_XS: return avx2::dot_iq4_xs;
+    case GgmlType::IQ1_M: return avx2::dot_iq1_m;
+    case GgmlType::IQ2_XXS: return avx2::dot_iq2_xxs;
+    case GgmlType::IQ2_XS: return avx2::dot_iq2_xs;
+    case GgmlType::IQ2_S: return avx2::dot_iq2_s;
+    case GgmlType::IQ3_XXS: return avx2::dot_iq3_xxs;
+    case GgmlType::IQ3_S: return avx2::dot_iq3_s;
+    case GgmlType::Q8_0: act = GgmlType::Q8_0; return avx2::dot_q8_0;
+    case GgmlType::Q4_0: act = GgmlType::Q8_0; return avx2::dot_q4_0;
+    case GgmlType::Q5_0: act = GgmlType::Q8_0; return avx2::dot_q5_0;
+    case GgmlType::IQ4_NL: act = GgmlType::Q8_0; return avx2::dot_iq4_nl;
+    case GgmlType::MXFP4: act = GgmlType::Q8_0; return avx2::dot_mxfp4;
+    case GgmlType::Q4_1: act = GgmlType::Q8_1; return avx2::dot_q4_1;
+    case GgmlType::Q5_1: act = GgmlType::Q8_1; return avx2::dot_q5_1;
+    default: return nullptr;
+  }
+}
+
+bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys, int count, int n_threads) {
+  if (!cpu_features::avx2() || count <= 0) return false;
+  std::vector<QuantDot> dots(static_cast<size_t>(count));
+  std::vector<size_t> act_row(static_cast<size_t>(count)), act_at(static_cast<size_t>(count) + 1, 0);
+  std::vector<int64_t> first_row(static_cast<size_t>(count) + 1, 0);
+  std::vector<GgmlType> acts(static_cast<size_t>(count));
+  int64_t work = 0;
+  for (int i = 0; i < count; ++i) {
+    const WeightView& w = ws[i];
+    dots[i] = row_dot(w.type, acts[i]);
+    if (!dots[i] || w.cols % traits(acts[i]).block_size) return false;
+    act_row[i] = row_size(acts[i], w.cols);
+    act_at[i + 1] = act_at[i] + act_row[i];
+    first_row[i + 1] = first_row[i] + w.rows;
+    work += w.rows * w.cols;
+  }
+  std::vector<uint8_t> xq(act_at[static_cast<size_t>(count)]);
+  for (int i = 0; i < count; ++i) {
+    // Products sharing an input (gate and up) round it once.
+    if (i > 0 && xs[i] == xs[i - 1] && acts[i] == acts[i - 1] && ws[i].cols == ws[i - 1].cols)
+      std::memcpy(xq.data() + act_at[i], xq.data() + act_at[i - 1], act_row[i]);
+    else
+      quantize_row(acts[i], xs[i], xq.data() + act_at[i], ws[i].cols);
+  }
+  const int64_t total = first_row[static_cast<size_t>(count)];
+  n_threads = threads_for(work, n_threads);
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
+  for (int64_t g = 0; g < total; ++g) {
+    int i = 0;
+    while (g >= first_row[i + 1]) ++i;
+    const int64_t r = g - first_row[i];
+    ys[i][r] = dots[i](static_cast<const uint8_t*>(ws[i].data) + r * ws[i].row_bytes, xq.data() + act_at[i], ws[i].cols);
+  }
+  return true;
+}
 
 bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
   if (!cpu_features::avx2()) return false;
@@ -78,33 +143,10 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
     }
     return true;
   }
-  QuantDot dot = nullptr;
-  GgmlType act = GgmlType::Q8_K;
-  switch (w.type) {
-    case GgmlType::Q4_K: dot = cpu_features::avx512() ? avx512::dot_q4_K : avx2::dot_q4_K; break;
-    case GgmlType::Q6_K: dot = cpu_features::avx512() ? avx512::dot_q6_K : avx2::dot_q6_K; break;
-    case GgmlType::Q5_K: dot = avx2::dot_q5_K; break;
-    case GgmlType::Q2_K: dot = avx2::dot_q2_K; break;
-    case GgmlType::Q3_K: dot = avx2::dot_q3_K; break;
-    case GgmlType::IQ1_S: dot = avx2::dot_iq1_s; break;
-    case GgmlType::IQ4_XS: dot = avx2::dot_iq4_xs; break;
-    case GgmlType::Q8_0: dot = avx2::dot_q8_0, act = GgmlType::Q8_0; break;
-    case GgmlType::Q4_0: dot = avx2::dot_q4_0, act = GgmlType::Q8_0; break;
-    case GgmlType::Q5_0: dot = avx2::dot_q5_0, act = GgmlType::Q8_0; break;
-    case GgmlType::IQ4_NL: dot = avx2::dot_iq4_nl, act = GgmlType::Q8_0; break;
-    case GgmlType::MXFP4: dot = avx2::dot_mxfp4, act = GgmlType::Q8_0; break;
-    case GgmlType::Q4_1: dot = avx2::dot_q4_1, act = GgmlType::Q8_1; break;
-    case GgmlType::Q5_1: dot = avx2::dot_q5_1, act = GgmlType::Q8_1; break;
-    // No AVX2 kernel: the AVX-512 one serves every token count.
-    case GgmlType::IQ1_M: dot = avx2::dot_iq1_m; break;
-    case GgmlType::IQ2_XXS: dot = avx2::dot_iq2_xxs; break;
-    case GgmlType::IQ2_XS: dot = avx2::dot_iq2_xs; break;
-    case GgmlType::IQ2_S: dot = avx2::dot_iq2_s; break;
-    case GgmlType::IQ3_XXS: dot = avx2::dot_iq3_xxs; break;
-    case GgmlType::IQ3_S: dot = avx2::dot_iq3_s; break;
-    case GgmlType::TQ1_0: case GgmlType::TQ2_0: act = GgmlType::Q8_K; break;
-    default: return false;
-  }
+  GgmlType act;
+  const QuantDot dot = row_dot(w.type, act);
+  // No row kernel: only the ternary formats go on, to the matrix path (which serves one token too).
+  if (!dot && w.type != GgmlType::TQ1_0 && w.type != GgmlType::TQ2_0) return false;
   if (cols % traits(act).block_size) return false;
   // Activations to 8-bit blocks once per call, shared by every row.
   const size_t act_row = row_size(act, cols);

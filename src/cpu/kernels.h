@@ -9,6 +9,8 @@
 namespace jing::cpu {
 
 bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads);
+// cpu::matvecs on the row kernels (false: a type without one; nothing was computed).
+bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys, int count, int n_threads);
 float dot_f32(const float* a, const float* b, int64_t n);
 bool simd_available();    // AVX2 + FMA + F16C kernels usable on this CPU
 bool avx512_available();  // AVX-512 F/BW/VL/DQ + VNNI + BF16 kernels usable on this CPU

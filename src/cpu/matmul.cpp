@@ -77,6 +77,12 @@ void round_activations(GgmlType w, const float* x, int64_t n_tokens, int64_t col
   }
 }
 
+void matvecs(const WeightView* ws, const float* const* xs, float* const* ys, int count, int n_threads) {
+  if (n_threads <= 0) n_threads = default_threads();
+  if (matvecs_fast(ws, xs, ys, count, n_threads)) return;
+  for (int i = 0; i < count; ++i) matmul(ws[i], xs[i], 1, ys[i], n_threads);
+}
+
 void matmul(const WeightView& w, const float* x_in, int64_t n_tokens, float* y, int n_threads) {
   if (n_threads <= 0) n_threads = default_threads();
   if (matmul_fast(w, x_in, n_tokens, y, n_threads)) return;

@@ -23,6 +23,11 @@ struct WeightView {
 // Runs on the calling thread pool (OpenMP) with n_threads threads (0: the default).
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads = 0);
 
+// Several products of one token each, y_i = W_i x_i (i < count), in one parallel region: the
+// rows of all of them split over the threads (a MoE layer's experts at decode, each too small to
+// keep the threads busy alone). Results equal matmul()'s for each product.
+void matvecs(const WeightView* ws, const float* const* xs, float* const* ys, int count, int n_threads = 0);
+
 // The format ggml converts activations to before its dot product with a weight type
 // (Q8_0, Q8_1 or Q8_K; F32 for float weights).
 GgmlType activation_type(GgmlType weight_type);

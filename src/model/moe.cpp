@@ -56,6 +56,34 @@ void moe_ffn(const Ctx& c, const MoeRouting& r, const MoeWeights& w, const float
              float* out) {
   std::vector<float> logits(static_cast<size_t>(n * r.n_expert));
   matmul(c, w.router, x, n, logits.data());
+  if (n == 1) {
+    // One token: its experts' products in two parallel regions (gate and up, then down) rather
+    // than three per expert, each too small to keep the threads busy alone.
+    const auto chosen = route(r, logits.data(), w.bias);
+    const int k = static_cast<int>(chosen.size());
+    std::vector<float> gate(static_cast<size_t>(k * n_ff)), up(gate.size()), down(static_cast<size_t>(k * n_embd));
+    std::vector<cpu::WeightView> ws;
+    std::vector<const float*> xs;
+    std::vector<float*> ys;
+    for (int j = 0; j < k; ++j) {
+      ws.push_back(expert(w.gate, chosen[j].first)), xs.push_back(x), ys.push_back(gate.data() + j * n_ff);
+      ws.push_back(expert(w.up, chosen[j].first)), xs.push_back(x), ys.push_back(up.data() + j * n_ff);
+    }
+    cpu::matvecs(ws.data(), xs.data(), ys.data(), 2 * k, c.n_threads);
+    silu_mul(gate.data(), up.data(), static_cast<int64_t>(k) * n_ff);
+    ws.clear(), xs.clear(), ys.clear();
+    for (int j = 0; j < k; ++j)
+      ws.push_back(expert(w.down, chosen[j].first)), xs.push_back(gate.data() + j * n_ff), ys.push_back(down.data() + j * n_embd);
+    cpu::matvecs(ws.data(), xs.data(), ys.data(), k, c.n_threads);
+    // Mixed in ascending expert order, as the batched path below adds them.
+    std::vector<int> order(static_cast<size_t>(k));
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return chosen[a].first < chosen[b].first; });
+    std::fill(out, out + n_embd, 0.0f);
+    for (int j : order)
+      for (int d = 0; d < n_embd; ++d) out[d] += chosen[j].second * down[static_cast<size_t>(j * n_embd + d)];
+    return;
+  }
   // Group the batch's tokens by expert, so each expert's weights are read once per call.
   std::vector<std::vector<std::pair<int64_t, float>>> users(static_cast<size_t>(r.n_expert));
   for (int64_t t = 0; t < n; ++t)
