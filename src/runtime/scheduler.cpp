@@ -170,9 +170,8 @@ void Scheduler::run_embedding(Slot& s) {
   finish(s, "stop");
 }
 
-bool Scheduler::after_logits(Slot& s, const float* logits) {
+bool Scheduler::after_logits(Slot& s, int32_t t) {
   Request& r = *s.req;
-  int32_t t = s.sampler->sample(logits, s.grammar ? s.grammar->active() : nullptr);
   if (s.grammar && (t < 0 || !s.grammar->accept(t, *tok_))) {  // no token can continue the grammar
     finish(s, "stop");
     return false;
@@ -300,11 +299,21 @@ void Scheduler::loop() {
     for (size_t i = 0; i < batch.size(); ++i)
       if (batch.want_logits[i]) order.push_back(&slots_[static_cast<size_t>(batch.seq[i])]);
     const int V = model_->n_vocab();
+    // Each slot samples from its own row with its own sampler (and grammar), so the slots of a
+    // step sample in parallel; what follows (events, stops, finishing) stays in order here.
+    std::vector<int32_t> picked(order.size(), -1);
+    const int n_rows = static_cast<int>(order.size());
+#pragma omp parallel for schedule(dynamic) if (n_rows > 2)
+    for (int row = 0; row < n_rows; ++row) {
+      Slot& s = *order[static_cast<size_t>(row)];
+      if (s.req) picked[static_cast<size_t>(row)] = s.sampler->sample(logits.data() + static_cast<size_t>(row) * static_cast<size_t>(V),
+                                                                      s.grammar ? s.grammar->active() : nullptr);
+    }
     for (size_t row = 0; row < order.size(); ++row) {
       Slot& s = *order[row];
       if (!s.req) continue;
       if (s.t_prompt_done == 0) s.t_prompt_done = now_seconds();
-      after_logits(s, logits.data() + row * static_cast<size_t>(V));
+      after_logits(s, picked[row]);
     }
   }
   // Shutting down: every request still held or queued ends as cancelled.

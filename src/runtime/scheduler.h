@@ -114,7 +114,7 @@ class Scheduler {
   void start(Slot& s, std::shared_ptr<Request> r, double queued_at);
   void finish(Slot& s, const std::string& reason);
   void run_embedding(Slot& s);
-  bool after_logits(Slot& s, const float* logits);  // samples; returns false when the slot finished
+  bool after_logits(Slot& s, int32_t token);  // the slot's sampled token; returns false when the slot finished
 
   std::shared_ptr<model::Model> model_;
   std::shared_ptr<tok::Tokenizer> tok_;
