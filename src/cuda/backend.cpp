@@ -15,6 +15,7 @@
 #include "cuda/device.h"
 #include "cuda/matmul.h"
 #include "cuda/model_ops.h"
+#include "cuda/op_profile.h"
 #include "model/backend.h"
 #include "model/moe.h"
 #include "model/ops.h"
@@ -29,50 +30,6 @@ std::string gib(size_t bytes) {
   return buf;
 }
 
-// JING_CUDA_PROFILE=1: GPU time per op (CUDA events around each op, read at every download;
-// graphs off), printed when the backend goes away. For finding where a step's time goes.
-class OpProfile {
- public:
-  bool on = std::getenv("JING_CUDA_PROFILE") != nullptr;
-  struct Scope {
-    OpProfile* p;
-    const char* name;
-    cudaStream_t s;
-    cudaEvent_t a = nullptr, b = nullptr;
-    Scope(OpProfile* prof, const char* n, cudaStream_t st) : p(prof), name(n), s(st) {
-      if (!p->on) return;
-      cudaEventCreate(&a), cudaEventCreate(&b);
-      cudaEventRecord(a, s);
-    }
-    ~Scope() {
-      if (!p->on) return;
-      cudaEventRecord(b, s);
-      p->pending.push_back({name, a, b});
-    }
-  };
-  void collect() {
-    for (auto& [name, a, b] : pending) {
-      float ms = 0;
-      cudaEventElapsedTime(&ms, a, b);
-      auto& [calls, total] = totals[name];
-      ++calls, total += ms;
-      cudaEventDestroy(a), cudaEventDestroy(b);
-    }
-    pending.clear();
-  }
-  ~OpProfile() {
-    if (!on || totals.empty()) return;
-    double all = 0;
-    for (auto& [_, v] : totals) all += v.second;
-    std::fprintf(stderr, "GPU time per op (JING_CUDA_PROFILE):\n");
-    for (auto& [name, v] : totals)
-      std::fprintf(stderr, "  %-18s %8ld calls %10.2f ms %8.2f us/call %5.1f%%\n", name.c_str(), v.first, v.second,
-                   1e3 * v.second / static_cast<double>(v.first), 100.0 * v.second / all);
-  }
-  std::vector<std::tuple<std::string, cudaEvent_t, cudaEvent_t>> pending;
-  std::map<std::string, std::pair<long, double>> totals;
-};
-
 class CudaBackend : public Backend {
  public:
   explicit CudaBackend(int device) : device_(device) {
@@ -84,7 +41,7 @@ class CudaBackend : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(device_);
     cudaStreamSynchronize(s());
-    for (auto& [_, g] : graphs_) cudaGraphExecDestroy(g);
+    for (auto& [_, g] : graphs_) cudaGraphExecDestroy(g.first);
     for (void* p : owned_) cudaFree(p);
     if (meta_) cudaFree(meta_);
     if (moe_idx_) cudaFree(moe_idx_);
@@ -132,6 +89,7 @@ class CudaBackend : public Backend {
     const size_t n = b.size();
     if (meta_cap_ < n) {
       if (meta_) cudaFree(meta_);
+      ++reallocations_;  // recorded steps hold the old pointer
       meta_cap_ = std::max<size_t>(n, 512);
       cuda::check(cudaMalloc(reinterpret_cast<void**>(&meta_), 2 * meta_cap_ * sizeof(int32_t)), "cudaMalloc (batch)");
     }
@@ -415,6 +373,7 @@ class CudaBackend : public Backend {
   void reserve_moe_idx(size_t n) {
     if (moe_idx_cap_ >= n) return;
     if (moe_idx_) cudaFree(moe_idx_);
+    ++reallocations_;
     moe_idx_cap_ = std::max<size_t>(n, 1024);
     cuda::check(cudaMalloc(&moe_idx_, moe_idx_cap_ * 8), "cudaMalloc (moe)");
   }
@@ -443,8 +402,13 @@ class CudaBackend : public Backend {
     matmul_->run_rounded(ws, ys, count, r, n);
   }
 
+  // Scratch that recorded steps read by address; a graph recorded before any of it was
+  // reallocated (a longer prompt later) must not be replayed.
+  uint64_t buffers_generation() const { return reallocations_ + cuda::DeviceBuffer::allocations(); }
+
   bool capture_begin() override {
     if (std::getenv("JING_NO_CUDA_GRAPHS") || prof_.on) return false;
+    capture_generation_ = buffers_generation();
     if (cudaStreamBeginCapture(s(), cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
       cudaGetLastError();
       return false;
@@ -454,18 +418,25 @@ class CudaBackend : public Backend {
   void capture_end(int key) override {
     cudaGraph_t graph = nullptr;
     cudaGraphExec_t exec = nullptr;
-    const bool ok = cudaStreamEndCapture(s(), &graph) == cudaSuccess && graph && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
+    const bool ok = cudaStreamEndCapture(s(), &graph) == cudaSuccess && graph && buffers_generation() == capture_generation_ &&
+                    cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
     if (graph) cudaGraphDestroy(graph);
     if (!ok) {
       cudaGetLastError();
       return;
     }
-    if (auto it = graphs_.find(key); it != graphs_.end()) cudaGraphExecDestroy(it->second);
-    graphs_[key] = exec;
+    if (auto it = graphs_.find(key); it != graphs_.end()) cudaGraphExecDestroy(it->second.first);
+    graphs_[key] = {exec, capture_generation_};
   }
   bool replay(int key) override {
     auto it = graphs_.find(key);
-    return it != graphs_.end() && cudaGraphLaunch(it->second, s()) == cudaSuccess;
+    if (it == graphs_.end()) return false;
+    if (it->second.second != buffers_generation()) {  // stale: the caller records it again
+      cudaGraphExecDestroy(it->second.first);
+      graphs_.erase(it);
+      return false;
+    }
+    return cudaGraphLaunch(it->second.first, s()) == cudaSuccess;
   }
 
  private:
@@ -515,7 +486,8 @@ class CudaBackend : public Backend {
   size_t meta_cap_ = 0;
   int n_ctx_ = 0, k_width_ = 0, v_width_ = 0;
   std::vector<uint16_t*> k_, v_;
-  std::unordered_map<int, cudaGraphExec_t> graphs_;
+  std::unordered_map<int, std::pair<cudaGraphExec_t, uint64_t>> graphs_;  // with the buffers' generation when recorded
+  uint64_t reallocations_ = 0, capture_generation_ = 0;
   OpProfile prof_;
   void* moe_idx_ = nullptr;  // token rows, then weights, of the chosen experts
   size_t moe_idx_cap_ = 0;

@@ -2,6 +2,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <utility>
 
 #include "cuda/check.h"
@@ -61,8 +62,15 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
   return *this;
 }
 
+namespace {
+std::atomic<uint64_t> g_allocations{0};
+}  // namespace
+
+uint64_t DeviceBuffer::allocations() { return g_allocations.load(); }
+
 void DeviceBuffer::reserve(size_t bytes) {
   if (bytes <= size_) return;
+  ++g_allocations;
   if (ptr_) cudaFree(ptr_);  // cudaFree waits for work that may still use the old buffer
   ptr_ = nullptr, size_ = 0;
   if (cudaMalloc(&ptr_, bytes) != cudaSuccess) {

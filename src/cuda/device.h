@@ -37,6 +37,9 @@ class DeviceBuffer {
   T* as() const { return static_cast<T*>(ptr_); }
   // At least `bytes` large afterwards; a reallocation drops the contents.
   void reserve(size_t bytes);
+  // How many allocations reserve() has made in this process: a CUDA graph recorded before a
+  // later one may hold a freed pointer (the recorder compares this before replaying).
+  static uint64_t allocations();
   // Synchronous copies (host memory need not be pinned): they wait for all work on the device,
   // so they are for loading and tests, not for a decode loop.
   void upload(const void* src, size_t bytes, size_t offset = 0);

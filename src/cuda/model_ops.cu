@@ -1,15 +1,14 @@
 // Kernels of the model op set (see model_ops.h); the math of src/model/ops.cpp.
 #include <cuda_fp16.h>
-#include <cuda_pipeline.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 
 #include "cuda/check.h"
 #include "cuda/model_ops.h"
 #include "cuda/pdl.cuh"
+#include "cuda/reduce.cuh"
 #include "cuda/round_q8.cuh"
 
 namespace jing::cuda::ops {
@@ -24,27 +23,6 @@ void launch_op(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s,
   launch_pdl(kernel, grid, block, s, name, std::forward<Args>(args)...);
 }
 unsigned blocks_for(int64_t count, int threads) { return static_cast<unsigned>((count + threads - 1) / threads); }
-
-__device__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-// Sum (or max) over the block; every thread gets the result. `red` holds one value per warp.
-template <bool Max>
-__device__ float block_reduce(float v, float* red) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
-  v = Max ? warp_max(v) : warp_sum(v);
-  __syncthreads();
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  float r = Max ? -INFINITY : 0.0f;
-  for (int w = 0; w < warps; ++w) r = Max ? fmaxf(r, red[w]) : r + red[w];
-  return r;
-}
 
 __global__ void rms_norm_kernel(const float* x, const float* w, float* y, int64_t dim, float eps, int64_t stride) {
   wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
@@ -263,178 +241,6 @@ __global__ void store_rows_kernel(__half* cache, const float* rows, int64_t n, i
   cache[(static_cast<int64_t>(seq[t]) * n_ctx + pos[t]) * width + i] = __float2half(rows[idx]);
 }
 
-constexpr int kAttnThreads = 128, kAttnTile = 128, kMaxHeadDim = 1024, kMaxValueDims = 4;  // dv <= 4 * 128 (MLA: 512)
-constexpr int kMinSplitKeys = 256;
-constexpr int kStagedValueDims = 128;  // values up to this wide are staged in shared memory (32 KB a tile)
-
-__device__ float round_f16(float x) { return __half2float(__float2half_rn(x)); }
-
-// One block per (token, head, split): split `sp` of `splits` takes an equal share of the token's
-// keys, so a decode step with few heads still fills the GPU (the share is worked out on the device
-// from the token's position, so a recorded step replays at any context length). Keys come in
-// tiles of 128: a warp scores one key at a time (lanes across the head dimension, coalesced); the
-// online softmax's factors of the tile's keys come from a prefix-max scan; then every thread walks
-// the keys in order updating the output dimensions it owns. The rounding follows ggml's flash
-// attention (and the CPU engine) step for step: the query meets the keys as f16, and the weighted
-// values accumulate in f16, rounded after the rescale and after each add. Quantized models are
-// sensitive enough to that rounding (2e-2 in the logits of the fixtures) that matching it matters.
-// One split writes the output; several write their (max, sum, weighted values) for
-// attention_combine_kernel, which merges them in f32.
-__global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams p, const float* q, int64_t q_stride, const __half* kc,
-                                                                 const __half* vc, const int32_t* seq, const int32_t* pos, float* out, int splits,
-                                                                 float* part) {
-  static_assert(kAttnTile == kAttnThreads, "one key of a tile per thread");
-  __shared__ __align__(16) float qs[kMaxHeadDim];
-  __shared__ float sc[kAttnTile], msh[kAttnTile], vsh[kAttnTile], wmax[kAttnThreads / 32];
-  __shared__ __align__(16) __half vtile[kAttnTile * kStagedValueDims];  // the tile's values, when they fit
-  const int t = blockIdx.x, h = blockIdx.y, sp = blockIdx.z, tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warps = kAttnThreads / 32;
-  const int hk = h / (p.n_head / p.n_head_kv);
-  wait_for_previous_kernel();
-  let_next_kernel_start();
-  // Splits of fewer than kMinSplitKeys keys are not used: short contexts keep ggml's exact
-  // summation order (one walk over all keys), which the quantized fixtures need.
-  const int len = pos[t] + 1, used = min(splits, max(1, len / kMinSplitKeys)), per = (len + used - 1) / used;
-  const int j_begin = min(len, sp * per), j_end = sp < used ? min(len, j_begin + per) : j_begin;
-  const int64_t s = seq[t];
-  const float* qt = q + t * q_stride + static_cast<int64_t>(h) * p.dk;
-  for (int d = tid; d < p.dk; d += kAttnThreads) qs[d] = round_f16(qt[d]);
-  const __half* kbase = kc + s * p.n_ctx * p.k_width + static_cast<int64_t>(hk) * p.dk;
-  const int v_stride = p.v_in_k ? p.k_width : p.v_width;
-  const __half* vbase = p.v_in_k ? kbase : vc + s * p.n_ctx * p.v_width + static_cast<int64_t>(hk) * p.dv;
-  // A thread scores a whole key with 16-byte loads when rows allow (up to 256 dims: MLA's 576
-  // measured slower so, a warp per key suits it); values of up to 128 dims are staged in shared
-  // memory while the keys are scored (their loads overlap the scoring).
-  const bool key_per_thread = p.dk <= 256 && p.dk % 8 == 0 && p.k_width % 8 == 0 && reinterpret_cast<uintptr_t>(kbase) % 16 == 0;
-  const bool stage_v = p.dv <= kStagedValueDims && p.dv % 8 == 0 && v_stride % 8 == 0 && reinterpret_cast<uintptr_t>(vbase) % 16 == 0;
-  __syncthreads();
-  float m = -INFINITY, l = 0, acc[kMaxValueDims] = {};
-  for (int j0 = j_begin; j0 < j_end; j0 += kAttnTile) {
-    const int nt = min(kAttnTile, j_end - j0);
-    if (stage_v) {
-      const int row_pieces = p.dv / 8, pieces = nt * row_pieces;
-      for (int i = tid; i < pieces; i += kAttnThreads) {
-        const int key = i / row_pieces, part = i % row_pieces;
-        __pipeline_memcpy_async(vtile + key * p.dv + part * 8, vbase + static_cast<int64_t>(j0 + key) * v_stride + part * 8, 16);
-      }
-      __pipeline_commit();
-    }
-    if (key_per_thread) {
-      if (tid < nt) {
-        const uint4* kr = reinterpret_cast<const uint4*>(kbase + static_cast<int64_t>(j0 + tid) * p.k_width);
-        const float4* q4 = reinterpret_cast<const float4*>(qs);
-        float dot = 0;
-#pragma unroll 4
-        for (int c = 0; c < p.dk / 8; ++c) {
-          const uint4 u = __ldg(kr + c);
-          const float2 k0 = __half22float2(*reinterpret_cast<const __half2*>(&u.x)), k1 = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
-          const float2 k2 = __half22float2(*reinterpret_cast<const __half2*>(&u.z)), k3 = __half22float2(*reinterpret_cast<const __half2*>(&u.w));
-          const float4 qa = q4[2 * c], qb = q4[2 * c + 1];
-          dot += qa.x * k0.x + qa.y * k0.y + qa.z * k1.x + qa.w * k1.y + qb.x * k2.x + qb.y * k2.y + qb.z * k3.x + qb.w * k3.y;
-        }
-        sc[tid] = dot * p.scale;
-      }
-    } else {
-      for (int jj = warp; jj < nt; jj += warps) {  // a warp per key, lanes across the head dimension
-        const __half* kr = kbase + static_cast<int64_t>(j0 + jj) * p.k_width;
-        float dot = 0;
-        for (int d = lane; d < p.dk; d += 32) dot += qs[d] * __half2float(kr[d]);
-        dot = warp_sum(dot);
-        if (lane == 0) sc[jj] = dot * p.scale;
-      }
-    }
-    __syncthreads();
-    // The online softmax's factors for every key of the tile at once: key j rescales by
-    // exp(max_before_j - s_j) when it raises the running max, else enters with exp(s_j - max_before_j),
-    // where max_before_j is a prefix maximum (a scan over the tile), not a serial walk.
-    const float s_own = tid < nt ? sc[tid] : -INFINITY;
-    float incl = s_own;
-    for (int o = 1; o < 32; o <<= 1) {
-      const float y = __shfl_up_sync(0xffffffffu, incl, o);
-      if (lane >= o) incl = fmaxf(incl, y);
-    }
-    float excl = __shfl_up_sync(0xffffffffu, incl, 1);
-    if (lane == 31) wmax[warp] = incl;
-    __syncthreads();
-    float before = m;
-    for (int w = 0; w < warp; ++w) before = fmaxf(before, wmax[w]);
-    if (lane > 0) before = fmaxf(before, excl);
-    if (tid < nt) {
-      const bool raises = s_own > before;
-      msh[tid] = raises ? expf(before - s_own) : 1.0f;
-      vsh[tid] = raises ? 1.0f : expf(s_own - before);
-    }
-    float tile_max = m;
-    for (int w = 0; w < warps; ++w) tile_max = fmaxf(tile_max, wmax[w]);
-    __syncthreads();
-    // The walk is serial (the rounding chain), so the value rows come from shared memory or are
-    // loaded 8 keys ahead of it.
-    if (stage_v) __pipeline_wait_prior(0);
-    __syncthreads();
-    for (int j8 = 0; j8 < nt; j8 += 8) {
-      float vv[8][kMaxValueDims];
-#pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        const int key = min(j8 + k, nt - 1);
-        const __half* vr = stage_v ? vtile + key * p.dv : vbase + static_cast<int64_t>(j0 + key) * v_stride;
-#pragma unroll
-        for (int r = 0; r < kMaxValueDims; ++r) {
-          const int d = tid + r * kAttnThreads;
-          vv[k][r] = d < p.dv ? __half2float(vr[d]) : 0.0f;
-        }
-      }
-#pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        if (j8 + k >= nt) break;
-        const float ms = msh[j8 + k], vs = vsh[j8 + k];
-        l = l * ms + vs;
-#pragma unroll
-        for (int r = 0; r < kMaxValueDims; ++r) {
-          if (tid + r * kAttnThreads < p.dv) {
-            if (ms != 1.0f) acc[r] = round_f16(__fmul_rn(acc[r], ms));
-            acc[r] = round_f16(__fadd_rn(acc[r], __fmul_rn(vv[k][r], vs)));
-          }
-        }
-      }
-    }
-    m = tile_max;
-    __syncthreads();  // sc is rewritten by the next tile
-  }
-  if (splits == 1) {
-    float* o = out + (static_cast<int64_t>(t) * p.n_head + h) * p.dv;
-#pragma unroll
-    for (int r = 0; r < kMaxValueDims; ++r)
-      if (tid + r * kAttnThreads < p.dv) o[tid + r * kAttnThreads] = acc[r] / l;
-    return;
-  }
-  // part: per (token, head, split) the max, the sum, then dv weighted values.
-  float* pp = part + ((static_cast<int64_t>(t) * p.n_head + h) * splits + sp) * (p.dv + 2);
-  if (tid == 0) pp[0] = m, pp[1] = l;
-#pragma unroll
-  for (int r = 0; r < kMaxValueDims; ++r)
-    if (tid + r * kAttnThreads < p.dv) pp[2 + tid + r * kAttnThreads] = acc[r];
-}
-
-__global__ void attention_combine_kernel(int n_head, int dv, int splits, const float* part, float* out) {
-  const int64_t th = blockIdx.x;  // token * n_head + head
-  wait_for_previous_kernel();
-  const float* pp = part + th * splits * (dv + 2);
-  float mx = -INFINITY;
-  for (int sp = 0; sp < splits; ++sp) mx = fmaxf(mx, pp[sp * (dv + 2)]);
-  float l = 0;
-  for (int sp = 0; sp < splits; ++sp) {
-    const float ms = pp[sp * (dv + 2)];
-    if (ms != -INFINITY) l += pp[sp * (dv + 2) + 1] * expf(ms - mx);
-  }
-  for (int d = threadIdx.x; d < dv; d += blockDim.x) {
-    float v = 0;
-    for (int sp = 0; sp < splits; ++sp) {
-      const float ms = pp[sp * (dv + 2)];
-      if (ms != -INFINITY) v += pp[sp * (dv + 2) + 2 + d] * expf(ms - mx);
-    }
-    out[th * dv + d] = v / l;
-  }
-}
-
 }  // namespace
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t dim, float eps, void* s) {
@@ -515,38 +321,6 @@ void qkv_into_cache(const RopeParams& r, const QkvParams& p, float* q, const flo
 void store_rows_f16(uint16_t* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx, void* s) {
   if (n <= 0 || width <= 0) return;
   launch_op(store_rows_kernel, dim3(blocks_for(n * width, 256)), dim3(256), st(s), "store_rows_f16", reinterpret_cast<__half*>(cache), rows, n, width, seq, pos, n_ctx);
-}
-
-int attention_splits(const AttentionParams& p, int64_t n) {
-  // Enough blocks for two per SM (the kernel uses fewer while the context is short).
-  static const int sms = [] {
-    int dev = 0, count = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev);
-    return count > 0 ? count : 1;
-  }();
-  const int64_t blocks = n * p.n_head;
-  const int64_t want = (2 * sms + blocks - 1) / blocks;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, 64, std::max(1, p.n_ctx / kMinSplitKeys)})));
-}
-
-size_t attention_scratch_floats(const AttentionParams& p, int64_t n) {
-  const int splits = attention_splits(p, n);
-  return splits == 1 ? 0 : static_cast<size_t>(n * p.n_head * splits * (p.dv + 2));
-}
-
-void attention_f16(const AttentionParams& p, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v, const int32_t* seq,
-                   const int32_t* pos, int64_t n, float* out, float* scratch, void* s) {
-  if (n <= 0) return;
-  if (p.dk > kMaxHeadDim || p.dk % 2 || p.k_width % 2 || p.dv > kMaxValueDims * kAttnThreads)
-    throw Error("CUDA attention: keys wider than 1024 (or of odd width) or values wider than 512 are not supported");
-  const int splits = attention_splits(p, n);
-  dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(p.n_head), static_cast<unsigned>(splits));
-  launch_pdl(attention_kernel, grid, dim3(kAttnThreads), st(s), "attention", p, q, q_stride, reinterpret_cast<const __half*>(k),
-             reinterpret_cast<const __half*>(v), seq, pos, out, splits, scratch);
-  if (splits > 1)
-    launch_pdl(attention_combine_kernel, dim3(static_cast<unsigned>(n * p.n_head)), dim3(128), st(s), "attention_combine", p.n_head, p.dv, splits,
-               static_cast<const float*>(scratch), out);
 }
 
 }  // namespace jing::cuda::ops

@@ -159,6 +159,39 @@ TEST(CudaModels, SplitPlacementsAgreeWithTheCpu) {
   }
 }
 
+// A longer prompt after recorded decode steps grows the GPU's scratch buffers (positions, rounded
+// activations, MoE indices); the recorded step must be recorded again, not replayed with the old
+// addresses. Chat (short) then en or long (longer), a few decode steps after each, against the CPU.
+TEST(CudaModels, DecodeAfterALongerPromptMatchesTheCpu) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
+  auto dir = test::fixtures_dir();
+  if (dir.empty()) GTEST_SKIP() << "fixtures not found";
+  for (const char* file : {"models/llama-f16.gguf", "models/deepseek2-f16.gguf", "quantized/deepseek2-UD-IQ1_S.gguf"}) {
+    SCOPED_TRACE(file);
+    const std::string arch = std::string(file).find("llama") != std::string::npos ? "llama" : "deepseek2";
+    auto ref = nlohmann::json::parse(test::read_file(dir / "models" / (arch + ".reference.json")));
+    auto gpu = model::Model::load(dir / file, {.n_ctx = 256, .n_gpu_layers = 99});
+    auto cpu = model::Model::load(dir / file, {.n_ctx = 256});
+    const int V = gpu->n_vocab();
+    double worst = 0;
+    for (const char* prompt : {"chat", arch == "llama" ? "en" : "long", "chat"}) {
+      std::vector<int32_t> ids = ref["prompts"][prompt]["ids"].get<std::vector<int32_t>>();
+      auto lg = run(*gpu, ids);
+      run(*cpu, ids);
+      int32_t next = argmax(&lg[(ids.size() - 1) * V], V);
+      for (int i = 0; i < 4; ++i) {  // the second step is recorded, later ones replayed
+        model::Batch b;
+        b.add(next, static_cast<int>(ids.size()) + i, 0, true);
+        auto l = gpu->forward(b), c = cpu->forward(b);
+        worst = std::max(worst, rel_l2(l.data(), c.data(), V));
+        next = argmax(c.data(), V);
+      }
+    }
+    std::printf("[cuda replay] %-36s decode steps after prompts of growing length vs CPU max rel-L2 %.2e\n", file, worst);
+    EXPECT_LE(worst, std::string(file).find("quantized") != std::string::npos ? 2e-2 : 5e-3);
+  }
+}
+
 // Token-by-token decoding with all layers on the GPU (the recorded-and-replayed step) continues the
 // prompts exactly as transformers' greedy decoding does, and step logits stay close to the CPU's.
 TEST(CudaModels, GreedyDecodeStepsMatchTheReference) {
