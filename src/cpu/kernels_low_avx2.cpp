@@ -37,17 +37,14 @@ float dot_q2_K(const void* wv, const void* xv, int64_t n) {
   const __m256i three = _mm256_set1_epi8(3);
   const __m128i low4 = _mm_set1_epi8(0x0F);
   __m256 acc = _mm256_setzero_ps();
-  float acc_m = 0;
   for (int64_t i = 0; i < n / QK_K; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(w + i + 16), _MM_HINT_T0);
     const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales));
-    // Minimums (high nibbles) times the 16-element activation sums.
+    // Minimums (high nibbles) times the 16-element activation sums, subtracted in the same
+    // vector accumulator (as ggml does; a scalar sum per block through two hadds was a chain).
     const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), low4));
     const __m256i m32 = _mm256_madd_epi16(mins, load(x[i].bsums));
-    __m128i ms = _mm_add_epi32(_mm256_castsi256_si128(m32), _mm256_extracti128_si256(m32, 1));
-    ms = _mm_hadd_epi32(ms, ms);
-    ms = _mm_hadd_epi32(ms, ms);
-    acc_m += x[i].d * h2f(w[i].dmin) * static_cast<float>(_mm_cvtsi128_si32(ms));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(-x[i].d * h2f(w[i].dmin)), _mm256_cvtepi32_ps(m32), acc);
     const __m128i scl = _mm_and_si128(sc8, low4);
     __m256i sumi = _mm256_setzero_si256();
     const int8_t* q8 = x[i].qs;
@@ -62,7 +59,7 @@ float dot_q2_K(const void* wv, const void* xv, int64_t n) {
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(sumi), acc);
   }
-  return hsum(acc) - acc_m;
+  return hsum(acc);
 }
 
 float dot_q3_K(const void* wv, const void* xv, int64_t n) {
