@@ -317,21 +317,8 @@ class CudaBackend : public Backend {
     cuda::ops::moe_route(rp, logits, device_vector(w.bias), n, ids, wts, stream_->handle());
     Buf g(*this, static_cast<size_t>(pairs * n_ff)), u(*this, static_cast<size_t>(pairs * n_ff)), d(*this, static_cast<size_t>(pairs * n_embd));
     cuda::GemvBatch b;
-    b.count = static_cast<int>(pairs), b.ids = ids, b.x_div = rp.n_used, b.y_stride = n_ff;
-    const cpu::WeightView* gu[2] = {&w.gate, &w.up};
-    float* gu_out[2] = {g.data(), u.data()};
-    matmul_->run_batched(gu, gu_out, 2, b, x, n);
-    b.x_div = 1, b.y_stride = n_embd;
-    const cpu::WeightView* dn[1] = {&w.down};
-    float* d_out[1] = {d.data()};
-    if (const int kind = rounded_kind({{&w.down, d.data()}}, 1, n_ff)) {  // SwiGLU rounds its output for the down product
-      const auto r = matmul_->rounded_buffer(static_cast<size_t>(pairs * n_ff));
-      cuda::ops::silu_mul_round(g.data(), u.data(), pairs * n_ff, kind, r.q, r.rec, stream_->handle());
-      matmul_->run_batched_rounded(dn, d_out, 1, b, r);
-    } else {
-      cuda::ops::silu_mul(g.data(), u.data(), pairs * n_ff, stream_->handle());
-      matmul_->run_batched(dn, d_out, 1, b, g.data(), pairs);
-    }
+    b.count = static_cast<int>(pairs), b.ids = ids, b.x_div = rp.n_used;
+    expert_swiglu(w, b, x, n, pairs, n_embd, n_ff, g.data(), u.data(), d.data());
     cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle());
   }
   // A prompt's many tokens: routing on the device, the (token, expert) pairs grouped by expert
@@ -352,23 +339,30 @@ class CudaBackend : public Backend {
         d(*this, static_cast<size_t>(pairs * n_embd));
     cuda::ops::gather_rows(xs.data(), x, row_token, pairs, n_embd, stream_->handle());
     cuda::GemvBatch b;
-    b.count = static_cast<int>(max_items), b.items = items, b.y_stride = n_ff;
+    b.count = static_cast<int>(max_items), b.items = items;
+    expert_swiglu(w, b, xs.data(), pairs, pairs, n_embd, n_ff, g.data(), u.data(), d.data());
+    cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle(), pair_row);
+  }
+  // The experts' SwiGLU for `pairs` (token, expert) rows as batch b picks them: gate and up of
+  // x's x_rows rows into g and u, then down into d (SwiGLU rounding its output for the down
+  // products where their format allows).
+  void expert_swiglu(const MoeWeights& w, cuda::GemvBatch b, const float* x, int64_t x_rows, int64_t pairs, int n_embd, int n_ff, float* g,
+                     float* u, float* d) {
+    b.y_stride = n_ff;
     const cpu::WeightView* gu[2] = {&w.gate, &w.up};
-    float* gu_out[2] = {g.data(), u.data()};
-    matmul_->run_batched(gu, gu_out, 2, b, xs.data(), pairs);
-    b.y_stride = n_embd;
+    float* gu_out[2] = {g, u};
+    matmul_->run_batched(gu, gu_out, 2, b, x, x_rows);
+    b.x_div = 1, b.y_stride = n_embd;
     const cpu::WeightView* dn[1] = {&w.down};
-    float* d_out[1] = {d.data()};
-    const int kind = cuda::Matmul::rounding_kind(w.down.type);
-    if (n_ff % (kind == 3 ? 256 : 32) == 0) {
+    float* d_out[1] = {d};
+    if (const int kind = rounded_kind({{&w.down, d}}, 1, n_ff)) {
       const auto r = matmul_->rounded_buffer(static_cast<size_t>(pairs * n_ff));
-      cuda::ops::silu_mul_round(g.data(), u.data(), pairs * n_ff, kind, r.q, r.rec, stream_->handle());
+      cuda::ops::silu_mul_round(g, u, pairs * n_ff, kind, r.q, r.rec, stream_->handle());
       matmul_->run_batched_rounded(dn, d_out, 1, b, r);
     } else {
-      cuda::ops::silu_mul(g.data(), u.data(), pairs * n_ff, stream_->handle());
-      matmul_->run_batched(dn, d_out, 1, b, g.data(), pairs);
+      cuda::ops::silu_mul(g, u, pairs * n_ff, stream_->handle());
+      matmul_->run_batched(dn, d_out, 1, b, g, pairs);
     }
-    cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle(), pair_row);
   }
   void reserve_moe_idx(size_t n) {
     if (moe_idx_cap_ >= n) return;
