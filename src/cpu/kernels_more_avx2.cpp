@@ -119,17 +119,26 @@ float dot_iq4_nl(const void* wv, const void* xv, int64_t n) {
 float dot_iq4_xs(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const iq4_xs*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
+  const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(iq::kvalues_iq4nl)));
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    __m256i sumi = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ++ib) {
-      const int ls = ((w[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0xF) | (((w[i].scales_h >> 2 * ib) & 3) << 4);
-      const __m256i v = iq4_values(w[i].qs + 16 * ib), q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * ib));
+    // Two sub-blocks of 32 per step, each with its own sum; their 6-bit scales (low nibble from
+    // scales_l, high two bits from scales_h) minus 32.
+    __m256i sum0 = _mm256_setzero_si256(), sum1 = _mm256_setzero_si256();
+    uint32_t sh = w[i].scales_h;
+    for (int ib = 0; ib < 8; ib += 2, sh >>= 4) {
+      const int sl = w[i].scales_l[ib / 2];
+      const int ls0 = ((sl & 0xF) | ((sh << 4) & 0x30)) - 32, ls1 = ((sl >> 4) | ((sh << 2) & 0x30)) - 32;
+      const __m256i v0 = _mm256_shuffle_epi8(table, nibbles(w[i].qs + 16 * ib)), v1 = _mm256_shuffle_epi8(table, nibbles(w[i].qs + 16 * ib + 16));
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * ib));
+      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * ib + 32));
       // Pair sums of |v| * q8 fit 16 bits (|v| <= 127); the scale rides in the 16-bit multiply-add.
-      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(q8, v));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16(static_cast<int16_t>(ls - 32))));
+      sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v0, v0), _mm256_sign_epi8(x0, v0)),
+                                                      _mm256_set1_epi16(static_cast<int16_t>(ls0))));
+      sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v1, v1), _mm256_sign_epi8(x1, v1)),
+                                                      _mm256_set1_epi16(static_cast<int16_t>(ls1))));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)), acc);
   }
   return hsum(acc);
 }
