@@ -182,21 +182,26 @@ float dot_iq3_xxs(const void* wv, const void* xv, int64_t n) {
 float dot_iq3_s(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const iq3_s*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
+  const int* grid = reinterpret_cast<const int*>(iq::iq3s_grid);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     const uint8_t* q = w[i].qs;
-    __m256i sumi = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ++ib, q += 8) {
-      const int qh = w[i].qh[ib];
-      // Grid index j: 8 bits from qs, the 9th is bit j of qh. Computed inline (an index array on the
-      // stack made this kernel wait on its own stores).
-      const uint32_t* g = iq::iq3s_grid;
-      auto at = [&](int j) { return static_cast<int>(g[q[j] | ((qh << (8 - j)) & 256)]); };
-      const __m256i v = _mm256_set_epi32(at(7), at(6), at(5), at(4), at(3), at(2), at(1), at(0));
-      const int s = (w[i].scales[ib / 2] >> 4 * (ib % 2)) & 15;
-      sumi = mad(sumi, v, signed_x_bytes(x[i].qs + 32 * ib, w[i].signs + 4 * ib), odd_scale(s));
+    __m256i sum0 = _mm256_setzero_si256(), sum1 = _mm256_setzero_si256();  // even and odd sub-blocks
+    for (int ib = 0; ib < 8; ib += 2, q += 16) {
+      // Grid index j of a sub-block: 8 bits from qs, the 9th is bit j of qh; eight indices in
+      // vector lanes and one gather (scalar loads and inserts per index had been the cost).
+      auto values = [&](const uint8_t* qs, int qh) {
+        const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs)));
+        const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(qh), lane), one), 8);
+        return _mm256_i32gather_epi32(grid, _mm256_or_si256(lo, hi), 4);
+      };
+      const __m256i v0 = values(q, w[i].qh[ib]), v1 = values(q + 8, w[i].qh[ib + 1]);
+      const int sc = w[i].scales[ib / 2];
+      sum0 = mad(sum0, v0, signed_x_bytes(x[i].qs + 32 * ib, w[i].signs + 4 * ib), odd_scale(sc & 15));
+      sum1 = mad(sum1, v1, signed_x_bytes(x[i].qs + 32 * ib + 32, w[i].signs + 4 * ib + 4), odd_scale(sc >> 4));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)), acc);
   }
   return hsum(acc);
 }
