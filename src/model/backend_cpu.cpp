@@ -39,6 +39,17 @@ class CpuBackend : public Backend {
     for (size_t i = 0; i < tokens.size(); ++i) get_row(table, tokens[i], out + i * table.cols);
   }
   void matmul(const cpu::WeightView& w, const float* x, int64_t n, float* y) override { model::matmul(ctx_, w, x, n, y); }
+  // One token: the products sharing its input in one parallel region (q, k, v; gate, up), rows
+  // of all of them split over the threads, instead of a region each.
+  void matmuls(std::initializer_list<Product> products, const float* x, int64_t n) override {
+    if (n != 1 || products.size() < 2 || products.size() > 8) return Backend::matmuls(products, x, n);
+    cpu::WeightView ws[8];
+    const float* xs[8];
+    float* ys[8];
+    int count = 0;
+    for (const auto& p : products) ws[count] = *p.w, xs[count] = x, ys[count++] = p.y;
+    cpu::matvecs(ws, xs, ys, count, ctx_.n_threads);
+  }
   void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t dim, float eps) override { model::rms_norm(x, w, y, n, dim, eps); }
   void add_bias(float* y, const float* b, int64_t n, int64_t width) override {
     if (b)
