@@ -41,6 +41,9 @@ class BaseModel : public Model {
   // once they know their layer count; the others stay on the CPU.
   void place_layers(int n_layer);
   Backend& layer_backend(int layer) const { return *layer_be_.at(static_cast<size_t>(layer)); }
+  // Where a layer's routed experts live and run: the CPU for the first n_cpu_moe layers
+  // (--cpu-moe keeps the big expert tensors in RAM), else the layer's own backend.
+  Backend& expert_backend(int layer) const { return layer < opts_.n_cpu_moe ? *cpu_ : layer_backend(layer); }
   // Caches of width k_width/v_width for every backend that holds layers.
   void init_backend_caches(int k_width, int v_width);
   int64_t arch_int(const std::string& key, std::optional<int64_t> fallback = std::nullopt) const;

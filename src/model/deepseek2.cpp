@@ -8,11 +8,10 @@
 // Positions use YaRN-scaled rotary embeddings; its magnitude correction enters the softmax scale.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "common/error.h"
 #include "model/base.h"
-#include <cstdio>
-
 #include "model/deepseek2_kv_b.h"
 #include "model/moe.h"
 
@@ -52,6 +51,7 @@ class DeepSeek2 : public BaseModel {
 
     place_layers(n_layer);
     layers_.reserve(static_cast<size_t>(n_layer));  // wk_b/wv_b may point into a layer's own buffers
+    int experts_in_ram = 0;
     for (int i = 0; i < n_layer; ++i) {
       const std::string p = "blk." + std::to_string(i) + ".";
       Backend& be = layer_backend(i);
@@ -83,11 +83,14 @@ class DeepSeek2 : public BaseModel {
         l.up = be.place(w_.matrix(p + "ffn_up.weight", n_embd_, n_ff_));
         l.down = be.place(w_.matrix(p + "ffn_down.weight", n_ff_, n_embd_));
       } else {
-        l.moe.router = be.place(w_.matrix(p + "ffn_gate_inp.weight", n_embd_, moe_.n_expert));
-        l.moe.bias = w_.optional_vector(p + "exp_probs_b.bias", moe_.n_expert);  // routing runs on the host
-        l.moe.gate = be.place_experts(w_.experts(p + "ffn_gate_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert), moe_.n_expert);
-        l.moe.up = be.place_experts(w_.experts(p + "ffn_up_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert), moe_.n_expert);
-        l.moe.down = be.place_experts(w_.experts(p + "ffn_down_exps.weight", n_ff_exp_, n_embd_, moe_.n_expert), moe_.n_expert);
+        Backend& ebe = expert_backend(i);  // the router goes with its experts
+        l.moe_be = &ebe;
+        l.moe.router = ebe.place(w_.matrix(p + "ffn_gate_inp.weight", n_embd_, moe_.n_expert));
+        l.moe.bias = w_.optional_vector(p + "exp_probs_b.bias", moe_.n_expert);  // the backend places it as it needs
+        l.moe.gate = ebe.place_experts(w_.experts(p + "ffn_gate_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert), moe_.n_expert);
+        l.moe.up = ebe.place_experts(w_.experts(p + "ffn_up_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert), moe_.n_expert);
+        l.moe.down = ebe.place_experts(w_.experts(p + "ffn_down_exps.weight", n_ff_exp_, n_embd_, moe_.n_expert), moe_.n_expert);
+        if (&ebe != &be) ++experts_in_ram;
         if (n_shared > 0) {
           l.gate = be.place(w_.matrix(p + "ffn_gate_shexp.weight", n_embd_, n_ff_exp_ * n_shared));
           l.up = be.place(w_.matrix(p + "ffn_up_shexp.weight", n_embd_, n_ff_exp_ * n_shared));
@@ -96,17 +99,21 @@ class DeepSeek2 : public BaseModel {
         }
       }
     }
+    if (experts_in_ram > 0) std::fprintf(stderr, "placement: routed experts of %d layers in RAM, run on the CPU\n", experts_in_ram);
     init_backend_caches(kv_lora_ + n_rot_, 0);  // the latent and the roped key: nothing else
   }
 
  protected:
   void layers(Buf& x, const Batch& b) override;
-  // MoE routing reads the router's scores on the host: a GPU step cannot be recorded whole.
+  // Not recorded as a CUDA graph yet. Routing now runs on the device for a decode step (only
+  // experts in RAM, --cpu-moe, or over 1024 experts still go through the host), so the step
+  // could be recorded; that waits for a GPU run that checks it (docs/PERFORMANCE.md).
   bool step_recordable() const override { return false; }
 
  private:
   struct Layer {
-    Backend* be = nullptr;  // where this layer runs; its weights are placed there
+    Backend* be = nullptr;      // where this layer runs; its weights are placed there
+    Backend* moe_be = nullptr;  // where its router and routed experts live and run (--cpu-moe: the CPU)
     const float *attn_norm = nullptr, *ffn_norm = nullptr, *q_a_norm = nullptr, *kv_a_norm = nullptr;
     cpu::WeightView wq_a, wq_b, wkv_a, wk_b, wv_b, wo, gate, up, down;
     MoeWeights moe;
@@ -208,7 +215,16 @@ void DeepSeek2::layers(Buf& x, const Batch& b) {
     if (static_cast<int>(li) < n_dense_) {
       dense_ffn(be, l.gate, l.up, l.down, n_ff_, h.data(), n, o.data());
     } else {
-      be.moe_ffn(moe_, l.moe, h.data(), n, n_embd_, n_ff_exp_, o.data());
+      if (l.moe_be == &be) {
+        be.moe_ffn(moe_, l.moe, h.data(), n, n_embd_, n_ff_exp_, o.data());
+      } else {  // experts in RAM: the normed input goes to their backend and the mix comes back
+        Buf hx(be, width);
+        be.copy(hx.data(), h.data(), width);
+        Buf hm = move_to(*l.moe_be, std::move(hx)), om(*l.moe_be, width);
+        l.moe_be->moe_ffn(moe_, l.moe, hm.data(), n, n_embd_, n_ff_exp_, om.data());
+        Buf ob = move_to(be, std::move(om));
+        be.copy(o.data(), ob.data(), width);
+      }
       if (shared_ff_ > 0) {
         dense_ffn(be, l.gate, l.up, l.down, shared_ff_, h.data(), n, shared.data());
         be.add(o.data(), shared.data(), n * n_embd_);

@@ -20,6 +20,7 @@ struct ModelOptions {
   int n_threads = 0;         // 0: physical cores
   int n_gpu_layers = 0;      // the last N layers on the GPU (llama.cpp's -ngl; above the layer count: all, output too)
   int main_gpu = 0;          // the GPU they go to (--main-gpu / --device CUDAn)
+  int n_cpu_moe = 0;         // routed experts of the first N layers stay in RAM, run by the CPU (--n-cpu-moe; --cpu-moe: all)
   GgmlType kv_type = GgmlType::F16;  // F16 or Q8_0
   bool mlock = false;
   bool use_mmap = true;

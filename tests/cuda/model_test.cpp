@@ -192,6 +192,32 @@ TEST(CudaModels, DecodeAfterALongerPromptMatchesTheCpu) {
   }
 }
 
+// --cpu-moe / --n-cpu-moe: layers on the GPU with their routed experts kept in RAM and run by the
+// CPU (the normed input crosses to the CPU and the mix comes back) give the CPU engine's logits,
+// for a whole prompt and 4 tokens at a time.
+TEST(CudaModels, ExpertsInRamAgreeWithTheCpu) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
+  auto dir = test::fixtures_dir();
+  if (dir.empty()) GTEST_SKIP() << "fixtures not found";
+  auto ref = nlohmann::json::parse(test::read_file(dir / "models/deepseek2.reference.json"));
+  std::vector<int32_t> ids = ref["prompts"]["en"]["ids"].get<std::vector<int32_t>>();
+  for (const char* file : {"models/deepseek2-f16.gguf", "quantized/deepseek2-UD-IQ1_S.gguf"}) {
+    SCOPED_TRACE(file);
+    auto cpu = model::Model::load(dir / file, {.n_ctx = 256});
+    const auto lc = run(*cpu, ids), lc4 = run(*cpu, ids, 4);
+    const int V = cpu->n_vocab();
+    for (int n_cpu_moe : {1, 100}) {
+      auto gpu = model::Model::load(dir / file, {.n_ctx = 256, .n_gpu_layers = 99, .n_cpu_moe = n_cpu_moe});
+      const auto lg = run(*gpu, ids), lg4 = run(*gpu, ids, 4);
+      double worst = 0;
+      for (size_t t = 0; t < ids.size(); ++t)
+        worst = std::max({worst, rel_l2(&lg[t * V], &lc[t * V], V), rel_l2(&lg4[t * V], &lc4[t * V], V)});
+      std::printf("[cuda cpu-moe] %-36s --n-cpu-moe %3d: vs CPU rel-L2 %.2e\n", file, n_cpu_moe, worst);
+      EXPECT_LE(worst, std::string(file).find("quantized") != std::string::npos ? 2e-2 : 5e-3);
+    }
+  }
+}
+
 // Token-by-token decoding with all layers on the GPU (the recorded-and-replayed step) continues the
 // prompts exactly as transformers' greedy decoding does, and step logits stay close to the CPU's.
 TEST(CudaModels, GreedyDecodeStepsMatchTheReference) {
