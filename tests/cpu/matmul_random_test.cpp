@@ -106,3 +106,38 @@ TEST(MatmulRandom, EveryTypeMatchesReferenceForOddShapes) {
     }
   }
 }
+
+// cpu::matvecs (a token's products in one parallel region: MoE experts, q/k/v) gives each
+// product exactly what matmul gives it alone, for every zoo type, with inputs shared (gate and
+// up) and not, and rows of several products split over the threads.
+TEST(MatmulRandom, MatvecsEqualsMatmulPerProduct) {
+  JING_FIXTURE_OR_SKIP(path, "quants/quant-zoo.gguf");
+  auto zoo = gguf::File::open(path);
+  std::mt19937 rng(43);
+  std::normal_distribution<float> nd(0, 1);
+  for (const char* name : {"F16", "Q4_0", "Q4_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS",
+                           "IQ3_S", "IQ4_XS", "TQ1_0", "MXFP4"}) {
+    SCOPED_TRACE(name);
+    const auto& src = zoo.tensor(std::string(name) + ".w");
+    const int64_t cols = src.ne[0], rows = src.ne[1];
+    const size_t rb = src.row_bytes();
+    // Three products: two over the same input (gate and up), one over another, of different row counts.
+    const cpu::WeightView ws[3] = {{src.type, src.data, cols, rows, rb},
+                                   {src.type, src.data + rb, cols, rows - 1, rb},
+                                   {src.type, src.data + 2 * rb, cols, rows - 3, rb}};
+    std::vector<float> x0(static_cast<size_t>(cols)), x1(static_cast<size_t>(cols));
+    for (auto& v : x0) v = nd(rng);
+    for (auto& v : x1) v = nd(rng);
+    const float* xs[3] = {x0.data(), x0.data(), x1.data()};
+    std::vector<float> got[3], want[3];
+    float* ys[3];
+    for (int i = 0; i < 3; ++i) {
+      got[i].assign(static_cast<size_t>(ws[i].rows), NAN);
+      want[i].assign(static_cast<size_t>(ws[i].rows), NAN);
+      ys[i] = got[i].data();
+      cpu::matmul(ws[i], xs[i], 1, want[i].data(), 2);
+    }
+    cpu::matvecs(ws, xs, ys, 3, 2);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(0, std::memcmp(got[i].data(), want[i].data(), got[i].size() * sizeof(float))) << "product " << i;
+  }
+}
