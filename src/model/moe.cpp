@@ -59,7 +59,9 @@ void moe_ffn(const Ctx& c, const MoeRouting& r, const MoeWeights& w, const float
   if (n == 1) {
     // One token: its experts' products in two parallel regions (gate and up, then down) rather
     // than three per expert, each too small to keep the threads busy alone.
-    const auto chosen = route(r, logits.data(), w.bias);
+    // In ascending expert order: the mix below adds them as the batched path does.
+    auto chosen = route(r, logits.data(), w.bias);
+    std::sort(chosen.begin(), chosen.end());
     const int k = static_cast<int>(chosen.size());
     std::vector<float> gate(static_cast<size_t>(k * n_ff)), up(gate.size()), down(static_cast<size_t>(k * n_embd));
     std::vector<cpu::WeightView> ws;
@@ -75,12 +77,8 @@ void moe_ffn(const Ctx& c, const MoeRouting& r, const MoeWeights& w, const float
     for (int j = 0; j < k; ++j)
       ws.push_back(expert(w.down, chosen[j].first)), xs.push_back(gate.data() + j * n_ff), ys.push_back(down.data() + j * n_embd);
     cpu::matvecs(ws.data(), xs.data(), ys.data(), k, c.n_threads);
-    // Mixed in ascending expert order, as the batched path below adds them.
-    std::vector<int> order(static_cast<size_t>(k));
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](int a, int b) { return chosen[a].first < chosen[b].first; });
     std::fill(out, out + n_embd, 0.0f);
-    for (int j : order)
+    for (int j = 0; j < k; ++j)
       for (int d = 0; d < n_embd; ++d) out[d] += chosen[j].second * down[static_cast<size_t>(j * n_embd + d)];
     return;
   }
