@@ -266,11 +266,11 @@ class CudaBackend : public Backend {
     matmul_->run(w.router, x, n, logits.data());
     const cuda::ops::MoeRouteParams rp{r.n_expert, r.n_expert_used, r.n_group, r.n_group_used, r.gating == MoeRouting::Gating::Sigmoid,
                                        r.normalize, r.scale};
-    if (n * r.n_expert_used <= std::max(r.n_expert, 8 * r.n_expert_used) && cuda::ops::moe_route_supported(rp) && !std::getenv("JING_MOE_HOST"))
-      return moe_ffn_on_device(rp, w, logits.data(), x, n, n_embd, n_ff, out);
-    if (cuda::Matmul::rounding_kind(w.gate.type) && cuda::Matmul::rounding_kind(w.down.type) && cuda::ops::moe_route_supported(rp) &&
-        !std::getenv("JING_MOE_HOST"))
-      return moe_ffn_grouped(rp, w, logits.data(), x, n, n_embd, n_ff, out);
+    if (cuda::ops::moe_route_supported(rp) && !std::getenv("JING_MOE_HOST")) {
+      if (n * r.n_expert_used <= std::max(r.n_expert, 8 * r.n_expert_used)) return moe_ffn_on_device(rp, w, logits.data(), x, n, n_embd, n_ff, out);
+      if (cuda::Matmul::rounding_kind(w.gate.type) && cuda::Matmul::rounding_kind(w.down.type))
+        return moe_ffn_grouped(rp, w, logits.data(), x, n, n_embd, n_ff, out);
+    }
     std::vector<float> host(static_cast<size_t>(n * r.n_expert));
     download(host.data(), logits.data(), host.size());
     std::vector<std::vector<std::pair<int32_t, float>>> users(static_cast<size_t>(r.n_expert));
@@ -311,10 +311,7 @@ class CudaBackend : public Backend {
   void moe_ffn_on_device(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, const float* x, int64_t n, int n_embd,
                          int n_ff, float* out) {
     const int64_t pairs = n * rp.n_used;
-    reserve_moe_idx(static_cast<size_t>(pairs));
-    auto* ids = static_cast<int32_t*>(moe_idx_);
-    auto* wts = reinterpret_cast<float*>(ids + moe_idx_cap_);
-    cuda::ops::moe_route(rp, logits, device_vector(w.bias), n, ids, wts, stream_->handle());
+    const auto [ids, wts] = route_on_device(rp, w, logits, n);
     Buf g(*this, static_cast<size_t>(pairs * n_ff)), u(*this, static_cast<size_t>(pairs * n_ff)), d(*this, static_cast<size_t>(pairs * n_embd));
     cuda::GemvBatch b;
     b.count = static_cast<int>(pairs), b.ids = ids, b.x_div = rp.n_used;
@@ -327,10 +324,7 @@ class CudaBackend : public Backend {
   void moe_ffn_grouped(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, const float* x, int64_t n, int n_embd,
                        int n_ff, float* out) {
     const int64_t pairs = n * rp.n_used, max_items = cuda::ops::moe_max_items(pairs, rp.n_expert);
-    reserve_moe_idx(static_cast<size_t>(pairs));
-    auto* ids = static_cast<int32_t*>(moe_idx_);
-    auto* wts = reinterpret_cast<float*>(ids + moe_idx_cap_);
-    cuda::ops::moe_route(rp, logits, device_vector(w.bias), n, ids, wts, stream_->handle());
+    const auto [ids, wts] = route_on_device(rp, w, logits, n);
     Buf index(*this, static_cast<size_t>(2 * pairs + 3 * max_items));  // int32: pair rows, row tokens, work items
     auto* pair_row = reinterpret_cast<int32_t*>(index.data());
     int32_t *row_token = pair_row + pairs, *items = row_token + pairs;
@@ -342,6 +336,14 @@ class CudaBackend : public Backend {
     b.count = static_cast<int>(max_items), b.items = items;
     expert_swiglu(w, b, xs.data(), pairs, pairs, n_embd, n_ff, g.data(), u.data(), d.data());
     cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle(), pair_row);
+  }
+  // Each token's chosen experts and their weights, [n][n_used] each, in moe_idx_.
+  std::pair<int32_t*, float*> route_on_device(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, int64_t n) {
+    reserve_moe_idx(static_cast<size_t>(n * rp.n_used));
+    auto* ids = static_cast<int32_t*>(moe_idx_);
+    auto* wts = reinterpret_cast<float*>(ids + moe_idx_cap_);
+    cuda::ops::moe_route(rp, logits, device_vector(w.bias), n, ids, wts, stream_->handle());
+    return {ids, wts};
   }
   // The experts' SwiGLU for `pairs` (token, expert) rows as batch b picks them: gate and up of
   // x's x_rows rows into g and u, then down into d (SwiGLU rounding its output for the down
@@ -371,7 +373,8 @@ class CudaBackend : public Backend {
     moe_idx_cap_ = std::max<size_t>(n, 1024);
     cuda::check(cudaMalloc(&moe_idx_, moe_idx_cap_ * 8), "cudaMalloc (moe)");
   }
-  // A host vector kept on the device for the model's life (the routing bias), or null when empty.
+  // A host vector kept on the device for the model's life (the routing bias, RoPE frequency
+  // factors), placed on first use; null when empty.
   const float* device_vector(const std::vector<float>& v) {
     if (v.empty()) return nullptr;
     auto it = vectors_.find(v.data());
@@ -386,7 +389,7 @@ class CudaBackend : public Backend {
     const int kind = cuda::Matmul::rounding_kind(products.begin()->w->type);
     for (const auto& p : products)
       if (cuda::Matmul::rounding_kind(p.w->type) != kind || p.w->cols != cols || p.w->rows <= 0) return 0;
-    return cols % (kind == 3 ? 256 : 32) == 0 ? kind : 0;
+    return cols % cuda::ops::rounding_block(kind) == 0 ? kind : 0;
   }
   void run_rounded(std::initializer_list<Product> products, const cuda::Matmul::Rounded& r, int64_t n) {
     const cpu::WeightView* ws[8];
@@ -440,11 +443,7 @@ class CudaBackend : public Backend {
     p.n_rot = r.n_rot, p.neox = r.neox, p.freq_base = r.freq_base, p.freq_scale = r.freq_scale, p.ext_factor = r.ext_factor;
     p.attn_factor = r.attn_factor;
     r.yarn_corr_dims(p.corr_low, p.corr_high);
-    if (!r.freq_factors.empty()) {
-      auto it = freq_factors_.find(&r);
-      if (it == freq_factors_.end()) it = freq_factors_.emplace(&r, place(r.freq_factors)).first;
-      p.freq_factors = it->second;
-    }
+    p.freq_factors = device_vector(r.freq_factors);
     return p;
   }
   void* device_alloc(size_t bytes, const char* what) {
@@ -472,8 +471,7 @@ class CudaBackend : public Backend {
   std::unique_ptr<cuda::Matmul> matmul_;
   std::vector<void*> owned_;
   std::unordered_map<const void*, const void*> placed_;
-  std::unordered_map<const Rope*, const float*> freq_factors_;
-  std::unordered_map<const float*, const float*> vectors_;
+  std::unordered_map<const float*, const float*> vectors_;  // host vectors placed here (device_vector)
   size_t weight_bytes_ = 0, cache_bytes_ = 0;
   const Batch* batch_ = nullptr;
   int32_t* meta_ = nullptr;  // positions [meta_cap_], then sequences [meta_cap_]

@@ -79,7 +79,13 @@ int Matmul::rounding_kind(GgmlType type) { return static_cast<int>(detail::activ
 
 Matmul::Rounded Matmul::rounded_buffer(size_t n) {
   s_->act.reserve(n + n / 32 * 16);
-  return {s_->act.as<int8_t>(), s_->act.as<uint8_t>() + n};
+  return {s_->act.as<int8_t>(), s_->act.as<uint8_t>() + n};  // n is a multiple of 32: the records stay 16-byte aligned
+}
+
+Matmul::Rounded Matmul::round(int kind, const float* x, size_t n) {
+  const Rounded r = rounded_buffer(n);
+  detail::quantize_activations(static_cast<fmt::Act>(kind), x, static_cast<int64_t>(n), r.q, r.rec, s_->stream);
+  return r;
 }
 
 void Matmul::run_same_input(const WeightView* const* ws, float* const* ys, int count, const float* x, int64_t n_tokens) {
@@ -91,10 +97,7 @@ void Matmul::run_same_input(const WeightView* const* ws, float* const* ys, int c
     for (int i = 0; i < count; ++i) run(*ws[i], x, n_tokens, ys[i]);
     return;
   }
-  const size_t n = static_cast<size_t>(n_tokens) * static_cast<size_t>(ws[0]->cols);
-  const Rounded r = rounded_buffer(n);
-  detail::quantize_activations(kind, x, static_cast<int64_t>(n), r.q, r.rec, s_->stream);
-  run_rounded(ws, ys, count, r, n_tokens);
+  run_rounded(ws, ys, count, round(static_cast<int>(kind), x, static_cast<size_t>(n_tokens) * static_cast<size_t>(ws[0]->cols)), n_tokens);
 }
 
 void Matmul::run_rounded(const WeightView* const* ws, float* const* ys, int count, const Rounded& x, int64_t n_tokens) {
@@ -116,40 +119,43 @@ void Matmul::run_rounded(const WeightView* const* ws, float* const* ys, int coun
   }
 }
 
+namespace {
+
+// The activation kind all weights of a batched call share (validated: same kind and columns).
+fmt::Act batched_kind(const WeightView* const* ws, int count) {
+  const fmt::Act kind = detail::activation_kind(ws[0]->type);
+  for (int i = 0; i < count; ++i) {
+    validate(*ws[i], 1);
+    if (detail::activation_kind(ws[i]->type) != kind || ws[i]->cols != ws[0]->cols)
+      throw Error("CUDA matmul: batched weights of one call take the same activations");
+  }
+  return kind;
+}
+
+}  // namespace
+
+void Matmul::launch_batched(const WeightView* const* ws, float* const* ys, int count, GemvBatch b, const int8_t* xq, const void* xrec,
+                            const float* x) {
+  for (int i = 0; i < count; ++i) {
+    const WeightView& w = *ws[i];
+    b.mat_bytes = static_cast<int64_t>(w.rows) * static_cast<int64_t>(w.row_bytes);
+    detail::GemvCall c{w.type, w.data, w.row_bytes, w.rows, w.cols, xq, xrec, x, 1, ys[i], s_->tab, b};
+    launch_gemv(c, s_->stream);
+  }
+}
+
 void Matmul::run_batched(const WeightView* const* ws, float* const* ys, int count, GemvBatch b, const float* x, int64_t x_rows) {
   if (count <= 0 || b.count <= 0) return;
-  const fmt::Act kind = detail::activation_kind(ws[0]->type);
-  if (kind == fmt::Act::F32) {
-    for (int i = 0; i < count; ++i) {
-      validate(*ws[i], 1);
-      if (detail::activation_kind(ws[i]->type) != kind || ws[i]->cols != ws[0]->cols)
-        throw Error("CUDA matmul: batched weights of one call take the same activations");
-      b.mat_bytes = static_cast<int64_t>(ws[i]->rows) * static_cast<int64_t>(ws[i]->row_bytes);
-      detail::GemvCall c{ws[i]->type, ws[i]->data, ws[i]->row_bytes, ws[i]->rows, ws[i]->cols, nullptr, nullptr, x, 1, ys[i], s_->tab, b};
-      launch_gemv(c, s_->stream);
-    }
-    return;
-  }
-  const size_t n = static_cast<size_t>(x_rows) * static_cast<size_t>(ws[0]->cols);
-  const Rounded r = rounded_buffer(n);
-  detail::quantize_activations(kind, x, static_cast<int64_t>(n), r.q, r.rec, s_->stream);
-  run_batched_rounded(ws, ys, count, b, r);
+  const fmt::Act kind = batched_kind(ws, count);
+  if (kind == fmt::Act::F32) return launch_batched(ws, ys, count, b, nullptr, nullptr, x);
+  const Rounded r = round(static_cast<int>(kind), x, static_cast<size_t>(x_rows) * static_cast<size_t>(ws[0]->cols));
+  launch_batched(ws, ys, count, b, r.q, r.rec, nullptr);
 }
 
 void Matmul::run_batched_rounded(const WeightView* const* ws, float* const* ys, int count, GemvBatch b, const Rounded& x) {
   if (count <= 0 || b.count <= 0) return;
-  const fmt::Act kind = detail::activation_kind(ws[0]->type);
-  for (int i = 0; i < count; ++i) {
-    validate(*ws[i], 1);
-    if (kind == fmt::Act::F32 || detail::activation_kind(ws[i]->type) != kind || ws[i]->cols != ws[0]->cols)
-      throw Error("CUDA matmul: batched weights of one call take the same rounded activations");
-  }
-  for (int i = 0; i < count; ++i) {
-    const WeightView& w = *ws[i];
-    b.mat_bytes = static_cast<int64_t>(w.rows) * static_cast<int64_t>(w.row_bytes);
-    detail::GemvCall c{w.type, w.data, w.row_bytes, w.rows, w.cols, x.q, x.rec, nullptr, 1, ys[i], s_->tab, b};
-    launch_gemv(c, s_->stream);
-  }
+  if (batched_kind(ws, count) == fmt::Act::F32) throw Error("CUDA matmul: rounded activations are for block-format weights");
+  launch_batched(ws, ys, count, b, x.q, x.rec, nullptr);
 }
 
 void Matmul::run_gemv(const WeightView& w, const float* x, int64_t n_tokens, float* y) {
@@ -162,11 +168,8 @@ void Matmul::run_gemv(const WeightView& w, const float* x, int64_t n_tokens, flo
     c.x = x + t0 * w.cols;
     c.y = y + t0 * w.rows;
     if (kind != fmt::Act::F32) {
-      const size_t n = static_cast<size_t>(c.n_tokens) * static_cast<size_t>(w.cols);
-      s_->act.reserve(n + n / 32 * 16);
-      c.xq = s_->act.as<int8_t>();
-      c.xrec = s_->act.as<uint8_t>() + n;  // n is a multiple of 32: the records stay 16-byte aligned
-      detail::quantize_activations(kind, c.x, static_cast<int64_t>(n), s_->act.as<int8_t>(), const_cast<void*>(c.xrec), s_->stream);
+      const Rounded r = round(static_cast<int>(kind), c.x, static_cast<size_t>(c.n_tokens) * static_cast<size_t>(w.cols));
+      c.xq = r.q, c.xrec = r.rec;
     }
     launch_gemv(c, s_->stream);
   }

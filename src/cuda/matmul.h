@@ -63,6 +63,8 @@ class Matmul {
   void run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y);
 
  private:
+  Rounded round(int kind, const float* x, size_t n_values);  // rounded_buffer() filled with x
+  void launch_batched(const WeightView* const* ws, float* const* ys, int count, GemvBatch b, const int8_t* xq, const void* xrec, const float* x);
   struct State;
   std::unique_ptr<State> s_;
 };

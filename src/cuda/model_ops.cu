@@ -205,7 +205,7 @@ __global__ void add_rms_norm_kernel(float* x, const float* h, const float* w, fl
   // The row rounded for the products that follow, each warp a block at a time, from y as
   // written (the barrier makes the block's writes visible to all its warps).
   __syncthreads();
-  const int block = kind == 3 ? 256 : 32, lane = threadIdx.x % 32;
+  const int block = 32 * round_lane_values(kind), lane = threadIdx.x % 32;
   for (int64_t b = threadIdx.x / 32; b < dim / block; b += blockDim.x / 32)
     round_block(kind, yr, b * block, lane, q + blockIdx.x * dim, rec + blockIdx.x * (dim / 32));
 }
@@ -214,7 +214,7 @@ __global__ void add_rms_norm_kernel(float* x, const float* h, const float* w, fl
 __global__ void silu_mul_round_kernel(float* g, const float* u, int64_t count, int kind, int8_t* q, float4* rec) {
   wait_for_previous_kernel();
   let_next_kernel_start();
-  const int lane = threadIdx.x % 32, per = kind == 3 ? 8 : 1;
+  const int lane = threadIdx.x % 32, per = round_lane_values(kind);
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32, first = b * 32 * per;
   if (first >= count) return;
   float v[8];
@@ -226,9 +226,7 @@ __global__ void silu_mul_round_kernel(float* g, const float* u, int64_t count, i
     v[j] = a / (1.0f + expf(-a)) * u[i];
     g[i] = v[j];
   }
-  if (kind == 3) round_q8_256(v, lane, q + first, rec + first / 32);
-  else if (kind == 2) round_q8_32<true>(v[0], lane, q + first, rec + first / 32);
-  else round_q8_32<false>(v[0], lane, q + first, rec + first / 32);
+  round_values(kind, v, lane, q + first, rec + first / 32);
 }
 
 __global__ void store_rows_kernel(__half* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx) {
@@ -294,16 +292,15 @@ void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n,
 
 void norm_round(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps, int kind, int8_t* q, void* rec, void* s) {
   if (n <= 0) return;
-  if (dim % (kind == 3 ? 256 : 32)) throw Error("norm_round: the row is not a whole number of blocks");
+  if (dim % rounding_block(kind)) throw Error("norm_round: the row is not a whole number of blocks");
   launch_op(add_rms_norm_kernel, dim3(static_cast<unsigned>(n)), dim3(256), st(s), "norm_round", x, h, w, y, dim, eps, kind, q,
             static_cast<float4*>(rec));
 }
 
 void silu_mul_round(float* g, const float* u, int64_t count, int kind, int8_t* q, void* rec, void* s) {
-  const int block = kind == 3 ? 256 : 32;
   if (count <= 0) return;
-  if (count % block) throw Error("silu_mul_round: not a whole number of blocks");
-  const int64_t warps = count / block;
+  if (count % rounding_block(kind)) throw Error("silu_mul_round: not a whole number of blocks");
+  const int64_t warps = count / rounding_block(kind);
   launch_op(silu_mul_round_kernel, dim3(blocks_for(warps * 32, 256)), dim3(256), st(s), "silu_mul_round", g, u, count, kind, q,
             static_cast<float4*>(rec));
 }

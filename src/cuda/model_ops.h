@@ -24,6 +24,10 @@ struct RopeParams {
 };
 void rope(const RopeParams& p, float* x, int64_t n, int n_head, int head_stride, const int32_t* pos, void* stream);
 
+// Values per scale of the 8-bit activation blocks of `kind` (cuda::Matmul::rounding_kind: 3 is
+// Q8_K, the others a scale per 32).
+constexpr int rounding_block(int kind) { return kind == 3 ? 256 : 32; }
+
 // x += h, then y = norm(x) * w (y may be h).
 void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps, void* stream);
 // The same (h may be null: x unchanged), and y also rounded to 8-bit blocks of `kind`

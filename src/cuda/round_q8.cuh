@@ -64,19 +64,30 @@ __device__ __forceinline__ void round_q8_256(const float v[8], int lane, int8_t*
   if (lane % 4 == 0) rec[lane / 4] = make_float4(d, 0.f, __int_as_float(sum16), __int_as_float(next16));
 }
 
-// A warp rounds the block of `kind` (1 Q8_0, 2 Q8_1, 3 Q8_K: fmt::Act's values) starting at
-// value `first` of src (float, the block's values back to back) into q/rec at the same index.
+// Values each lane holds of a block of `kind` (1 Q8_0, 2 Q8_1, 3 Q8_K: fmt::Act's values); a
+// block is 32 times that.
+__device__ __forceinline__ int round_lane_values(int kind) { return kind == 3 ? 8 : 1; }
+
+// A warp rounds one block of `kind` whose values lane l holds in v[0 .. round_lane_values(kind)),
+// into the block's q and records.
+__device__ __forceinline__ void round_values(int kind, const float* v, int lane, int8_t* q, float4* rec) {
+  if (kind == 3) round_q8_256(v, lane, q, rec);
+  else if (kind == 2) round_q8_32<true>(v[0], lane, q, rec);
+  else round_q8_32<false>(v[0], lane, q, rec);
+}
+
+// The same for the block starting at value `first` of src (the block's values back to back),
+// into q/rec at the same index.
 __device__ __forceinline__ void round_block(int kind, const float* src, int64_t first, int lane, int8_t* q, float4* rec) {
+  float v[8];
   if (kind == 3) {
     const float4* p = reinterpret_cast<const float4*>(src + first + 8 * lane);
     const float4 a = p[0], c = p[1];
-    const float v[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
-    round_q8_256(v, lane, q + first, rec + first / 32);
-  } else if (kind == 2) {
-    round_q8_32<true>(src[first + lane], lane, q + first, rec + first / 32);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = c.x, v[5] = c.y, v[6] = c.z, v[7] = c.w;
   } else {
-    round_q8_32<false>(src[first + lane], lane, q + first, rec + first / 32);
+    v[0] = src[first + lane];
   }
+  round_values(kind, v, lane, q + first, rec + first / 32);
 }
 
 }  // namespace jing::cuda
