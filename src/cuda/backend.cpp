@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <map>
 #include <tuple>
@@ -45,6 +46,7 @@ class CudaBackend : public Backend {
     for (void* p : owned_) cudaFree(p);
     if (meta_) cudaFree(meta_);
     if (moe_idx_) cudaFree(moe_idx_);
+    if (pinned_) cudaFreeHost(pinned_);
   }
 
   std::string name() const override { return name_; }
@@ -59,9 +61,18 @@ class CudaBackend : public Backend {
   void upload(float* dst, const float* src, size_t n) override {
     cuda::check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, s()), "upload");
   }
+  // Large results (a step's logits) come through pinned memory: a pageable copy of 600 KB took
+  // several times as long as the pinned copy and the memcpy after it.
   void download(float* dst, const float* src, size_t n) override {
-    cuda::check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, s()), "download");
-    stream_->synchronize();
+    const size_t bytes = n * sizeof(float);
+    if (bytes >= kPinnedFrom && reserve_pinned(bytes)) {
+      cuda::check(cudaMemcpyAsync(pinned_, src, bytes, cudaMemcpyDeviceToHost, s()), "download");
+      stream_->synchronize();
+      std::memcpy(dst, pinned_, bytes);
+    } else {
+      cuda::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s()), "download");
+      stream_->synchronize();
+    }
     if (prof_.on) prof_.collect();
   }
   void copy(float* dst, const float* src, size_t n) override {
@@ -223,14 +234,19 @@ class CudaBackend : public Backend {
     if (p.n <= cuda::Matmul::kMaxGemvTokens && p.y_stride == p.n_head * p.y_head) {
       // Few tokens: every (token, head) product in one launch, reading its head's matrix; the
       // inputs packed into rows first (x holds them strided), the outputs written in place.
-      Buf in(*this, static_cast<size_t>(count * cols));
-      if (p.x_stride == p.n_head * p.x_head) copy_rows(in.data(), cols, p.x, p.x_head, count, cols);  // rows x_head apart
-      else for (int hd = 0; hd < p.n_head; ++hd) copy_rows(in.data() + hd * cols, p.n_head * cols, p.x + hd * p.x_head, p.x_stride, p.n, cols);
+      Buf in;
+      const float* rows = p.x;  // already packed (MLA's attended latents): read in place
+      if (p.x_head != cols || p.x_stride != p.n_head * p.x_head) {
+        in = Buf(*this, static_cast<size_t>(count * cols));
+        if (p.x_stride == p.n_head * p.x_head) copy_rows(in.data(), cols, p.x, p.x_head, count, cols);  // rows x_head apart
+        else for (int hd = 0; hd < p.n_head; ++hd) copy_rows(in.data() + hd * cols, p.n_head * cols, p.x + hd * p.x_head, p.x_stride, p.n, cols);
+        rows = in.data();
+      }
       cuda::GemvBatch b;
       b.count = static_cast<int>(count), b.n_mats = p.n_head, b.y_stride = p.y_head;
       const cpu::WeightView* ws[1] = {&p.w};
       float* ys[1] = {p.y};
-      matmul_->run_batched(ws, ys, 1, b, in.data(), count);
+      matmul_->run_batched(ws, ys, 1, b, rows, count);
       return;
     }
     head_matmuls_one_by_one(p);
@@ -256,6 +272,12 @@ class CudaBackend : public Backend {
   void rms_norm_rows(float* x, int64_t stride, const float* w, int64_t n, int64_t dim, float eps) override {
     cuda::ops::rms_norm_strided(x, stride, w, x, n, dim, eps, stream_->handle());
   }
+  static cuda::ops::MoeRouteParams route_params(const MoeRouting& r) {
+    return {r.n_expert, r.n_expert_used, r.n_group, r.n_group_used, r.gating == MoeRouting::Gating::Sigmoid, r.normalize, r.scale};
+  }
+  bool moe_stays_on_device(const MoeRouting& r) const override {
+    return cuda::ops::moe_route_supported(route_params(r)) && !std::getenv("JING_MOE_HOST");
+  }
   // Few tokens (each chosen expert mostly distinct): routing on the device, then every (token,
   // expert) product in one batched launch per weight, nothing back to the host. Otherwise routing
   // on the host (one round trip per MoE layer) and per chosen expert: its tokens gathered, the
@@ -264,9 +286,8 @@ class CudaBackend : public Backend {
     OpProfile::Scope scope_(&prof_, "moe_ffn", s());
     Buf logits(*this, static_cast<size_t>(n * r.n_expert));
     matmul_->run(w.router, x, n, logits.data());
-    const cuda::ops::MoeRouteParams rp{r.n_expert, r.n_expert_used, r.n_group, r.n_group_used, r.gating == MoeRouting::Gating::Sigmoid,
-                                       r.normalize, r.scale};
-    if (cuda::ops::moe_route_supported(rp) && !std::getenv("JING_MOE_HOST")) {
+    const auto rp = route_params(r);
+    if (moe_stays_on_device(r)) {
       if (n * r.n_expert_used <= std::max(r.n_expert, 8 * r.n_expert_used)) return moe_ffn_on_device(rp, w, logits.data(), x, n, n_embd, n_ff, out);
       if (cuda::Matmul::rounding_kind(w.gate.type) && cuda::Matmul::rounding_kind(w.down.type))
         return moe_ffn_grouped(rp, w, logits.data(), x, n, n_embd, n_ff, out);
@@ -365,6 +386,19 @@ class CudaBackend : public Backend {
       cuda::ops::silu_mul(g, u, pairs * n_ff, stream_->handle());
       matmul_->run_batched(dn, d_out, 1, b, g, pairs);
     }
+  }
+  static constexpr size_t kPinnedFrom = size_t{64} << 10;
+  bool reserve_pinned(size_t bytes) {
+    if (pinned_cap_ >= bytes) return true;
+    if (pinned_) cudaFreeHost(pinned_);
+    pinned_ = nullptr, pinned_cap_ = 0;
+    if (cudaMallocHost(&pinned_, bytes) != cudaSuccess) {  // no pinned memory: the plain copy
+      cudaGetLastError();
+      pinned_ = nullptr;
+      return false;
+    }
+    pinned_cap_ = bytes;
+    return true;
   }
   void reserve_moe_idx(size_t n) {
     if (moe_idx_cap_ >= n) return;
@@ -481,6 +515,8 @@ class CudaBackend : public Backend {
   std::unordered_map<int, std::pair<cudaGraphExec_t, uint64_t>> graphs_;  // with the buffers' generation when recorded
   uint64_t reallocations_ = 0, capture_generation_ = 0;
   OpProfile prof_;
+  void* pinned_ = nullptr;  // staging for large downloads
+  size_t pinned_cap_ = 0;
   void* moe_idx_ = nullptr;  // token rows, then weights, of the chosen experts
   size_t moe_idx_cap_ = 0;
 };

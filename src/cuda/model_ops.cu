@@ -140,12 +140,8 @@ __device__ void biased_rotated_slot(const RopeParams& r, const float* row, const
 }
 
 // q: one thread per (token, head, slot): bias, then rotation, in place.
-__global__ void q_bias_rope_kernel(RopeParams r, QkvParams p, float* q, int64_t n, const int32_t* pos) {
-  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
-  let_next_kernel_start();
+__device__ __forceinline__ void q_bias_rope(const RopeParams& r, const QkvParams& p, float* q, int64_t idx, const int32_t* pos) {
   const int slots = p.head_dim / 2;
-  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (idx >= n * p.n_head * slots) return;
   const int i = static_cast<int>(idx % slots);
   const int64_t th = idx / slots;
   const int h = static_cast<int>(th % p.n_head);
@@ -159,13 +155,17 @@ __global__ void q_bias_rope_kernel(RopeParams r, QkvParams p, float* q, int64_t 
 
 // k and v into the cache: threads [0, n * n_head_kv * head_dim / 2) take k's slots (bias, rotation),
 // the rest v's values (bias).
-__global__ void kv_into_cache_kernel(RopeParams r, QkvParams p, const float* k, const float* v, int64_t n, const int32_t* seq,
-                                     const int32_t* pos, __half* kc, __half* vc) {
+// One launch for all three (a launch less per layer): threads [0, n_q) rotate q, the rest k and v.
+__global__ void qkv_into_cache_kernel(RopeParams r, QkvParams p, float* q, const float* k, const float* v, int64_t n, const int32_t* seq,
+                                      const int32_t* pos, __half* kc, __half* vc) {
   wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
   let_next_kernel_start();
+  const int64_t n_q = n * p.n_head * (p.head_dim / 2);
+  int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx < n_q) return q_bias_rope(r, p, q, idx, pos);
+  idx -= n_q;
   const int slots = p.head_dim / 2, k_width = p.n_head_kv * p.head_dim, v_width = p.n_head_kv * p.head_dim_v;
   const int64_t n_k = n * p.n_head_kv * slots;
-  int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (idx < n_k) {
     const int i = static_cast<int>(idx % slots);
     const int64_t th = idx / slots;
@@ -208,6 +208,51 @@ __global__ void add_rms_norm_kernel(float* x, const float* h, const float* w, fl
   const int block = 32 * round_lane_values(kind), lane = threadIdx.x % 32;
   for (int64_t b = threadIdx.x / 32; b < dim / block; b += blockDim.x / 32)
     round_block(kind, yr, b * block, lane, q + blockIdx.x * dim, rec + blockIdx.x * (dim / 32));
+}
+
+// The same for rows of whole 256-value chunks, up to kChunks per warp: the row stays in
+// registers (a lane holds 8 consecutive values of each of its warp's chunks), so x, h and w are
+// read once and the rounding needs no second pass over y.
+template <int kChunks>
+__global__ void add_rms_norm_regs_kernel(float* x, const float* h, const float* w, float* y, int dim, float eps, int kind, int8_t* q,
+                                         float4* rec) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
+  __shared__ float red[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32, chunks = dim / 256;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * dim;
+  float v[kChunks][8];
+  float ss = 0;
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int b = warp + c * warps;
+    if (b >= chunks) break;
+    const int64_t at = row + 256 * b + 8 * lane;
+    float4 a0 = *reinterpret_cast<const float4*>(x + at), a1 = *reinterpret_cast<const float4*>(x + at + 4);
+    if (h) {
+      const float4 h0 = *reinterpret_cast<const float4*>(h + at), h1 = *reinterpret_cast<const float4*>(h + at + 4);
+      a0.x += h0.x, a0.y += h0.y, a0.z += h0.z, a0.w += h0.w, a1.x += h1.x, a1.y += h1.y, a1.z += h1.z, a1.w += h1.w;
+      *reinterpret_cast<float4*>(x + at) = a0, *reinterpret_cast<float4*>(x + at + 4) = a1;
+    }
+    v[c][0] = a0.x, v[c][1] = a0.y, v[c][2] = a0.z, v[c][3] = a0.w, v[c][4] = a1.x, v[c][5] = a1.y, v[c][6] = a1.z, v[c][7] = a1.w;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) ss += v[c][j] * v[c][j];
+  }
+  ss = block_reduce<false>(ss, red);
+  const float scale = rsqrtf(ss / static_cast<float>(dim) + eps);
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int b = warp + c * warps;
+    if (b >= chunks) break;
+    const int e = 256 * b + 8 * lane;
+    const float4 w0 = *reinterpret_cast<const float4*>(w + e), w1 = *reinterpret_cast<const float4*>(w + e + 4);
+    const float wv[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[c][j] = v[c][j] * scale * wv[j];
+    *reinterpret_cast<float4*>(y + row + e) = make_float4(v[c][0], v[c][1], v[c][2], v[c][3]);
+    *reinterpret_cast<float4*>(y + row + e + 4) = make_float4(v[c][4], v[c][5], v[c][6], v[c][7]);
+    if (q) round_values_x8(kind, v[c], lane, q + row + 256 * b, rec + (row + 256 * b) / 32);
+  }
 }
 
 // SwiGLU rounding its output for the down product: a warp per block of `kind`.
@@ -284,8 +329,19 @@ void rope(const RopeParams& p, float* x, int64_t n, int n_head, int head_stride,
   launch_op(rope_kernel, dim3(blocks_for(total, 256)), dim3(256), st(s), "rope", p, x, n, n_head, head_stride, pos);
 }
 
+// Rows of whole 256-value chunks, at most 4 per warp of 512 threads (8192 values), stay in
+// registers; others take the plain kernel. Both round the same bytes.
+constexpr int kNormThreads = 512, kNormChunks = 4;
+bool norm_in_registers(int64_t dim, const void* x, const void* h, const void* w, const void* y) {
+  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return dim % 256 == 0 && dim <= int64_t{256} * kNormChunks * (kNormThreads / 32) && aligned(x) && aligned(w) && aligned(y) && (!h || aligned(h));
+}
+
 void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps, void* s) {
   if (n <= 0) return;
+  if (norm_in_registers(dim, x, h, w, y))
+    return launch_op(add_rms_norm_regs_kernel<kNormChunks>, dim3(static_cast<unsigned>(n)), dim3(kNormThreads), st(s), "add_rms_norm", x, h,
+                     w, y, static_cast<int>(dim), eps, 0, static_cast<int8_t*>(nullptr), static_cast<float4*>(nullptr));
   launch_op(add_rms_norm_kernel, dim3(static_cast<unsigned>(n)), dim3(256), st(s), "add_rms_norm", x, h, w, y, dim, eps, 0,
             static_cast<int8_t*>(nullptr), static_cast<float4*>(nullptr));
 }
@@ -293,6 +349,9 @@ void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n,
 void norm_round(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps, int kind, int8_t* q, void* rec, void* s) {
   if (n <= 0) return;
   if (dim % rounding_block(kind)) throw Error("norm_round: the row is not a whole number of blocks");
+  if (norm_in_registers(dim, x, h, w, y))
+    return launch_op(add_rms_norm_regs_kernel<kNormChunks>, dim3(static_cast<unsigned>(n)), dim3(kNormThreads), st(s), "norm_round", x, h,
+                     w, y, static_cast<int>(dim), eps, kind, q, static_cast<float4*>(rec));
   launch_op(add_rms_norm_kernel, dim3(static_cast<unsigned>(n)), dim3(256), st(s), "norm_round", x, h, w, y, dim, eps, kind, q,
             static_cast<float4*>(rec));
 }
@@ -308,11 +367,9 @@ void silu_mul_round(float* g, const float* u, int64_t count, int kind, int8_t* q
 void qkv_into_cache(const RopeParams& r, const QkvParams& p, float* q, const float* k, const float* v, int64_t n, const int32_t* seq,
                     const int32_t* pos, uint16_t* k_cache, uint16_t* v_cache, void* s) {
   if (n <= 0) return;
-  const int64_t q_threads = n * p.n_head * (p.head_dim / 2);
-  launch_op(q_bias_rope_kernel, dim3(blocks_for(q_threads, 256)), dim3(256), st(s), "q_bias_rope", r, p, q, n, pos);
-  const int64_t kv_threads = n * p.n_head_kv * (p.head_dim / 2) + (v ? n * p.n_head_kv * p.head_dim_v : 0);
-  launch_op(kv_into_cache_kernel, dim3(blocks_for(kv_threads, 256)), dim3(256), st(s), "kv_into_cache", r, p, k, v, n, seq, pos, reinterpret_cast<__half*>(k_cache),
-                                                                        reinterpret_cast<__half*>(v_cache));
+  const int64_t threads = n * p.n_head * (p.head_dim / 2) + n * p.n_head_kv * (p.head_dim / 2) + (v ? n * p.n_head_kv * p.head_dim_v : 0);
+  launch_op(qkv_into_cache_kernel, dim3(blocks_for(threads, 256)), dim3(256), st(s), "qkv_into_cache", r, p, q, k, v, n, seq, pos,
+            reinterpret_cast<__half*>(k_cache), reinterpret_cast<__half*>(v_cache));
 }
 
 void store_rows_f16(uint16_t* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx, void* s) {

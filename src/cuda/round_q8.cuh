@@ -31,6 +31,33 @@ __device__ __forceinline__ void round_q8_32(float v, int lane, int8_t* q, float4
   }
 }
 
+// The same rounding for eight consecutive values per lane: lanes 4g..4g+3 hold block g's 32
+// (values 8(l%4)..), q and rec at the warp's 256 values. Bytes as round_q8_32's.
+template <bool kQ8_1>
+__device__ __forceinline__ void round_q8_32_x8(const float v[8], int lane, int8_t* q, float4* rec) {
+  float amax = 0.f;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(v[j]));
+  amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 1));
+  amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 2));
+  const float d = amax / 127.f, id = d != 0.f ? 1.0f / d : 0.f;
+  uint32_t packed[2] = {0, 0};
+  int sum = 0;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const int qi = static_cast<int>(roundf(__fmul_rn(v[j], id)));
+    packed[j / 4] |= static_cast<uint32_t>(qi & 0xFF) << (8 * (j % 4));
+    sum += qi;
+  }
+  reinterpret_cast<uint2*>(q)[lane] = make_uint2(packed[0], packed[1]);
+  const int sum16 = sum + __shfl_xor_sync(0xFFFFFFFFu, sum, 1);  // lanes 4g, 4g+1: values 0-15 of block g
+  const int next16 = __shfl_down_sync(0xFFFFFFFFu, sum16, 2);    // at lane 4g: values 16-31
+  if (lane % 4 == 0) {
+    const float s = kQ8_1 ? half_round(__fmul_rn(static_cast<float>(sum16 + next16), d)) : 0.f;
+    rec[lane / 4] = make_float4(half_round(d), s, __int_as_float(sum16), __int_as_float(next16));
+  }
+}
+
 // Lane l holds values 8l..8l+7 of the 256; the scale maps the value of largest magnitude (the
 // first of equals) to -127. rec: the block's 8 records.
 __device__ __forceinline__ void round_q8_256(const float v[8], int lane, int8_t* q, float4* rec) {
@@ -62,6 +89,13 @@ __device__ __forceinline__ void round_q8_256(const float v[8], int lane, int8_t*
   const int sum16 = sum + __shfl_xor_sync(0xFFFFFFFFu, sum, 1);  // lanes 2m, 2m+1: values 16m..16m+15
   const int next16 = __shfl_down_sync(0xFFFFFFFFu, sum16, 2);    // at lane 4g: the group's second half
   if (lane % 4 == 0) rec[lane / 4] = make_float4(d, 0.f, __int_as_float(sum16), __int_as_float(next16));
+}
+
+// Any kind from eight consecutive values per lane (a warp's 256 values; q, rec at their start).
+__device__ __forceinline__ void round_values_x8(int kind, const float v[8], int lane, int8_t* q, float4* rec) {
+  if (kind == 3) round_q8_256(v, lane, q, rec);
+  else if (kind == 2) round_q8_32_x8<true>(v, lane, q, rec);
+  else round_q8_32_x8<false>(v, lane, q, rec);
 }
 
 // Values each lane holds of a block of `kind` (1 Q8_0, 2 Q8_1, 3 Q8_K: fmt::Act's values); a

@@ -109,6 +109,8 @@ class Backend {
   virtual void rms_norm_rows(float* x, int64_t stride, const float* w, int64_t n, int64_t dim, float eps) = 0;
   // out = the routed experts' mix (see model/moe.h); the routing's bias stays in host memory.
   virtual void moe_ffn(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff, float* out) = 0;
+  // Whether moe_ffn for one token stays on this backend (no host round trip), so it can be recorded.
+  virtual bool moe_stays_on_device(const MoeRouting& r) const { return false; }
 
   // The attention cache of the layers placed here (rows of the batch's sequences and positions).
   virtual void init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type) = 0;

@@ -105,10 +105,12 @@ class DeepSeek2 : public BaseModel {
 
  protected:
   void layers(Buf& x, const Batch& b) override;
-  // Not recorded as a CUDA graph yet. Routing now runs on the device for a decode step (only
-  // experts in RAM, --cpu-moe, or over 1024 experts still go through the host), so the step
-  // could be recorded; that waits for a GPU run that checks it (docs/PERFORMANCE.md).
-  bool step_recordable() const override { return false; }
+  // A decode step can be recorded when every MoE layer routes on its own device: experts in RAM
+  // (--cpu-moe) or routing the device cannot do would need the host in the middle of the step.
+  bool step_recordable() const override {
+    return std::all_of(layers_.begin(), layers_.end(),
+                       [&](const Layer& l) { return !l.moe_be || (l.moe_be == l.be && l.be->moe_stays_on_device(moe_)); });
+  }
 
  private:
   struct Layer {
