@@ -344,18 +344,35 @@ class CudaBackend : public Backend {
   // so an expert's weights are read once per 8 of its tokens and nothing goes back to the host.
   void moe_ffn_grouped(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, const float* x, int64_t n, int n_embd,
                        int n_ff, float* out) {
-    const int64_t pairs = n * rp.n_used, max_items = cuda::ops::moe_max_items(pairs, rp.n_expert);
+    // A prompt's many tokens go to the tensor cores (64 rows of an expert per work item), as the
+    // dense products of a prompt do; fewer take the grouped decode kernels (8 rows per item).
+    const bool tensor_cores = n > cuda::Matmul::kGemvTokensBlockFormats && !std::getenv("JING_MOE_GEMV") &&
+                              cuda::Matmul::grouped_supported(w.gate.type) && cuda::Matmul::grouped_supported(w.up.type) &&
+                              cuda::Matmul::grouped_supported(w.down.type);
+    const int item_rows = tensor_cores ? cuda::Matmul::grouped_item_rows() : 8;
+    const int64_t pairs = n * rp.n_used, max_items = cuda::ops::moe_max_items(pairs, rp.n_expert, item_rows);
     const auto [ids, wts] = route_on_device(rp, w, logits, n);
     Buf index(*this, static_cast<size_t>(2 * pairs + 3 * max_items));  // int32: pair rows, row tokens, work items
     auto* pair_row = reinterpret_cast<int32_t*>(index.data());
     int32_t *row_token = pair_row + pairs, *items = row_token + pairs;
-    cuda::ops::moe_group(ids, n, rp.n_used, rp.n_expert, pair_row, row_token, items, stream_->handle());
+    cuda::ops::moe_group(ids, n, rp.n_used, rp.n_expert, item_rows, pair_row, row_token, items, stream_->handle());
     Buf xs(*this, static_cast<size_t>(pairs * n_embd)), g(*this, static_cast<size_t>(pairs * n_ff)), u(*this, static_cast<size_t>(pairs * n_ff)),
         d(*this, static_cast<size_t>(pairs * n_embd));
     cuda::ops::gather_rows(xs.data(), x, row_token, pairs, n_embd, stream_->handle());
-    cuda::GemvBatch b;
-    b.count = static_cast<int>(max_items), b.items = items;
-    expert_swiglu(w, b, xs.data(), pairs, pairs, n_embd, n_ff, g.data(), u.data(), d.data());
+    if (tensor_cores) {
+      const auto size = static_cast<size_t>(pairs);
+      const int count = static_cast<int>(max_items);
+      const void* xh = matmul_->to_half(w.gate.type, xs.data(), size * n_embd);
+      matmul_->run_grouped(w.gate, items, count, xh, g.data(), n_ff);
+      if (cuda::Matmul::rounding_kind(w.up.type) != cuda::Matmul::rounding_kind(w.gate.type)) xh = matmul_->to_half(w.up.type, xs.data(), size * n_embd);
+      matmul_->run_grouped(w.up, items, count, xh, u.data(), n_ff);
+      cuda::ops::silu_mul(g.data(), u.data(), pairs * n_ff, stream_->handle());
+      matmul_->run_grouped(w.down, items, count, matmul_->to_half(w.down.type, g.data(), size * n_ff), d.data(), n_embd);
+    } else {
+      cuda::GemvBatch b;
+      b.count = static_cast<int>(max_items), b.items = items;
+      expert_swiglu(w, b, xs.data(), pairs, pairs, n_embd, n_ff, g.data(), u.data(), d.data());
+    }
     cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle(), pair_row);
   }
   // Each token's chosen experts and their weights, [n][n_used] each, in moe_idx_.

@@ -49,4 +49,24 @@ bool gemv_kquant(const GemvCall& c, cudaStream_t s);
 bool gemv_iq(const GemvCall& c, cudaStream_t s);
 bool gemv_other(const GemvCall& c, cudaStream_t s);
 
+// y = W x on the tensor cores for many tokens (mma_f16.cu): x f16 [rows of activations][cols].
+// Dense: blockIdx.y takes mma_f16_token_tile() tokens of n_tokens, y [n_tokens][y_stride].
+// Grouped: items[3 i ..] = {matrix, first row, rows (<= the token tile)}, as GemvBatch's.
+struct MmaCall {
+  GgmlType type;
+  const void* w;
+  size_t row_bytes;
+  int64_t rows, cols;
+  int64_t mat_bytes;  // grouped: from one matrix to the next
+  const void* x;       // __half
+  float* y;
+  int64_t y_stride;
+  const int32_t* items;  // null: dense
+  int64_t n_tokens;      // dense
+  fmt::Tables tab;
+};
+bool mma_f16_supported(GgmlType type);
+void mma_f16(const MmaCall& c, int n_blocks_y, cudaStream_t s);
+int mma_f16_token_tile();
+
 }  // namespace jing::cuda::detail

@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "cuda/check.h"
@@ -36,6 +37,7 @@ struct Matmul::State {
   cublasHandle_t blas = nullptr;
   DeviceBuffer act;    // quantized activations / f16 or bf16 activations
   DeviceBuffer panel;  // f16 weights
+  DeviceBuffer half_x;  // f16 activations of the tensor-core path
   fmt::Tables tab;
   ~State() {
     if (blas) cublasDestroy(blas);
@@ -175,6 +177,29 @@ void Matmul::run_gemv(const WeightView& w, const float* x, int64_t n_tokens, flo
   }
 }
 
+bool Matmul::grouped_supported(GgmlType type) { return detail::mma_f16_supported(type); }
+int Matmul::grouped_item_rows() { return detail::mma_f16_token_tile(); }
+
+const void* Matmul::to_half(GgmlType type, const float* x, size_t n) {
+  const fmt::Act kind = detail::activation_kind(type);
+  s_->half_x.reserve(n * 2);
+  if (kind == fmt::Act::F32) {
+    detail::float_to_half(x, s_->half_x.data(), static_cast<int64_t>(n), s_->stream);
+  } else {
+    const Rounded r = round(static_cast<int>(kind), x, n);
+    detail::q8_to_half(r.q, r.rec, s_->half_x.data(), static_cast<int64_t>(n), s_->stream);
+  }
+  return s_->half_x.data();
+}
+
+void Matmul::run_grouped(const WeightView& w, const int32_t* items, int n_items, const void* x_half, float* y, int64_t y_stride) {
+  validate(w, 1);
+  if (n_items <= 0 || w.rows == 0) return;
+  const detail::MmaCall c{w.type, w.data, w.row_bytes, w.rows, w.cols, static_cast<int64_t>(w.rows) * static_cast<int64_t>(w.row_bytes),
+                          x_half, y, y_stride, items, 0, s_->tab};
+  detail::mma_f16(c, n_items, s_->stream);
+}
+
 void Matmul::run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y) {
   validate(w, n_tokens);
   if (n_tokens == 0 || w.rows == 0) return;
@@ -211,6 +236,12 @@ void Matmul::run_gemm(const WeightView& w, const float* x, int64_t n_tokens, flo
     detail::float_to_bf16_split(x, hi, lo, static_cast<int64_t>(n), s_->stream);
     gemm(w.data, K, CUDA_R_16BF, hi, CUDA_R_16BF, y, N, &zero);
     gemm(w.data, K, CUDA_R_16BF, lo, CUDA_R_16BF, y, N, &one);
+    return;
+  }
+  if (dense_rows && std::getenv("JING_MMA_DENSE") && detail::mma_f16_supported(w.type)) {  // measurement switch
+    const void* xh16 = to_half(w.type, x, n);
+    const detail::MmaCall c{w.type, w.data, w.row_bytes, N, K, 0, xh16, y, N, nullptr, T, s_->tab};
+    detail::mma_f16(c, static_cast<int>((T + detail::mma_f16_token_tile() - 1) / detail::mma_f16_token_tile()), s_->stream);
     return;
   }
   // Block formats (and float rows with padding): activations rounded as the decode path does

@@ -58,6 +58,13 @@ class Matmul {
   void run_batched(const WeightView* const* ws, float* const* ys, int count, GemvBatch b, const float* x, int64_t x_rows);
   // The same over activations already rounded (rounded_buffer(), for block-format weights).
   void run_batched_rounded(const WeightView* const* ws, float* const* ys, int count, GemvBatch b, const Rounded& x);
+  // Many tokens grouped by matrix (a prompt's tokens sorted by expert) on the tensor cores:
+  // x_half = to_half(type, x, n) (rounded as the matrix path rounds), items as GemvBatch's
+  // grouped items with up to grouped_item_rows() rows each, y rows at first row * y_stride.
+  static bool grouped_supported(GgmlType type);
+  static int grouped_item_rows();
+  const void* to_half(GgmlType type, const float* x, size_t n_values);
+  void run_grouped(const WeightView& w, const int32_t* items, int n_items, const void* x_half, float* y, int64_t y_stride);
   // The two paths, for tests and benchmarks (run() picks by token count).
   void run_gemv(const WeightView& w, const float* x, int64_t n_tokens, float* y);
   void run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y);

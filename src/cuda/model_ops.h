@@ -83,10 +83,11 @@ void moe_route(const MoeRouteParams& p, const float* logits, const float* bias, 
 void moe_combine(float* out, const float* rows, const float* weights, int64_t n, int n_used, int64_t width, void* stream,
                  const int32_t* pair_row = nullptr);
 // The chosen (token, expert) pairs grouped by expert for a prompt: pair p = t * n_used + j goes to
-// row pair_row[p] of the grouped order, whose rows hold tokens row_token[]; work items of up to 8
-// rows of one expert, items[3 i ..] = {expert, first row, rows}, moe_max_items() of them (the
-// unused ones 0 rows). All on the device, nothing back to the host.
-int64_t moe_max_items(int64_t pairs, int n_expert);
-void moe_group(const int32_t* ids, int64_t n, int n_used, int n_expert, int32_t* pair_row, int32_t* row_token, int32_t* items, void* stream);
+// row pair_row[p] of the grouped order, whose rows hold tokens row_token[]; work items of up to
+// item_rows rows of one expert, items[3 i ..] = {expert, first row, rows}, moe_max_items() of them
+// (the unused ones 0 rows). All on the device, nothing back to the host.
+int64_t moe_max_items(int64_t pairs, int n_expert, int item_rows);
+void moe_group(const int32_t* ids, int64_t n, int n_used, int n_expert, int item_rows, int32_t* pair_row, int32_t* row_token, int32_t* items,
+               void* stream);
 
 }  // namespace jing::cuda::ops

@@ -128,12 +128,11 @@ __global__ void moe_combine_kernel(float* out, const float* rows, const float* w
   }
 }
 
-constexpr int kItemRows = 8;  // rows per work item: the grouped products' token width
 
 // One block: counts per expert, their running starts, the work items, then each pair's row.
 // (Rows of one expert land in any order: every row's product is computed on its own.)
-__global__ void moe_group_kernel(const int32_t* ids, int pairs, int n_used, int n_expert, int max_items, int32_t* pair_row, int32_t* row_token,
-                                 int32_t* items) {
+__global__ void moe_group_kernel(const int32_t* ids, int pairs, int n_used, int n_expert, int item_rows, int max_items, int32_t* pair_row,
+                                 int32_t* row_token, int32_t* items) {
   __shared__ int count[kMaxExperts], start[kMaxExperts];
   wait_for_previous_kernel();
   let_next_kernel_start();
@@ -145,8 +144,8 @@ __global__ void moe_group_kernel(const int32_t* ids, int pairs, int n_used, int 
     int row = 0, item = 0;
     for (int e = 0; e < n_expert; ++e) {
       start[e] = row;
-      for (int c = 0; c < count[e]; c += kItemRows, ++item)
-        items[3 * item] = e, items[3 * item + 1] = row + c, items[3 * item + 2] = min(kItemRows, count[e] - c);
+      for (int c = 0; c < count[e]; c += item_rows, ++item)
+        items[3 * item] = e, items[3 * item + 1] = row + c, items[3 * item + 2] = min(item_rows, count[e] - c);
       row += count[e];
     }
     for (; item < max_items; ++item) items[3 * item] = 0, items[3 * item + 1] = 0, items[3 * item + 2] = 0;
@@ -180,13 +179,14 @@ void moe_combine(float* out, const float* rows, const float* weights, int64_t n,
              n_used, width, pair_row);
 }
 
-int64_t moe_max_items(int64_t pairs, int n_expert) { return (pairs + kItemRows - 1) / kItemRows + n_expert; }
+int64_t moe_max_items(int64_t pairs, int n_expert, int item_rows) { return (pairs + item_rows - 1) / item_rows + n_expert; }
 
-void moe_group(const int32_t* ids, int64_t n, int n_used, int n_expert, int32_t* pair_row, int32_t* row_token, int32_t* items, void* stream) {
+void moe_group(const int32_t* ids, int64_t n, int n_used, int n_expert, int item_rows, int32_t* pair_row, int32_t* row_token, int32_t* items,
+               void* stream) {
   if (n <= 0) return;
   const int64_t pairs = n * n_used;
   launch_pdl(moe_group_kernel, dim3(1), dim3(1024), static_cast<cudaStream_t>(stream), "moe_group", ids, static_cast<int>(pairs), n_used, n_expert,
-             static_cast<int>(moe_max_items(pairs, n_expert)), pair_row, row_token, items);
+             item_rows, static_cast<int>(moe_max_items(pairs, n_expert, item_rows)), pair_row, row_token, items);
 }
 
 }  // namespace jing::cuda::ops
