@@ -110,11 +110,17 @@ class CudaBackend : public Backend {
 
   void embed(const cpu::WeightView& table, const std::vector<int32_t>& tokens, float* out) override {
     OpProfile::Scope scope_(&prof_, "embed", s());
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      if (tokens[i] < 0 || tokens[i] >= table.rows) throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
-      cuda::dequantize_rows(table.type, static_cast<const uint8_t*>(table.data) + static_cast<size_t>(tokens[i]) * table.row_bytes,
-                            out + i * table.cols, 1, table.cols, *stream_);
+    for (int32_t t : tokens)
+      if (t < 0 || t >= table.rows) throw Error("token id " + std::to_string(t) + " is outside the vocabulary");
+    if (tokens.size() == 1) {  // a decode step: no upload of the id
+      cuda::dequantize_rows(table.type, static_cast<const uint8_t*>(table.data) + static_cast<size_t>(tokens[0]) * table.row_bytes, out, 1,
+                            table.cols, *stream_);
+      return;
     }
+    Buf ids(*this, tokens.size());  // a prompt: its ids to the device, then one launch
+    upload_i32(reinterpret_cast<int32_t*>(ids.data()), tokens.data(), tokens.size());
+    cuda::dequantize_gather(table.type, table.data, table.row_bytes, reinterpret_cast<const int32_t*>(ids.data()), static_cast<int64_t>(tokens.size()),
+                            table.cols, out, *stream_);
   }
   void matmul(const cpu::WeightView& w, const float* x, int64_t n, float* y) override {
     OpProfile::Scope scope_(&prof_, "matmul", s());
@@ -211,6 +217,16 @@ class CudaBackend : public Backend {
     OpProfile::Scope scope_(&prof_, "attention", s());
     cuda::ops::AttentionParams p{sh.n_head, sh.n_head_kv, sh.dk, sh.dv, sh.scale, n_ctx_, k_width_, v_width_, sh.v_in_k};
     const int64_t n = static_cast<int64_t>(batch_->size());
+    // A prompt of many tokens takes the tensor cores (the f16 rounding chain of the decode kernel
+    // is kept where the CPU engine's numbers must be matched closely: decode and short batches).
+    if (n > cuda::Matmul::kGemvTokensBlockFormats && cuda::ops::attention_prompt_supported(p) && !std::getenv("JING_ATTN_SCALAR")) {
+      const Batch& b = *batch_;
+      bool one_sequence = true;
+      for (int64_t i = 1; i < n && one_sequence; ++i) one_sequence = b.seq[i] == b.seq[0] && b.pos[i] == b.pos[0] + i;
+      if (one_sequence)
+        return cuda::ops::attention_prompt_f16(p, q, q_stride, k_.at(static_cast<size_t>(layer)), v_[static_cast<size_t>(layer)], b.seq[0], b.pos[0], n,
+                                               out, stream_->handle());
+    }
     Buf scratch(*this, cuda::ops::attention_scratch_floats(p, n));
     cuda::ops::attention_f16(p, q, q_stride, k_.at(static_cast<size_t>(layer)), v_[static_cast<size_t>(layer)], meta_ + meta_cap_, meta_, n, out,
                              scratch.data(), stream_->handle());
@@ -249,7 +265,12 @@ class CudaBackend : public Backend {
       matmul_->run_batched(ws, ys, 1, b, rows, count);
       return;
     }
-    head_matmuls_one_by_one(p);
+    // Prompts: one batched f16 product for all heads. Up to 64 tokens the decode kernels head by
+    // head keep the CPU engine's 8-bit rounding, as the other products do (f16 moved the quantized
+    // fixtures' logits by 2-3e-2).
+    if (p.n <= cuda::Matmul::kGemvTokensBlockFormats ||
+        !matmul_->run_heads(p.w, p.n_head, p.x, p.x_stride, p.x_head, p.n, p.y, p.y_stride, p.y_head))
+      head_matmuls_one_by_one(p);
   }
   void head_matmuls_one_by_one(const HeadProducts& p) {
     // One head at a time: its rows gathered, multiplied, scattered back.

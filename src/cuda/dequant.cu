@@ -74,7 +74,37 @@ __global__ void __launch_bounds__(kWarps * 32) dequant_kernel(const uint8_t* src
   }
 }
 
+// Rows picked by id (the embedding lookup of a prompt): a thread per 32-weight item, straight
+// from the table, bit-identical to the CPU as dequant_kernel is.
+template <class F>
+__global__ void dequant_gather_kernel(const uint8_t* table, size_t row_bytes, const int32_t* ids, int64_t n, int64_t cols, float* dst,
+                                      fmt::Tables tab) {
+  constexpr int kItems = F::kWeights / 32;
+  const int64_t items = cols / 32, i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * items) return;
+  const int64_t t = i / items, it = i % items;
+  float o[32];
+  F::dequant(table + static_cast<int64_t>(ids[t]) * row_bytes + it / kItems * F::kBytes, static_cast<int>(it % kItems), tab, o);
+  auto* out = reinterpret_cast<float4*>(dst + t * cols + it * 32);
+#pragma unroll
+  for (int v = 0; v < 8; ++v) out[v] = make_float4(o[4 * v], o[4 * v + 1], o[4 * v + 2], o[4 * v + 3]);
+}
+
 }  // namespace
+
+bool dequantize_gather(GgmlType type, const void* table, size_t row_bytes, const int32_t* ids, int64_t n, int64_t cols, float* dst,
+                       const fmt::Tables& tab, cudaStream_t s) {
+  return fmt::with_format(type, [&](auto f) {
+    using F = decltype(f);
+    if (cols % F::kWeights) throw Error("CUDA dequantize: row length is not a multiple of the block size");
+    if ((reinterpret_cast<uintptr_t>(table) | row_bytes) % F::kAlign) throw Error("CUDA dequantize: rows are not aligned to their block size");
+    const int64_t threads = n * (cols / 32);
+    if (threads == 0) return;
+    dequant_gather_kernel<F><<<static_cast<unsigned>((threads + 127) / 128), 128, 0, s>>>(static_cast<const uint8_t*>(table), row_bytes, ids,
+                                                                                         n, cols, dst, tab);
+    check_launch("dequantize (gather)");
+  });
+}
 
 bool dequantize(GgmlType type, const void* src, size_t row_bytes, int64_t rows, int64_t cols, void* dst, bool to_half, const fmt::Tables& tab,
                 cudaStream_t s) {
@@ -94,6 +124,13 @@ bool dequantize(GgmlType type, const void* src, size_t row_bytes, int64_t rows, 
 }
 
 }  // namespace detail
+
+void dequantize_gather(GgmlType type, const void* table, size_t row_bytes, const int32_t* ids, int64_t n, int64_t cols, float* dst,
+                       const Stream& stream) {
+  const auto s = static_cast<cudaStream_t>(stream.handle());
+  if (!detail::dequantize_gather(type, table, row_bytes, ids, n, cols, dst, detail::device_tables(), s))
+    throw Error("CUDA dequantize: no decoder for tensor type " + std::string(traits(type).name));
+}
 
 void dequantize_rows(GgmlType type, const void* src, float* dst, int64_t n_rows, int64_t cols, const Stream& stream) {
   const auto s = static_cast<cudaStream_t>(stream.handle());

@@ -2,9 +2,11 @@
 // (1, 2, 4 or 8 tokens wide), the grid covers the SMs once and the warps loop over row groups.
 #pragma once
 #include <algorithm>
+#include <cstdlib>
 
 #include "cuda/check.h"
 #include "cuda/gemv.cuh"
+#include "cuda/gemv_short.cuh"
 #include "cuda/kernels.h"
 
 namespace jing::cuda::detail {
@@ -21,6 +23,15 @@ int64_t resident_blocks(Kernel kernel) {
 
 template <class F, int NT>
 void launch_gemv_q8(const GemvArgs& a, cudaStream_t s) {
+  if constexpr (NT == 1) {
+    static const bool off = std::getenv("JING_NO_SHORT_GEMV") != nullptr;  // measurement switch
+    if (const int ipr = off ? 0 : short_row_items<F>(a)) {
+      const int64_t per_block = kGemvWarps * (32 / ipr);
+      launch_pdl(gemv_short_kernel<F>, dim3(static_cast<unsigned>((a.rows + per_block - 1) / per_block), static_cast<unsigned>(a.batch.count)),
+                 dim3(kGemvWarps * 32), s, "gemv_short", a, ipr);
+      return;
+    }
+  }
   constexpr int R = gemv_rows<F>();
   auto kernel = gemv_q8_kernel<F, NT, R>;
   static const int64_t max_blocks = resident_blocks(kernel);
@@ -48,6 +59,12 @@ void gemv_block_format(const GemvCall& c, cudaStream_t s) {
 template <class F, int NT>
 void launch_gemv_float(const GemvFloatArgs& a, bool vector_path, cudaStream_t s) {
   const unsigned products = static_cast<unsigned>(std::max(a.batch.count, 1));
+  const int64_t row_groups = (a.rows + kGemvRows * kGemvWarps - 1) / (kGemvRows * kGemvWarps);
+  static const bool off = std::getenv("JING_NO_SHORT_GEMV") != nullptr;
+  if (NT == 1 && vector_path && !a.batch.count && row_groups < 2 * sm_count() && !off) {  // few rows: a block per row
+    launch_pdl(gemv_float_row_kernel<F>, dim3(static_cast<unsigned>(a.rows)), dim3(kGemvWarps * 32), s, "gemv_float_row", a);
+    return;
+  }
   if (vector_path) {
     const int64_t groups = (a.rows + kGemvRows - 1) / kGemvRows;
     launch_pdl(gemv_float_kernel<F, NT, kGemvRows>, dim3(static_cast<unsigned>((groups + kGemvWarps - 1) / kGemvWarps), products),

@@ -29,6 +29,10 @@ void float_to_bf16_split(const float* x, void* hi, void* lo, int64_t n_values, c
 bool dequantize(GgmlType type, const void* src, size_t row_bytes, int64_t rows, int64_t cols, void* dst, bool to_half,
                 const fmt::Tables& tab, cudaStream_t s);
 
+// Rows ids[0..n) of a table (row_bytes apart) to float, dst [n][cols].
+bool dequantize_gather(GgmlType type, const void* table, size_t row_bytes, const int32_t* ids, int64_t n, int64_t cols, float* dst,
+                       const fmt::Tables& tab, cudaStream_t s);
+
 // y[n][rows] = W x for n_tokens <= 8; false for types the family does not hold.
 struct GemvCall {
   GgmlType type;

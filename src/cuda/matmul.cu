@@ -200,6 +200,30 @@ void Matmul::run_grouped(const WeightView& w, const int32_t* items, int n_items,
   detail::mma_f16(c, n_items, s_->stream);
 }
 
+bool Matmul::run_heads(const WeightView& w, int n_heads, const float* x, int64_t x_stride, int64_t x_head, int64_t n, float* y, int64_t y_stride,
+                       int64_t y_head) {
+  const fmt::Act kind = detail::activation_kind(w.type);
+  const int64_t block = kind == fmt::Act::Q8_K ? 256 : kind == fmt::Act::F32 ? 1 : 32, K = w.cols, N = w.rows;
+  const bool f16 = w.type == GgmlType::F16;
+  if ((kind == fmt::Act::F32 && !f16) || K % block || x_head % block || x_stride % block || w.row_bytes != row_size(w.type, K) || n_heads < 1 ||
+      n < 1)
+    return false;
+  validate(w, n);
+  const void* xh = to_half(w.type, x, static_cast<size_t>(n * x_stride));  // whole rows: each head's blocks are its own
+  const void* a = w.data;
+  if (!f16) {
+    s_->panel.reserve(static_cast<size_t>(n_heads * N * K * 2));
+    detail::dequantize(w.type, w.data, w.row_bytes, n_heads * N, K, s_->panel.data(), true, s_->tab, s_->stream);
+    a = s_->panel.data();
+  }
+  const float one = 1.f, zero = 0.f;
+  check_blas(cublasGemmStridedBatchedEx(s_->blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(n), static_cast<int>(K), &one, a,
+                                        CUDA_R_16F, static_cast<int>(K), N * K, xh, CUDA_R_16F, static_cast<int>(x_stride), x_head, &zero, y,
+                                        CUDA_R_32F, static_cast<int>(y_stride), y_head, n_heads, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+             "cublasGemmStridedBatchedEx");
+  return true;
+}
+
 void Matmul::run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y) {
   validate(w, n_tokens);
   if (n_tokens == 0 || w.rows == 0) return;

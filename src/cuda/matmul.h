@@ -65,6 +65,12 @@ class Matmul {
   static int grouped_item_rows();
   const void* to_half(GgmlType type, const float* x, size_t n_values);
   void run_grouped(const WeightView& w, const int32_t* items, int n_items, const void* x_half, float* y, int64_t y_stride);
+  // Per-head products of many tokens (MLA's absorbed heads) in one batched cuBLAS call: y_h = W_h
+  // x_h for the n_heads matrices back to back from w, x_h at x + h * x_head (token rows x_stride
+  // apart), y_h at y + h * y_head (rows y_stride apart). False for shapes it does not take
+  // (activation blocks across heads, padded rows, bf16/f32 weights): the caller goes head by head.
+  bool run_heads(const WeightView& w, int n_heads, const float* x, int64_t x_stride, int64_t x_head, int64_t n, float* y, int64_t y_stride,
+                 int64_t y_head);
   // The two paths, for tests and benchmarks (run() picks by token count).
   void run_gemv(const WeightView& w, const float* x, int64_t n_tokens, float* y);
   void run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y);
@@ -79,5 +85,8 @@ class Matmul {
 // n_rows rows of `cols` weights (stored back to back, row_size(type, cols) bytes each) to float32
 // in device memory, bit-identical to the CPU's dequantize_row. Asynchronous on the stream.
 void dequantize_rows(GgmlType type, const void* src, float* dst, int64_t n_rows, int64_t cols, const Stream& stream);
+// Rows ids[0..n) (device memory) of a table whose rows are row_bytes apart, the same way.
+void dequantize_gather(GgmlType type, const void* table, size_t row_bytes, const int32_t* ids, int64_t n, int64_t cols, float* dst,
+                       const Stream& stream);
 
 }  // namespace jing::cuda

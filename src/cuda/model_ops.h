@@ -64,6 +64,12 @@ size_t attention_scratch_floats(const AttentionParams& p, int64_t n);
 void attention_f16(const AttentionParams& p, const float* q, int64_t q_stride, const uint16_t* k_cache, const uint16_t* v_cache,
                    const int32_t* seq, const int32_t* pos, int64_t n, float* out, float* scratch, void* stream);
 
+// A prompt of one sequence (token t at position first_pos + t) on the tensor cores: f32
+// accumulation instead of the f16 chain above (attention_mma.cu). Key widths 64, 128 and 576 (MLA).
+bool attention_prompt_supported(const AttentionParams& p);
+void attention_prompt_f16(const AttentionParams& p, const float* q, int64_t q_stride, const uint16_t* k_cache, const uint16_t* v_cache, int seq,
+                          int first_pos, int64_t n, float* out, void* stream);
+
 }  // namespace jing::cuda::ops
 
 namespace jing::cuda::ops {

@@ -28,7 +28,7 @@ struct Case {
   std::vector<int32_t> pos;  // one token per entry, all of sequence 0
 };
 
-double check(const Case& c, std::mt19937& rng) {
+double check(const Case& c, std::mt19937& rng, bool tensor_cores = false) {
   const auto& p = c.p;
   const int64_t n = static_cast<int64_t>(c.pos.size());
   std::normal_distribution<float> nd(0, 1);
@@ -72,8 +72,12 @@ double check(const Case& c, std::mt19937& rng) {
       scratch(std::max<size_t>(cuda::ops::attention_scratch_floats(p, n), 1) * 4);
   kd.upload(kc.data(), kc.size() * 2), vd.upload(vc.data(), vc.size() * 2), qd.upload(q.data(), q.size() * 4);
   pd.upload(c.pos.data(), c.pos.size() * 4), sd.upload(seq.data(), seq.size() * 4);
-  cuda::ops::attention_f16(p, qd.as<float>(), q_stride, kd.as<uint16_t>(), p.v_in_k ? nullptr : vd.as<uint16_t>(), sd.as<int32_t>(), pd.as<int32_t>(), n,
-                           od.as<float>(), scratch.as<float>(), stream.handle());
+  if (tensor_cores)  // the prompt kernel: positions pos[0] + t
+    cuda::ops::attention_prompt_f16(p, qd.as<float>(), q_stride, kd.as<uint16_t>(), p.v_in_k ? nullptr : vd.as<uint16_t>(), 0, c.pos[0], n,
+                                    od.as<float>(), stream.handle());
+  else
+    cuda::ops::attention_f16(p, qd.as<float>(), q_stride, kd.as<uint16_t>(), p.v_in_k ? nullptr : vd.as<uint16_t>(), sd.as<int32_t>(),
+                             pd.as<int32_t>(), n, od.as<float>(), scratch.as<float>(), stream.handle());
   stream.synchronize();
   std::vector<float> got(ref.size());
   od.download(got.data(), got.size() * 4);
@@ -115,4 +119,26 @@ TEST(CudaAttention, MatchesDoublePrecision) {
   }
 }
 
+
+// The prompt kernel on the tensor cores (f32 accumulation: closer to the reference than the f16
+// chain): grouped heads (one, several and a partial tile of 64 rows), MLA, a prompt that starts
+// after earlier positions, head widths 64 and 128.
+TEST(CudaAttention, PromptOnTensorCoresMatchesDoublePrecision) {
+  if (!cuda::available()) GTEST_SKIP() << "no CUDA device or driver on this machine";
+  const float s64 = 0.125f, s128 = 1.0f / std::sqrt(128.0f), s192 = 1.0f / std::sqrt(192.0f);
+  const Case cases[] = {
+      {"GQA 12/2 heads, a 300-token prompt", {12, 2, 128, 128, s128, 512, 256, 256, false}, range(0, 300)},
+      {"GQA 28/4 heads, 77 tokens after 100", {28, 4, 128, 128, s128, 512, 512, 512, false}, range(100, 177)},
+      {"MHA 8/8 heads of 64, 130 tokens", {8, 8, 64, 64, s64, 256, 512, 512, false}, range(0, 130)},
+      {"MLA 16 heads over [512 | 64], a 200-token prompt", {16, 1, 576, 512, s192, 256, 576, 0, true}, range(0, 200)},
+      {"MLA 16 heads, 65 tokens after 300", {16, 1, 576, 512, s192, 512, 576, 0, true}, range(300, 365)},
+  };
+  std::mt19937 rng(32);
+  for (const auto& c : cases) {
+    ASSERT_TRUE(cuda::ops::attention_prompt_supported(c.p)) << c.name;
+    const double e = check(c, rng, true);
+    std::printf("[cuda attention] tensor cores: %-44s rel-L2 %.2e\n", c.name, e);
+    EXPECT_LE(e, 3e-3) << c.name;  // P rounded to f16 once per key (2^-11), accumulated in f32
+  }
+}
 #endif
