@@ -114,7 +114,7 @@ Registrar reg([](CLI::App& app) {
         for (double sec : r.seconds) ns_mean += sec * 1e9;
         ns_mean /= r.seconds.size();
         arr.push_back({{"build_commit", "jing"}, {"model_filename", path.string()}, {"model_type", type}, {"model_size", s.file_size},
-                       {"model_n_params", s.parameters}, {"backends", backend}, {"n_gpu_layers", mo.n_gpu_layers}, {"n_threads", threads}, {"n_batch", o->batch},
+                       {"model_n_params", s.parameters}, {"backends", backend}, {"n_gpu_layers", m->n_gpu_layers()}, {"n_threads", threads}, {"n_batch", o->batch},
                        {"type_k", "f16"}, {"type_v", "f16"}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen}, {"avg_ns", ns_mean},
                        {"avg_ts", mean}, {"stddev_ts", sd}, {"samples_ts", ts}});
       }
@@ -126,7 +126,7 @@ Registrar reg([](CLI::App& app) {
     for (const auto& r : results) {
       auto [ts, mean, sd] = stats(r);
       fmt::print("| {:<32} | {:>10} | {:>8} | {:<7} | {:>7} | {:>14} | {:>20} |\n", type, gguf::format_bytes(s.file_size),
-                 gguf::format_parameters(s.parameters), backend, backend == "CPU" ? threads : mo.n_gpu_layers, r.test, fmt::format("{:.2f} ± {:.2f}", mean, sd));
+                 gguf::format_parameters(s.parameters), backend, backend == "CPU" ? threads : m->n_gpu_layers(), r.test, fmt::format("{:.2f} ± {:.2f}", mean, sd));
     }
   });
 });

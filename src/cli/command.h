@@ -4,9 +4,12 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 #include "model/model.h"
+#include "runtime/memory_plan.h"
+#include "runtime/tensor_overrides.h"
 
 namespace jing::cli {
 
@@ -21,29 +24,52 @@ struct ExitCode {
   int code;
 };
 
-// llama.cpp's GPU flags, shared by run, serve, bench, logits and perplexity.
+// llama.cpp's GPU and memory flags, shared by run, serve, bench, logits and perplexity.
 struct GpuFlags {
-  int n_gpu_layers = 0;
+  std::string n_gpu_layers;  // N, "auto" or "all"; empty (not given): auto
   int main_gpu = 0;
   std::string device;  // "CUDA1" picks GPU 1; "none" or "CPU" keeps everything on the CPU
   std::string flash_attn = "auto";
   bool cpu_moe = false;  // routed experts of every layer in RAM
   int n_cpu_moe = 0;     // ... of the first N layers
+  std::vector<std::string> override_tensor;  // -ot REGEX=DEVICE
+  std::string gpu_memory;                    // --gpu-memory SIZE
+  bool no_mmap = false;
 };
 
 inline void add_gpu_flags(CLI::App* cmd, GpuFlags& g) {
-  cmd->add_option("--n-gpu-layers,--gpu-layers", g.n_gpu_layers, "Layers on the GPU, the last ones first (-ngl; 99: all)");
+  cmd->add_option("--n-gpu-layers,--gpu-layers", g.n_gpu_layers,
+                  "Layers on the GPU, the last ones first (-ngl; 99 or all: every layer and the output; auto, the default: as many as fit)");
   cmd->add_option("--main-gpu", g.main_gpu, "GPU to use (-mg)")->check(CLI::Range(0, 255));
   cmd->add_option("--device", g.device, "Device: CUDA0, CUDA1, ... or none (-dev)");
   cmd->add_flag("--cpu-moe", g.cpu_moe, "Keep the routed experts of every layer in RAM, run by the CPU");
   cmd->add_option("--n-cpu-moe", g.n_cpu_moe, "Keep the routed experts of the first N layers in RAM")->check(CLI::Range(0, 100000));
+  cmd->add_option("--override-tensor", g.override_tensor,
+                  "Place the tensors a regex matches: REGEX=CPU or REGEX=CUDA0 (-ot; may repeat; first match wins), e.g. exps=CPU")
+      ->allow_extra_args(false);
+  cmd->add_option("--gpu-memory", g.gpu_memory, "Most GPU memory to plan for, e.g. 60GiB (default: what is free)");
+  cmd->add_flag("--no-mmap", g.no_mmap, "Check that the CPU's part fits in available RAM, as for a model read instead of mapped");
   cmd->add_option("--flash-attn", g.flash_attn, "Flash attention: on, off or auto (-fa; attention is always fused)")->expected(0, 1)->default_str("auto");
 }
 
 inline void apply_gpu_flags(const GpuFlags& g, model::ModelOptions& mo) {
-  mo.n_gpu_layers = g.n_gpu_layers;
+  const std::string& ngl = g.n_gpu_layers;
+  if (ngl.empty() || ngl == "auto") {
+    mo.n_gpu_layers = model::kGpuLayersAuto;
+  } else if (ngl == "all") {
+    mo.n_gpu_layers = 1 << 20;
+  } else if (ngl.size() <= 7 && ngl.find_first_not_of("0123456789") == std::string::npos) {
+    mo.n_gpu_layers = std::stoi(ngl);
+  } else {
+    throw Error("--n-gpu-layers '" + ngl + "': give a number of layers, all or auto");
+  }
   mo.main_gpu = g.main_gpu;
   mo.n_cpu_moe = g.cpu_moe ? 100000 : g.n_cpu_moe;
+  runtime::parse_tensor_overrides(g.override_tensor);  // a bad regex or device fails before loading
+  mo.tensor_overrides = g.override_tensor;
+  mo.gpu_memory = g.gpu_memory.empty() ? 0 : runtime::parse_size(g.gpu_memory, "--gpu-memory");
+  if (!g.gpu_memory.empty() && mo.gpu_memory == 0) throw Error("--gpu-memory must be above 0 (use -ngl 0 to keep the GPU out)");
+  mo.use_mmap = !g.no_mmap;
   if (g.device.empty()) return;
   if (g.device == "none" || g.device == "CPU" || g.device == "cpu") {
     mo.n_gpu_layers = 0;

@@ -24,11 +24,11 @@ Registrar reg([](CLI::App& app) {
     std::string model, host, alias, chat_template, chat_template_file, reasoning_format = "deepseek", ctk = "f16", ctv = "f16", hf;
     int port = -1, ctx = 4096, threads = 0, parallel = 4, batch = 512, ubatch = 512, max_queue = 64;
     int timeout = 600, header_timeout = 10, idle_timeout = 30, max_connections = 1024, threads_http = 0;
-    std::vector<std::string> api_keys, override_tensor, cors_origins, allowed_hosts;
+    std::vector<std::string> api_keys, cors_origins, allowed_hosts;
     sample::SamplingOverrides sampling;
     std::optional<int64_t> seed;  // llama-server's seeds may be negative
     GpuFlags gpu;
-    bool jinja = true, mlock = false, no_mmap = false, metrics = false, cont_batching = true, no_cont_batching = false, no_webui = false;
+    bool jinja = true, mlock = false, metrics = false, cont_batching = true, no_cont_batching = false, no_webui = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("serve", "Serve models over OpenAI's, Ollama's and llama-server's HTTP APIs");
@@ -55,10 +55,8 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("--min-p", o->sampling.min_p, "Default min-p");
   cmd->add_option("--seed", o->seed, "Default seed");
   cmd->add_flag("--mlock", o->mlock, "Lock the model in RAM");
-  cmd->add_flag("--no-mmap", o->no_mmap, "Read the model instead of mapping it");
   cmd->add_option("--cache-type-k", o->ctk, "K cache type: f16 or q8_0 (-ctk)")->check(CLI::IsMember({"f16", "q8_0", "f32"}));
   cmd->add_option("--cache-type-v", o->ctv, "V cache type: f16 or q8_0 (-ctv)")->check(CLI::IsMember({"f16", "q8_0", "f32"}));
-  cmd->add_option("--override-tensor", o->override_tensor, "Tensor placement overrides REGEX=DEVICE (-ot); all tensors stay on the CPU here");
   cmd->add_flag("--metrics", o->metrics, "Enable /metrics (Prometheus)");
   cmd->add_flag("--no-webui", o->no_webui, "Do not serve the chat page at /");
   cmd->add_flag("--cont-batching", o->cont_batching, "Continuous batching (always on)");
@@ -108,7 +106,6 @@ Registrar reg([](CLI::App& app) {
     so.model_opts.n_batch = o->batch;
     apply_gpu_flags(o->gpu, so.model_opts);
     so.model_opts.mlock = o->mlock;
-    so.model_opts.use_mmap = !o->no_mmap;
     so.model_opts.kv_type = o->ctk == "q8_0" && o->ctv == "q8_0" ? GgmlType::Q8_0 : o->ctk == "f32" ? GgmlType::F32 : GgmlType::F16;
     so.api_keys = o->api_keys;
     so.reasoning_format = o->reasoning_format == "none" ? "none" : "deepseek";

@@ -31,29 +31,41 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   output_norm_placed_ = output_norm_.data();
 }
 
-void BaseModel::place_layers(int n_layer) {
-  layer_be_.assign(static_cast<size_t>(n_layer), cpu_.get());
-  const int ngl = std::max(0, opts_.n_gpu_layers);
-  if (ngl > 0) {
+void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
+  using runtime::Device;
+  const int device = std::max(0, opts_.main_gpu);
+  if (runtime::wants_gpu(opts_)) {
     std::string why;
-    gpu_ = make_gpu_backend(std::max(0, opts_.main_gpu), &why);
-    if (!gpu_) {
-      static bool said = false;
-      if (!said) std::fprintf(stderr, "note: %s; all layers run on the CPU\n", why.c_str());
+    gpu_ = make_gpu_backend(device, &why);
+    static bool said = false;  // without a GPU, -ngl auto (the CLI's default) quietly means the CPU
+    if (!gpu_ && opts_.n_gpu_layers != kGpuLayersAuto && !said) {
+      std::fprintf(stderr, "note: %s; all layers run on the CPU\n", why.c_str());
       said = true;
     }
   }
-  if (gpu_) {
-    const int on_gpu = std::min(ngl, n_layer);
-    for (int i = n_layer - on_gpu; i < n_layer; ++i) layer_be_[static_cast<size_t>(i)] = gpu_.get();
-    if (ngl > n_layer) output_be_ = gpu_.get();
-    if (on_gpu == n_layer) input_be_ = gpu_.get();
-    tok_embd_view_ = input_be_->place(tok_embd_view_);
-    output_placed_ = output_be_->place(output_);
-    output_norm_placed_ = output_be_->place(output_norm_);
-    std::fprintf(stderr, "placement: %d of %d layers on %s%s, the rest on the CPU\n", on_gpu, n_layer, gpu_->name().c_str(),
-                 output_be_ == gpu_.get() ? " (and the output layer)" : "");
+  uint64_t free = 0;
+  if (gpu_) free = runtime::gpu_free_bytes(device);
+  const auto plan = runtime::plan_placement(file_, n_layer, shape, n_vocab_, opts_, gpu_ ? &free : nullptr);
+  for (const auto& spec : plan.unused) std::fprintf(stderr, "note: -ot '%s' matches no tensor of this model\n", spec.c_str());
+  const runtime::Placement& p = plan.placement;
+  if (gpu_ && !p.uses(Device::Gpu) && p.input != Device::Gpu) {
+    const bool capped = opts_.gpu_memory > 0 && opts_.gpu_memory < free;
+    std::fprintf(stderr, "placement: not one layer fits in the %s %s on %s; all on the CPU\n",
+                 runtime::format_gib(capped ? opts_.gpu_memory : free).c_str(), capped ? "allowed" : "free", gpu_->name().c_str());
+    gpu_.reset();
   }
+  auto on = [&](Device d) { return d == Device::Gpu ? gpu_.get() : cpu_.get(); };
+  layer_be_.resize(static_cast<size_t>(n_layer));
+  expert_be_.resize(static_cast<size_t>(n_layer));
+  for (size_t i = 0; i < layer_be_.size(); ++i) layer_be_[i] = on(p.layers[i]), expert_be_[i] = on(p.experts[i]);
+  input_be_ = on(p.input);
+  output_be_ = on(p.output);
+  if (!gpu_) return;
+  n_gpu_layers_ = p.layers_on(Device::Gpu);
+  tok_embd_view_ = input_be_->place(tok_embd_view_);
+  output_placed_ = output_be_->place(output_);
+  output_norm_placed_ = output_be_->place(output_norm_);
+  for (const auto& line : plan.lines) std::fprintf(stderr, "placement: %s\n", line.c_str());
 }
 
 void BaseModel::init_backend_caches(int k_width, int v_width) {

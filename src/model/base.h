@@ -8,6 +8,7 @@
 #include "model/model.h"
 #include "model/ops.h"
 #include "runtime/kv_cache.h"
+#include "runtime/placement.h"
 
 namespace jing::model {
 
@@ -24,6 +25,7 @@ class BaseModel : public Model {
   int n_seq() const override { return opts_.n_seq; }
   std::string backend_name() const override { return gpu_ ? gpu_->name() : "CPU"; }
   uint64_t gpu_bytes() const override { return gpu_ ? gpu_->weight_bytes() + gpu_->cache_bytes() : 0; }
+  int n_gpu_layers() const override { return n_gpu_layers_; }
   int kv_length(int seq) const override { return kv_len_.at(static_cast<size_t>(seq)); }
   void kv_truncate(int seq, int n_keep) override;
 
@@ -36,14 +38,14 @@ class BaseModel : public Model {
   // Whether a one-token step may be recorded and replayed (CUDA graphs): not when the step
   // reads results back on the host midway.
   virtual bool step_recordable() const { return true; }
-  // Placement: the last n_gpu_layers layers on the GPU (llama.cpp's -ngl), the output layer too
-  // when n_gpu_layers exceeds the layer count. Architectures written against Backend call this
-  // once they know their layer count; the others stay on the CPU.
-  void place_layers(int n_layer);
+  // Placement (runtime/placement.h): where each layer, its routed experts, the embedding and the
+  // output layer go, from -ngl (N or auto), -ot, --cpu-moe and the devices' memory; printed when
+  // a GPU takes part. Architectures written against Backend call this once they know their
+  // layer count and shape; the others stay on the CPU.
+  void place_layers(int n_layer, const runtime::LayerShape& shape);
   Backend& layer_backend(int layer) const { return *layer_be_.at(static_cast<size_t>(layer)); }
-  // Where a layer's routed experts live and run: the CPU for the first n_cpu_moe layers
-  // (--cpu-moe keeps the big expert tensors in RAM), else the layer's own backend.
-  Backend& expert_backend(int layer) const { return layer < opts_.n_cpu_moe ? *cpu_ : layer_backend(layer); }
+  // Where a layer's routed experts (and their router) live and run: the CPU when kept in RAM.
+  Backend& expert_backend(int layer) const { return *expert_be_.at(static_cast<size_t>(layer)); }
   // Caches of width k_width/v_width for every backend that holds layers.
   void init_backend_caches(int k_width, int v_width);
   int64_t arch_int(const std::string& key, std::optional<int64_t> fallback = std::nullopt) const;
@@ -55,13 +57,13 @@ class BaseModel : public Model {
   Ctx ctx_;
   std::vector<int> kv_len_;  // positions each sequence's cache holds
   std::unique_ptr<Backend> cpu_, gpu_;
-  std::vector<Backend*> layer_be_;
+  std::vector<Backend*> layer_be_, expert_be_;
   bool all_on_gpu() const;
   Backend* input_be_ = nullptr;   // the token embedding lookup
   Backend* output_be_ = nullptr;  // output norm and projection
   cpu::WeightView tok_embd_view_, output_placed_;
   const float* output_norm_placed_ = nullptr;
-  int n_vocab_ = 0, n_embd_ = 0, n_ctx_train_ = 0;
+  int n_vocab_ = 0, n_embd_ = 0, n_ctx_train_ = 0, n_gpu_layers_ = 0;
   float norm_eps_ = 1e-5f;
   const gguf::TensorInfo* tok_embd_ = nullptr;
   std::vector<float> output_norm_;

@@ -49,9 +49,13 @@ class DeepSeek2 : public BaseModel {
 
     setup_rope();
 
-    place_layers(n_layer);
+    // A token's activations in a layer: x, h, o, the shared output; q, the latent row, q_a, the
+    // absorbed queries, attended latents and heads; a dense feed-forward, or routed + shared experts.
+    const int kw = kv_lora_ + n_rot_;
+    const uint64_t act_floats = 4 * n_embd_ + n_head_ * head_k_ + kw * (1 + n_head_) + q_lora_ + n_head_ * (kv_lora_ + head_v_) +
+                                2 * n_ff_ + (3 * moe_.n_expert_used + 2 * n_shared) * n_ff_exp_;
+    place_layers(n_layer, {kw, 0, act_floats});
     layers_.reserve(static_cast<size_t>(n_layer));  // wk_b/wv_b may point into a layer's own buffers
-    int experts_in_ram = 0;
     for (int i = 0; i < n_layer; ++i) {
       const std::string p = "blk." + std::to_string(i) + ".";
       Backend& be = layer_backend(i);
@@ -90,7 +94,6 @@ class DeepSeek2 : public BaseModel {
         l.moe.gate = ebe.place_experts(w_.experts(p + "ffn_gate_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert), moe_.n_expert);
         l.moe.up = ebe.place_experts(w_.experts(p + "ffn_up_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert), moe_.n_expert);
         l.moe.down = ebe.place_experts(w_.experts(p + "ffn_down_exps.weight", n_ff_exp_, n_embd_, moe_.n_expert), moe_.n_expert);
-        if (&ebe != &be) ++experts_in_ram;
         if (n_shared > 0) {
           l.gate = be.place(w_.matrix(p + "ffn_gate_shexp.weight", n_embd_, n_ff_exp_ * n_shared));
           l.up = be.place(w_.matrix(p + "ffn_up_shexp.weight", n_embd_, n_ff_exp_ * n_shared));
@@ -99,7 +102,6 @@ class DeepSeek2 : public BaseModel {
         }
       }
     }
-    if (experts_in_ram > 0) std::fprintf(stderr, "placement: routed experts of %d layers in RAM, run on the CPU\n", experts_in_ram);
     init_backend_caches(kv_lora_ + n_rot_, 0);  // the latent and the roped key: nothing else
   }
 

@@ -13,17 +13,22 @@
 
 namespace jing::model {
 
+inline constexpr int kGpuLayersAuto = -1;  // n_gpu_layers: as many as fit (runtime/placement.h)
+
 struct ModelOptions {
   int n_ctx = 4096;          // KV cache positions per sequence (0: the model's training context)
   int n_seq = 1;             // sequences (server slots) the cache holds at once
   int n_batch = 512;         // most tokens one forward call computes at once
   int n_threads = 0;         // 0: physical cores
-  int n_gpu_layers = 0;      // the last N layers on the GPU (llama.cpp's -ngl; above the layer count: all, output too)
+  int n_gpu_layers = 0;      // the last N layers on the GPU (llama.cpp's -ngl; above the layer count: all, output too;
+                             // kGpuLayersAuto: fill the GPU's free memory)
   int main_gpu = 0;          // the GPU they go to (--main-gpu / --device CUDAn)
   int n_cpu_moe = 0;         // routed experts of the first N layers stay in RAM, run by the CPU (--n-cpu-moe; --cpu-moe: all)
   GgmlType kv_type = GgmlType::F16;  // F16 or Q8_0
   bool mlock = false;
-  bool use_mmap = true;
+  bool use_mmap = true;      // false (--no-mmap): the plan also checks RAM for the CPU's weights
+  std::vector<std::string> tensor_overrides;  // -ot REGEX=DEVICE, first match wins (runtime/tensor_overrides.h)
+  uint64_t gpu_memory = 0;                    // --gpu-memory: the most to plan on the GPU (0: its free memory)
 };
 
 // Tokens to run: token i of the batch sits at position pos[i] of sequence seq[i].
@@ -64,6 +69,7 @@ class Model {
   virtual std::string backend_name() const { return "CPU"; }
   // Bytes the model holds in GPU memory (weights and cache), 0 on the CPU: Ollama's size_vram.
   virtual uint64_t gpu_bytes() const { return 0; }
+  virtual int n_gpu_layers() const { return 0; }  // layers placed on the GPU
 
   // Computes the batch and appends to the cache. Returns, for every token with want_logits set,
   // in batch order, a row of n_vocab logits (Output::Logits) or n_embd final hidden-state

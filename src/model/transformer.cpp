@@ -19,7 +19,9 @@ Transformer::Transformer(gguf::File file, const ModelOptions& opts, TransformerS
   rope_.freq_factors = w_.optional_vector("rope_freqs.weight", rope_.n_rot / 2);  // Llama 3.1 scaling
 
   const int q_width = n_head_ * head_dim_k_, k_width = n_head_kv_ * head_dim_k_, v_width = n_head_kv_ * head_dim_v_;
-  place_layers(n_layer);
+  // A token's activations in a layer: x and h, q/k/v, the attended heads, gate and up.
+  const uint64_t act_floats = 2 * n_embd_ + q_width + k_width + v_width + n_head_ * head_dim_v_ + 2 * n_ff_;
+  place_layers(n_layer, {k_width, v_width, act_floats});
   for (int i = 0; i < n_layer; ++i) {
     const std::string p = "blk." + std::to_string(i) + ".";
     Backend& be = layer_backend(i);

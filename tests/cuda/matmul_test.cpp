@@ -253,8 +253,6 @@ TEST(CudaMatmul, DequantizeRowsMatchesCpu) {
   std::printf("[cuda-dequant] dequantize_rows bit-identical to dequantize_row: %s\n", HasFailure() ? "NO" : "all types");
 }
 
-#endif  // JING_WITH_CUDA
-
 // The tensor-core path of grouped products (a prompt's tokens sorted by expert): work items of
 // up to grouped_item_rows() rows of one matrix each, an unused item among them; every product
 // within 1e-3 of the CPU's, nothing written outside the items' rows.
@@ -308,3 +306,5 @@ TEST(CudaMatmul, GroupedTensorCoreProductsMatchCpu) {
     EXPECT_LE(worst, q8_1 ? 2.5e-3 : 1e-3);
   }
 }
+
+#endif  // JING_WITH_CUDA

@@ -1,0 +1,42 @@
+// Where a model's parts go, decided at load from its GGUF and the options (-ngl N or auto, -ot,
+// --cpu-moe / --n-cpu-moe, --gpu-memory, --no-mmap): the sizes the planner weighs, the devices'
+// budgets, the checked plan. The pure parts are in memory_plan.h and tensor_overrides.h.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "runtime/memory_plan.h"
+
+namespace jing::runtime {
+
+// What only the architecture knows: one cache row's widths and the activation floats a token
+// needs while a layer runs (for the compute estimate).
+struct LayerShape {
+  int k_width = 0, v_width = 0;
+  uint64_t act_floats = 0;
+};
+
+// The byte counts of a model file under these options (opts.n_ctx and n_seq already resolved).
+ModelSizes model_sizes(const gguf::File& f, int n_layer, const LayerShape& shape, int n_vocab, const model::ModelOptions& opts);
+
+// Whether the options ask for a GPU at all (-ngl above 0, -ngl auto, or -ot naming CUDAn).
+bool wants_gpu(const model::ModelOptions& opts);
+uint64_t gpu_free_bytes(int device);  // 0 in a build without CUDA
+// /proc/meminfo's MemAvailable (JING_TEST_MEM_AVAILABLE=SIZE stands in for it in tests).
+uint64_t ram_available();
+
+struct PlacementPlan {
+  Placement placement;
+  std::vector<std::string> lines;   // describe(): the plan for the load log
+  std::vector<std::string> unused;  // -ot specs that matched no tensor
+};
+// gpu_free: the free memory of the GPU in use, or null without one (then everything stays on the
+// CPU and only --no-mmap's RAM check applies). Throws jing::Error when an override cannot be
+// honoured or the placement does not fit, before any weight is placed.
+PlacementPlan plan_placement(const gguf::File& f, int n_layer, const LayerShape& shape, int n_vocab, const model::ModelOptions& opts,
+                             const uint64_t* gpu_free);
+
+}  // namespace jing::runtime

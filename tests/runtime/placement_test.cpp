@@ -1,0 +1,105 @@
+// Placement against real files: the sizes read from a GGUF's tensor infos, and the CLI failing
+// fast (before any weight is read) with the sizes in its message when a plan cannot fit.
+#include "runtime/placement.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "common/error.h"
+#include "test_support.h"
+
+using namespace jing;
+using namespace jing::runtime;
+
+TEST(Placement, SizesComeFromTheTensorInfos) {
+  JING_FIXTURE_OR_SKIP(path, "models/deepseek2-f16.gguf");
+  const auto f = gguf::File::open(path);
+  model::ModelOptions o;
+  o.n_ctx = 16, o.n_seq = 2, o.n_batch = 8;
+  const ModelSizes s = model_sizes(f, 3, {80, 0, 1000}, 2048, o);
+  ASSERT_EQ(s.n_layer(), 3);
+  EXPECT_EQ(s.expert_bytes[0], 0u);  // the leading dense layer
+  // Three f16 [8][256][256] expert tensors, the f32 router [8][256] and its bias of 8.
+  EXPECT_EQ(s.expert_bytes[1], 3u * 8 * 256 * 256 * 2 + 8 * 256 * 4 + 8 * 4);
+  uint64_t layer1 = 0;
+  for (const auto& t : f.tensors())
+    if (t.name.rfind("blk.1.", 0) == 0) layer1 += t.nbytes;
+  EXPECT_EQ(s.layer_bytes[1] + s.expert_bytes[1], layer1);
+  EXPECT_EQ(s.input_bytes, 2048u * 256 * 2);
+  EXPECT_EQ(s.output_bytes, 2048u * 256 * 2 + 256 * 4);  // projection and norm
+  EXPECT_FALSE(s.tied_output);
+  EXPECT_EQ(s.kv_layer_gpu, 2u * 16 * 80 * 2);  // sequences x positions x an f16 row of the latent and k_pe
+  EXPECT_EQ(s.compute_cpu, compute_estimate(Device::Cpu, 8, 1000, 2048));
+}
+
+TEST(Placement, WithoutAGpuEverythingStaysOnTheCpu) {
+  JING_FIXTURE_OR_SKIP(path, "models/deepseek2-f16.gguf");
+  const auto f = gguf::File::open(path);
+  model::ModelOptions o;
+  o.n_gpu_layers = model::kGpuLayersAuto;
+  o.tensor_overrides = {"exps=CUDA0"};
+  const auto plan = plan_placement(f, 3, {80, 0, 1000}, 2048, o, nullptr);
+  EXPECT_FALSE(plan.placement.uses(Device::Gpu));
+  EXPECT_EQ(plan.placement.input, Device::Cpu);
+}
+
+TEST(Placement, PlansTheGpuItIsGiven) {
+  JING_FIXTURE_OR_SKIP(path, "models/deepseek2-f16.gguf");
+  const auto f = gguf::File::open(path);
+  model::ModelOptions o;
+  o.n_gpu_layers = model::kGpuLayersAuto;
+  o.tensor_overrides = {"exps=CPU"};
+  const uint64_t free = uint64_t{80} << 30;
+  auto plan = plan_placement(f, 3, {80, 0, 1000}, 2048, o, &free);
+  EXPECT_EQ(plan.placement.layers_on(Device::Gpu), 3);
+  EXPECT_EQ(plan.placement.experts[1], Device::Cpu);
+  ASSERT_EQ(plan.lines.size(), 2u);
+  EXPECT_EQ(plan.lines[1].rfind("CPU: routed experts of layers 1-2; ", 0), 0u) << plan.lines[1];
+
+  o.n_gpu_layers = 99;
+  o.gpu_memory = 1 << 20;
+  try {
+    plan_placement(f, 3, {80, 0, 1000}, 2048, o, &free);
+    FAIL() << "1 MiB cannot hold the model";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("-ngl 99 needs"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("1.0 MiB allowed by --gpu-memory"), std::string::npos) << e.what();
+  }
+}
+
+TEST(PlacementCli, NoMmapBeyondAvailableRamFailsFast) {
+  JING_FIXTURE_OR_SKIP(path, "models/qwen2-f16.gguf");
+  setenv("JING_TEST_MEM_AVAILABLE", "1MiB", 1);
+  const auto r = test::run_jing({"run", path.string(), "hi", "-n", "1", "--no-mmap", "-ngl", "0"});  // all in RAM, GPU or not
+  unsetenv("JING_TEST_MEM_AVAILABLE");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("with --no-mmap needs"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("of RAM (weights "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1.0 MiB available"), std::string::npos) << r.err;
+}
+
+TEST(PlacementCli, GpuMemoryCapFailsFastOnAGpu) {
+  JING_FIXTURE_OR_SKIP(path, "models/qwen2-f16.gguf");
+  const auto r = test::run_jing({"run", path.string(), "hi", "-n", "1", "-ngl", "99", "--gpu-memory", "1MiB"});
+  if (r.err.find("all layers run on the CPU") != std::string::npos)
+    GTEST_SKIP() << "no GPU here (" << r.err.substr(0, r.err.find('\n')) << "): the cap has nothing to limit";
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("-ngl 99 needs"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1.0 MiB allowed by --gpu-memory"), std::string::npos) << r.err;
+}
+
+TEST(PlacementCli, BadOverridesAreClearErrors) {
+  JING_FIXTURE_OR_SKIP(path, "models/qwen2-f16.gguf");
+  auto r = test::run_jing({"run", "-ot", "blk.(1=CPU", path.string(), "hi"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("invalid regular expression 'blk.(1'"), std::string::npos) << r.err;
+  r = test::run_jing({"bench", path.string(), "-ot", "exps=GPU0"});
+  EXPECT_NE(r.err.find("unknown device 'GPU0'"), std::string::npos) << r.err;
+  r = test::run_jing({"run", path.string(), "hi", "-ngl", "many"});
+  EXPECT_NE(r.err.find("--n-gpu-layers 'many'"), std::string::npos) << r.err;
+  // A valid override before the positional arguments leaves them alone.
+  r = test::run_jing({"run", "-ot", "blk\\.0\\.=CPU", "-ot", "exps=CPU", path.string(), "hi", "-n", "2"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("note: -ot 'exps=CPU' matches no tensor of this model"), std::string::npos) << r.err;
+}
