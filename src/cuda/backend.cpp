@@ -213,6 +213,13 @@ class CudaBackend : public Backend {
     cuda::ops::store_rows_f16(k_.at(static_cast<size_t>(layer)), k, n, k_width_, seq, pos, n_ctx_, stream_->handle());
     if (v) cuda::ops::store_rows_f16(v_.at(static_cast<size_t>(layer)), v, n, v_width_, seq, pos, n_ctx_, stream_->handle());
   }
+  void mla_inputs(const MlaInputs& m, int layer) override {
+    OpProfile::Scope scope_(&prof_, "mla_inputs", s());
+    if (m.kv_lora + m.n_rot != k_width_ || v_width_ != 0) throw Error("mla_inputs: the cache rows are not [latent | k_pe]");
+    const cuda::ops::MlaParams mp{m.n_head, m.head_k, m.nope, m.kv_lora, m.n_rot, n_ctx_, m.eps};
+    cuda::ops::mla_inputs(rope_params(*m.rope), mp, m.q, m.kv, m.qa, m.kv_norm, m.n, meta_ + meta_cap_, meta_, k_.at(static_cast<size_t>(layer)),
+                          stream_->handle());
+  }
   void attention(const AttentionShape& sh, const float* q, int64_t q_stride, int layer, float* out) override {
     OpProfile::Scope scope_(&prof_, "attention", s());
     cuda::ops::AttentionParams p{sh.n_head, sh.n_head_kv, sh.dk, sh.dv, sh.scale, n_ctx_, k_width_, v_width_, sh.v_in_k};

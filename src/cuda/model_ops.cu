@@ -155,6 +155,51 @@ __device__ __forceinline__ void q_bias_rope(const RopeParams& r, const QkvParams
 
 // k and v into the cache: threads [0, n * n_head_kv * head_dim / 2) take k's slots (bias, rotation),
 // the rest v's values (bias).
+// Blocks [0, n): token t's latent normed (as rms_norm_kernel: 256 threads, the same sums) and
+// its cache row written; the rest: one thread per (token, head, rotated pair) of q_pe into qa.
+__global__ void mla_inputs_kernel(RopeParams r, MlaParams m, const float* q, const float* kv, float* qa, const float* w, int64_t n,
+                                  const int32_t* seq, const int32_t* pos, __half* cache) {
+  wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
+  let_next_kernel_start();
+  const int kw = m.kv_lora + m.n_rot, pairs = m.n_rot / 2;
+  if (blockIdx.x < n) {
+    __shared__ float red[32];
+    const int64_t t = blockIdx.x;
+    const float* row = kv + t * kw;
+    float ss = 0;
+    for (int64_t i = threadIdx.x; i < m.kv_lora; i += blockDim.x) ss += row[i] * row[i];
+    ss = block_reduce<false>(ss, red);
+    const float scale = rsqrtf(ss / static_cast<float>(m.kv_lora) + m.eps);
+    __half* dst = cache + (static_cast<int64_t>(seq[t]) * m.n_ctx + pos[t]) * kw;
+    for (int64_t i = threadIdx.x; i < m.kv_lora; i += blockDim.x) dst[i] = __float2half(row[i] * scale * w[i]);
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+      float c, s;
+      rope_cos_sin(r, pos[t], i, c, s);
+      int a, b;
+      bool rotated;
+      slot_dims(r, i, a, b, rotated);
+      const float x0 = row[m.kv_lora + a], x1 = row[m.kv_lora + b];
+      dst[m.kv_lora + a] = __float2half(x0 * c - x1 * s);
+      dst[m.kv_lora + b] = __float2half(x0 * s + x1 * c);
+    }
+    return;
+  }
+  const int64_t idx = (blockIdx.x - n) * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= n * m.n_head * pairs) return;
+  const int i = static_cast<int>(idx % pairs);
+  const int64_t th = idx / pairs, t = th / m.n_head;
+  float c, s;
+  rope_cos_sin(r, pos[t], i, c, s);
+  int a, b;
+  bool rotated;
+  slot_dims(r, i, a, b, rotated);
+  const float* v = q + th * m.head_k + m.nope;
+  float* o = qa + th * kw + m.kv_lora;
+  const float x0 = v[a], x1 = v[b];
+  o[a] = x0 * c - x1 * s;
+  o[b] = x0 * s + x1 * c;
+}
+
 // One launch for all three (a launch less per layer): threads [0, n_q) rotate q, the rest k and v.
 __global__ void qkv_into_cache_kernel(RopeParams r, QkvParams p, float* q, const float* k, const float* v, int64_t n, const int32_t* seq,
                                       const int32_t* pos, __half* kc, __half* vc) {
@@ -370,6 +415,15 @@ void qkv_into_cache(const RopeParams& r, const QkvParams& p, float* q, const flo
   const int64_t threads = n * p.n_head * (p.head_dim / 2) + n * p.n_head_kv * (p.head_dim / 2) + (v ? n * p.n_head_kv * p.head_dim_v : 0);
   launch_op(qkv_into_cache_kernel, dim3(blocks_for(threads, 256)), dim3(256), st(s), "qkv_into_cache", r, p, q, k, v, n, seq, pos,
             reinterpret_cast<__half*>(k_cache), reinterpret_cast<__half*>(v_cache));
+}
+
+void mla_inputs(const RopeParams& r, const MlaParams& m, const float* q, const float* kv, float* qa, const float* kv_norm, int64_t n,
+                const int32_t* seq, const int32_t* pos, uint16_t* cache, void* s) {
+  if (n <= 0) return;
+  if (m.n_rot % 2 || m.n_rot > 2 * 256) throw Error("mla_inputs: unexpected rotary width");
+  const int64_t q_threads = n * m.n_head * (m.n_rot / 2);
+  launch_op(mla_inputs_kernel, dim3(static_cast<unsigned>(n + blocks_for(q_threads, 256))), dim3(256), st(s), "mla_inputs", r, m, q, kv, qa, kv_norm,
+            n, seq, pos, reinterpret_cast<__half*>(cache));
 }
 
 void store_rows_f16(uint16_t* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx, void* s) {

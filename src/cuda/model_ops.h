@@ -46,6 +46,16 @@ struct QkvParams {
 void qkv_into_cache(const RopeParams& r, const QkvParams& p, float* q, const float* k, const float* v, int64_t n, const int32_t* seq,
                     const int32_t* pos, uint16_t* k_cache, uint16_t* v_cache, void* stream);
 
+// MLA's inputs in one launch (Backend::mla_inputs): a block per token normalises its latent and
+// writes [latent | rotated k_pe] into the f16 cache row; the other threads rotate q_pe of every
+// head into qa (rows of kv_lora + n_rot per head).
+struct MlaParams {
+  int n_head, head_k, nope, kv_lora, n_rot, n_ctx;
+  float eps;
+};
+void mla_inputs(const RopeParams& r, const MlaParams& m, const float* q, const float* kv, float* qa, const float* kv_norm, int64_t n,
+                const int32_t* seq, const int32_t* pos, uint16_t* cache, void* stream);
+
 // The cache of one layer: f16 rows [n_seq][n_ctx][width].
 void store_rows_f16(uint16_t* cache, const float* rows, int64_t n, int width, const int32_t* seq, const int32_t* pos, int n_ctx,
                     void* stream);

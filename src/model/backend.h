@@ -90,6 +90,26 @@ class Backend {
   virtual void attention_inputs(const AttentionInputs& a, int layer);
 
   // MLA and MoE (deepseek2).
+  // MLA's attention inputs after the projections: every head's q_pe and the shared k_pe rotated,
+  // the latent part of each kv row normed, the rows [latent | k_pe] into the cache of `layer`, and
+  // each head's rotated q_pe written after its absorbed query in qa (rows of kv_lora + n_rot per
+  // head). q's q_nope is left as it is; kv's contents afterwards are unspecified.
+  struct MlaInputs {
+    float *q, *kv, *qa;
+    const float* kv_norm;
+    int64_t n;
+    int n_head, head_k, nope, kv_lora, n_rot;
+    float eps;
+    const Rope* rope;
+  };
+  virtual void mla_inputs(const MlaInputs& m, int layer) {
+    const int kw = m.kv_lora + m.n_rot;
+    rope(*m.rope, m.q + m.nope, m.n, m.n_head, m.head_k);
+    rope(*m.rope, m.kv + m.kv_lora, m.n, 1, kw);
+    rms_norm_rows(m.kv, kw, m.kv_norm, m.n, m.kv_lora, m.eps);
+    store_kv(layer, m.kv, nullptr, m.n);
+    copy_rows(m.qa + m.kv_lora, kw, m.q + m.nope, m.head_k, m.n * m.n_head, m.n_rot);
+  }
   // A [n_expert][rows][cols] tensor (expert-0 view) placed whole.
   virtual cpu::WeightView place_experts(const cpu::WeightView& w, int n_expert) = 0;
   // Per-head products with a [n_head][rows][cols] weight: y[t][h] = W_h x[t][h], the rows of head h

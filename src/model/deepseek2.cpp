@@ -173,15 +173,10 @@ void DeepSeek2::attention_block(Backend& be, const Layer& l, int layer, const fl
   } else {
     be.matmuls({{&l.wq_b, q.data()}, {&l.wkv_a, kv.data()}}, h, n);
   }
-  be.rope(rope_, q.data() + nope_, n, n_head_, head_k_);  // q_pe of every head
-  be.rope(rope_, kv.data() + kv_lora_, n, 1, kw);         // the shared k_pe
-  be.rms_norm_rows(kv.data(), kw, l.kv_a_norm, n, kv_lora_, norm_eps_);  // the latent part of each row
-  be.store_kv(layer, kv.data(), nullptr, n);
-
-  // Absorbed queries: [W_kb,h q_nope,h | q_pe,h] per head; MQA over the cached [c | k_pe] rows.
+  // Absorbed queries: [W_kb,h q_nope,h | rope(q_pe,h)] per head; MQA over the cached [norm(c) | rope(k_pe)] rows.
   Buf qa(be, size(n_head_ * kw));
+  be.mla_inputs({q.data(), kv.data(), qa.data(), l.kv_a_norm, n, n_head_, head_k_, nope_, kv_lora_, n_rot_, norm_eps_, &rope_}, layer);
   be.head_matmuls({l.wk_b, n_head_, q.data(), n_head_ * head_k_, head_k_, qa.data(), n_head_ * kw, kw, n});
-  be.copy_rows(qa.data() + kv_lora_, kw, q.data() + nope_, head_k_, n * n_head_, n_rot_);
   Buf latent(be, size(n_head_ * kv_lora_));
   be.attention({n_head_, 1, kw, kv_lora_, kq_scale_, true}, qa.data(), n_head_ * kw, layer, latent.data());
 
