@@ -87,13 +87,17 @@ __global__ void moe_route_kernel(MoeRouteParams p, const float* logits, const fl
     if (e < E && !chosen[e / per]) select[e] = -INFINITY;
     __syncthreads();
   }
-  // Top n_used by selection score, one block-wide maximum at a time.
+  // Top n_used by selection score: one warp, a warp-wide maximum at a time (no block barriers).
   __shared__ int picked[64];
-  float mine = e < E ? select[e] : -INFINITY;
-  for (int k = 0; k < p.n_used; ++k) {
-    const Best b = block_best(Best{mine, e < E ? e : kMaxExperts}, red);
-    if (e == b.i) mine = -INFINITY;
-    if (e == 0) picked[k] = b.i;
+  if (e < 32) {
+    for (int k = 0; k < p.n_used; ++k) {
+      Best b{-INFINITY, kMaxExperts};
+      for (int i = e; i < E; i += 32) b = better(b, Best{select[i], i});
+      for (int o = 16; o > 0; o >>= 1) b = better(b, Best{__shfl_xor_sync(0xffffffffu, b.v, o), __shfl_xor_sync(0xffffffffu, b.i, o)});
+      if (e == 0) picked[k] = b.i;
+      if (b.i % 32 == e && b.i < E) select[b.i] = -INFINITY;  // its owner takes it out
+      __syncwarp();
+    }
   }
   __syncthreads();
   if (e == 0) {
