@@ -3,6 +3,7 @@
 // KV cache in device memory, every op asynchronous on one stream; only download() waits.
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
@@ -186,7 +187,7 @@ class CudaBackend : public Backend {
                               v_[static_cast<size_t>(layer)], stream_->handle());
   }
 
-  void init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type) override {
+  void init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type, const std::vector<uint8_t>& here) override {
     if (type != GgmlType::F16) {
       static bool said = false;
       if (!said) std::fprintf(stderr, "note: the GPU keeps its KV cache in f16 (q8_0 is not written for CUDA yet)\n");
@@ -195,13 +196,15 @@ class CudaBackend : public Backend {
     n_ctx_ = n_ctx, k_width_ = k_width, v_width_ = v_width;
     const size_t k_layer = static_cast<size_t>(n_seq) * n_ctx * k_width * 2, v_layer = static_cast<size_t>(n_seq) * n_ctx * v_width * 2;
     const auto mem = cuda::memory_info(device_);
-    cache_bytes_ = (k_layer + v_layer) * n_layer;
+    const auto layers_here = static_cast<size_t>(std::count(here.begin(), here.end(), 1));  // only the layers that run here
+    cache_bytes_ = (k_layer + v_layer) * layers_here;
     if (cache_bytes_ + (size_t{512} << 20) > mem.free)
       throw Error("the KV cache needs " + gib(cache_bytes_) + " on " + name_ + " but " + gib(mem.free) +
                   " is free after the weights; lower --ctx-size or --parallel, or --n-gpu-layers");
     k_.assign(static_cast<size_t>(n_layer), nullptr);
     v_.assign(static_cast<size_t>(n_layer), nullptr);
     for (int l = 0; l < n_layer; ++l) {
+      if (!here.at(static_cast<size_t>(l))) continue;
       k_[static_cast<size_t>(l)] = static_cast<uint16_t*>(device_alloc(k_layer, "KV cache"));
       if (v_layer) v_[static_cast<size_t>(l)] = static_cast<uint16_t*>(device_alloc(v_layer, "KV cache"));
     }

@@ -133,7 +133,8 @@ class Backend {
   virtual bool moe_stays_on_device(const MoeRouting& r) const { return false; }
 
   // The attention cache of the layers placed here (rows of the batch's sequences and positions).
-  virtual void init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type) = 0;
+  // `here[l]`: layer l runs on this backend (a backend may keep no cache for the others).
+  virtual void init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type, const std::vector<uint8_t>& here) = 0;
   virtual void store_kv(int layer, const float* k, const float* v, int64_t n) = 0;
   virtual void attention(const AttentionShape& s, const float* q, int64_t q_stride, int layer, float* out) = 0;
   virtual size_t cache_bytes() const = 0;

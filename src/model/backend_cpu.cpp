@@ -59,7 +59,7 @@ class CpuBackend : public Backend {
   void silu_mul(float* gate, const float* up, int64_t count) override { model::silu_mul(gate, up, count); }
   void rope(const Rope& r, float* x, int64_t n, int n_head, int head_stride) override { r.apply(x, n, n_head, head_stride, batch_->pos.data()); }
 
-  void init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type) override {
+  void init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type, const std::vector<uint8_t>&) override {
     kv_ = std::make_unique<runtime::KvCache>(n_layer, n_seq, n_ctx, k_width, v_width, type);
     k_width_ = k_width, v_width_ = v_width;
   }

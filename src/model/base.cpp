@@ -71,8 +71,11 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
 void BaseModel::init_backend_caches(int k_width, int v_width) {
   const int n_layer = static_cast<int>(layer_be_.size());
   for (Backend* be : {cpu_.get(), gpu_.get()})
-    if (be && std::find(layer_be_.begin(), layer_be_.end(), be) != layer_be_.end())
-      be->init_cache(n_layer, opts_.n_seq, opts_.n_ctx, k_width, v_width, opts_.kv_type);
+    if (be && std::find(layer_be_.begin(), layer_be_.end(), be) != layer_be_.end()) {
+      std::vector<uint8_t> here(static_cast<size_t>(n_layer));
+      for (int l = 0; l < n_layer; ++l) here[static_cast<size_t>(l)] = layer_be_[static_cast<size_t>(l)] == be;
+      be->init_cache(n_layer, opts_.n_seq, opts_.n_ctx, k_width, v_width, opts_.kv_type, here);
+    }
 }
 
 int64_t BaseModel::arch_int(const std::string& key, std::optional<int64_t> fallback) const {

@@ -65,8 +65,8 @@ Usage usage_on(Device d, const ModelSizes& s, const Placement& p) {
   }
   if (p.input == d) u.weights += s.input_bytes;
   if (p.output == d) u.weights += s.output_bytes - (s.tied_output && p.input == d ? std::min(s.input_bytes, s.output_bytes) : 0);
-  // A backend's cache spans every layer once it holds any (layers index it by their number).
-  if (p.layers_on(d) > 0) u.kv = static_cast<uint64_t>(n) * (d == Device::Gpu ? s.kv_layer_gpu : s.kv_layer_cpu);
+  // The GPU keeps a cache for its own layers; the CPU's spans every layer once it holds any.
+  if (p.layers_on(d) > 0) u.kv = d == Device::Gpu ? static_cast<uint64_t>(p.layers_on(d)) * s.kv_layer_gpu : static_cast<uint64_t>(n) * s.kv_layer_cpu;
   if (p.uses(d)) u.compute = d == Device::Gpu ? s.compute_gpu : s.compute_cpu;
   return u;
 }

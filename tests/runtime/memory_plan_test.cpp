@@ -56,12 +56,12 @@ TEST(MemoryPlan, UsageCountsWeightsCacheAndScratchPerDevice) {
   EXPECT_EQ(u.compute, GiB);
   EXPECT_EQ(usage_on(Device::Cpu, s, p).total(), 0u);
 
-  // Layer 3 and the experts of layer 5 in RAM: the GPU still holds every layer's cache (it is
-  // indexed by layer number), the CPU a whole cache of its own.
+  // Layer 3 and the experts of layer 5 in RAM: the GPU holds the cache of its 9 layers, the CPU
+  // a whole cache of its own.
   p.layers[3] = p.experts[3] = p.experts[5] = Device::Cpu;
   u = usage_on(Device::Gpu, s, p);
   EXPECT_EQ(u.weights, 9 * GiB + 28 * GiB + GiB);
-  EXPECT_EQ(u.kv, 10 * (GiB / 10));
+  EXPECT_EQ(u.kv, 9 * (GiB / 10));
   const Usage c = usage_on(Device::Cpu, s, p);
   EXPECT_EQ(c.weights, GiB + 8 * GiB);
   EXPECT_EQ(c.kv, 10 * (GiB / 5));
@@ -166,7 +166,7 @@ TEST(MemoryPlan, AutoKeepsPinnedParts) {
   EXPECT_NO_THROW(check_fits(s, p, gpu(8 * GiB), "-ngl auto"));
 
   const std::string msg = error_of([&] { auto_place(s, pins, gpu(2 * GiB)); });
-  EXPECT_EQ(msg.rfind("-ot needs 7.0 GiB on CUDA0 (weights 5.0, KV cache 1.0, compute 1.0), 2.0 GiB free: send fewer tensors there with -ot", 0),
+  EXPECT_EQ(msg.rfind("-ot needs 6.1 GiB on CUDA0 (weights 5.0, KV cache 0.1, compute 1.0), 2.0 GiB free: send fewer tensors there with -ot", 0),
             0u)
       << msg;
 }
@@ -187,7 +187,8 @@ TEST(MemoryPlan, DescribesEachDevice) {
   Budget b = gpu(80 * GiB);
   const auto lines = describe(s, p, b);
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[0], "CUDA0: layers 3-9, output layer; 19.5 GiB weights + 1.0 GiB KV cache + 1.0 GiB compute of 80.0 GiB free");
+  // The GPU keeps a cache for its 7 layers only (7 x 0.1 GiB); the CPU for all 10.
+  EXPECT_EQ(lines[0], "CUDA0: layers 3-9, output layer; 19.5 GiB weights + 716.8 MiB KV cache + 1.0 GiB compute of 80.0 GiB free");
   EXPECT_EQ(lines[1],
             "CPU: layers 0-2, routed experts of layers 3-5, 7, token embedding; 27.5 GiB weights (mapped) + 2.0 GiB KV cache + 100.0 MiB compute");
 }
