@@ -34,7 +34,7 @@ struct GpuFlags {
   int n_cpu_moe = 0;     // ... of the first N layers
   std::vector<std::string> override_tensor;  // -ot REGEX=DEVICE
   std::string gpu_memory;                    // --gpu-memory SIZE
-  bool no_mmap = false;
+  bool no_mmap = false, mlock = false;
 };
 
 inline void add_gpu_flags(CLI::App* cmd, GpuFlags& g) {
@@ -48,7 +48,8 @@ inline void add_gpu_flags(CLI::App* cmd, GpuFlags& g) {
                   "Place the tensors a regex matches: REGEX=CPU or REGEX=CUDA0 (-ot; may repeat; first match wins), e.g. exps=CPU")
       ->allow_extra_args(false);
   cmd->add_option("--gpu-memory", g.gpu_memory, "Most GPU memory to plan for, e.g. 60GiB (default: what is free)");
-  cmd->add_flag("--no-mmap", g.no_mmap, "Check that the CPU's part fits in available RAM, as for a model read instead of mapped");
+  cmd->add_flag("--no-mmap", g.no_mmap, "Read the CPU's weights into RAM (huge pages where allowed) instead of mapping the file; the plan checks RAM");
+  cmd->add_flag("--mlock", g.mlock, "Keep the CPU's weights resident in RAM (mlock)");
   cmd->add_option("--flash-attn", g.flash_attn, "Flash attention: on, off or auto (-fa; attention is always fused)")->expected(0, 1)->default_str("auto");
 }
 
@@ -70,6 +71,7 @@ inline void apply_gpu_flags(const GpuFlags& g, model::ModelOptions& mo) {
   mo.gpu_memory = g.gpu_memory.empty() ? 0 : runtime::parse_size(g.gpu_memory, "--gpu-memory");
   if (!g.gpu_memory.empty() && mo.gpu_memory == 0) throw Error("--gpu-memory must be above 0 (use -ngl 0 to keep the GPU out)");
   mo.use_mmap = !g.no_mmap;
+  mo.mlock = g.mlock;
   if (g.device.empty()) return;
   if (g.device == "none" || g.device == "CPU" || g.device == "cpu") {
     mo.n_gpu_layers = 0;

@@ -28,7 +28,7 @@ Registrar reg([](CLI::App& app) {
     sample::SamplingOverrides sampling;
     std::optional<int64_t> seed;  // llama-server's seeds may be negative
     GpuFlags gpu;
-    bool jinja = true, mlock = false, metrics = false, cont_batching = true, no_cont_batching = false, no_webui = false;
+    bool jinja = true, metrics = false, cont_batching = true, no_cont_batching = false, no_webui = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("serve", "Serve models over OpenAI's, Ollama's and llama-server's HTTP APIs");
@@ -54,7 +54,6 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("--top-p", o->sampling.top_p, "Default top-p");
   cmd->add_option("--min-p", o->sampling.min_p, "Default min-p");
   cmd->add_option("--seed", o->seed, "Default seed");
-  cmd->add_flag("--mlock", o->mlock, "Lock the model in RAM");
   cmd->add_option("--cache-type-k", o->ctk, "K cache type: f16 or q8_0 (-ctk)")->check(CLI::IsMember({"f16", "q8_0", "f32"}));
   cmd->add_option("--cache-type-v", o->ctv, "V cache type: f16 or q8_0 (-ctv)")->check(CLI::IsMember({"f16", "q8_0", "f32"}));
   cmd->add_flag("--metrics", o->metrics, "Enable /metrics (Prometheus)");
@@ -105,7 +104,6 @@ Registrar reg([](CLI::App& app) {
     so.model_opts.n_threads = o->threads;
     so.model_opts.n_batch = o->batch;
     apply_gpu_flags(o->gpu, so.model_opts);
-    so.model_opts.mlock = o->mlock;
     so.model_opts.kv_type = o->ctk == "q8_0" && o->ctv == "q8_0" ? GgmlType::Q8_0 : o->ctk == "f32" ? GgmlType::F32 : GgmlType::F16;
     so.api_keys = o->api_keys;
     so.reasoning_format = o->reasoning_format == "none" ? "none" : "deepseek";

@@ -175,7 +175,12 @@ class Buf {
 // x on `be`: itself when already there, else a copy through the host.
 Buf move_to(Backend& be, Buf x);
 
-std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+// Weights placed on the CPU stay in the file's mapping, or (copy: --no-mmap) are read into RAM of
+// their own; lock (--mlock) keeps them resident.
+struct CpuWeights {
+  bool copy = false, lock = false;
+};
+std::unique_ptr<Backend> make_cpu_backend(int n_threads, CpuWeights weights = {});
 // The GPU backend for a device, or null (with the reason in *why) when this build or machine has none.
 std::unique_ptr<Backend> make_gpu_backend(int device, std::string* why);
 

@@ -1,10 +1,19 @@
 // The CPU implementation of the op set: the kernels of src/cpu through the functions of ops.h,
 // weights read in place from the mapped GGUF, the cache in host memory.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <deque>
+#include <new>
+#include <unordered_map>
 
 #include <omp.h>
 
+#include "common/error.h"
 #include "cpu/matmul.h"
 #include "model/backend.h"
 #include "model/moe.h"
@@ -17,7 +26,12 @@ namespace {
 
 class CpuBackend : public Backend {
  public:
-  explicit CpuBackend(int n_threads) { ctx_.n_threads = n_threads; }
+  CpuBackend(int n_threads, CpuWeights weights) : weights_(weights) { ctx_.n_threads = n_threads; }
+  ~CpuBackend() override {
+    for (const auto& b : buffers_) munmap(b.p, b.bytes);
+  }
+  CpuBackend(const CpuBackend&) = delete;
+  CpuBackend& operator=(const CpuBackend&) = delete;
   std::string name() const override { return "CPU"; }
   bool is_cpu() const override { return true; }
 
@@ -27,7 +41,8 @@ class CpuBackend : public Backend {
   void download(float* dst, const float* src, size_t n) override { std::copy_n(src, n, dst); }
   void copy(float* dst, const float* src, size_t n) override { std::copy_n(src, n, dst); }
 
-  cpu::WeightView place(const cpu::WeightView& w) override { return w; }  // the mapping is already host memory
+  // The mapping is already host memory: weights are used in place unless --no-mmap / --mlock.
+  cpu::WeightView place(const cpu::WeightView& w) override { return hold(w, 1); }
   const float* place(const std::vector<float>& v) override {
     if (v.empty()) return nullptr;
     return vectors_.emplace_back(v).data();
@@ -75,7 +90,8 @@ class CpuBackend : public Backend {
   }
   size_t cache_bytes() const override { return kv_ ? kv_->bytes() : 0; }
 
-  cpu::WeightView place_experts(const cpu::WeightView& w, int) override { return w; }
+  cpu::WeightView place_experts(const cpu::WeightView& w, int n_expert) override { return hold(w, n_expert); }
+  size_t weight_bytes() const override { return copied_bytes_; }
   // The heads' products are small (one head's 128 x 512 matrix): the heads run in parallel, each
   // product on one thread, rather than one after another on all of them.
   void head_matmuls(const HeadProducts& p) override {
@@ -104,6 +120,63 @@ class CpuBackend : public Backend {
   }
 
  private:
+  // --no-mmap: the weight's bytes copied into memory of their own (once per tensor: tied
+  // embeddings place the same table twice); --mlock: that memory, or the mapping, kept resident.
+  cpu::WeightView hold(const cpu::WeightView& w, int n_mats) {
+    if (!w.data || (!weights_.copy && !weights_.lock)) return w;
+    const size_t bytes = static_cast<size_t>(n_mats) * static_cast<size_t>(w.rows) * w.row_bytes;
+    cpu::WeightView v = w;
+    if (weights_.copy) {
+      auto it = copies_.find(w.data);
+      if (it == copies_.end()) {
+        // Anonymous memory in huge pages where the kernel allows (fewer TLB misses while a
+        // product streams the weights).
+        void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED)
+          throw Error("--no-mmap: not enough memory to read " + std::to_string(bytes >> 20) + " MiB of weights into RAM (" +
+                      std::to_string(copied_bytes_ >> 20) + " MiB read so far); leave out --no-mmap to map the file");
+        madvise(mem, bytes, MADV_HUGEPAGE);
+        auto* at = static_cast<uint8_t*>(mem);
+        std::memcpy(at, w.data, bytes);
+        release_mapping(w.data, bytes);
+        copied_bytes_ += bytes;
+        buffers_.push_back({at, bytes});
+        it = copies_.emplace(w.data, at).first;
+        lock(at, bytes);
+      }
+      v.data = it->second;
+    } else {
+      lock(w.data, bytes);
+    }
+    return v;
+  }
+  // The mapped pages just read are dropped from this process (the file stays in the page cache,
+  // reclaimable), so RSS holds one copy of the weights, not two.
+  static void release_mapping(const void* p, size_t bytes) {
+    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t from = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1), to = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
+    if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+  }
+  void lock(const void* p, size_t bytes) {
+    if (!weights_.lock) return;
+    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t from = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+    if (mlock(reinterpret_cast<const void*>(from), reinterpret_cast<uintptr_t>(p) + bytes - from) != 0 && !lock_warned_) {
+      std::fprintf(stderr, "warning: --mlock: cannot lock the weights in RAM (%s); raise the limit with `ulimit -l unlimited`\n",
+                   std::strerror(errno));
+      lock_warned_ = true;
+    }
+  }
+
+  CpuWeights weights_;
+  std::unordered_map<const void*, uint8_t*> copies_;
+  struct Mapping {
+    void* p;
+    size_t bytes;
+  };
+  std::vector<Mapping> buffers_;  // unmapped with the backend
+  size_t copied_bytes_ = 0;
+  bool lock_warned_ = false;
   Ctx ctx_;
   const Batch* batch_ = nullptr;
   std::deque<std::vector<float>> vectors_;
@@ -113,7 +186,7 @@ class CpuBackend : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+std::unique_ptr<Backend> make_cpu_backend(int n_threads, CpuWeights weights) { return std::make_unique<CpuBackend>(n_threads, weights); }
 
 void Backend::attention_inputs(const AttentionInputs& a, int layer) {
   const int q_width = a.n_head * a.head_dim, k_width = a.n_head_kv * a.head_dim, v_width = a.n_head_kv * a.head_dim_v;

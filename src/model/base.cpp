@@ -25,7 +25,7 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   output_ = out ? *out : w_.matrix("token_embd.weight", n_embd_, n_vocab_);
   tok_embd_view_ = w_.matrix("token_embd.weight", n_embd_, n_vocab_);
   kv_len_.assign(static_cast<size_t>(opts_.n_seq), 0);
-  cpu_ = make_cpu_backend(ctx_.n_threads);
+  cpu_ = make_cpu_backend(ctx_.n_threads, {!opts_.use_mmap, opts_.mlock});
   input_be_ = output_be_ = cpu_.get();
   output_placed_ = output_;
   output_norm_placed_ = output_norm_.data();
@@ -60,11 +60,11 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
   for (size_t i = 0; i < layer_be_.size(); ++i) layer_be_[i] = on(p.layers[i]), expert_be_[i] = on(p.experts[i]);
   input_be_ = on(p.input);
   output_be_ = on(p.output);
-  if (!gpu_) return;
-  n_gpu_layers_ = p.layers_on(Device::Gpu);
-  tok_embd_view_ = input_be_->place(tok_embd_view_);
+  tok_embd_view_ = input_be_->place(tok_embd_view_);  // (on the CPU: in place, unless --no-mmap / --mlock)
   output_placed_ = output_be_->place(output_);
   output_norm_placed_ = output_be_->place(output_norm_);
+  if (!gpu_) return;
+  n_gpu_layers_ = p.layers_on(Device::Gpu);
   for (const auto& line : plan.lines) std::fprintf(stderr, "placement: %s\n", line.c_str());
 }
 
