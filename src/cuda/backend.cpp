@@ -183,7 +183,7 @@ class CudaBackend : public Backend {
     // Per-head norms (qwen3) or odd head sizes take the separate ops.
     if (a.q_norm || a.k_norm || a.head_dim % 2 || a.rope->n_rot > a.head_dim) return Backend::attention_inputs(a, layer);
     const cuda::ops::QkvParams p{a.n_head, a.n_head_kv, a.head_dim, a.head_dim_v, n_ctx_, a.bq, a.bk, a.bv};
-    cuda::ops::qkv_into_cache(rope_params(*a.rope), p, a.q, a.k, a.v, a.n, meta_ + meta_cap_, meta_, k_.at(static_cast<size_t>(layer)),
+    cuda::ops::qkv_into_cache(rope_params(*a.rope), p, a.q, a.k, a.v, a.n, meta_ + meta_cap_, meta_, cache_k(layer),
                               v_[static_cast<size_t>(layer)], stream_->handle());
   }
 
@@ -213,14 +213,14 @@ class CudaBackend : public Backend {
   }
   void store_kv(int layer, const float* k, const float* v, int64_t n) override {
     const int32_t *pos = meta_, *seq = meta_ + meta_cap_;
-    cuda::ops::store_rows_f16(k_.at(static_cast<size_t>(layer)), k, n, k_width_, seq, pos, n_ctx_, stream_->handle());
+    cuda::ops::store_rows_f16(cache_k(layer), k, n, k_width_, seq, pos, n_ctx_, stream_->handle());
     if (v) cuda::ops::store_rows_f16(v_.at(static_cast<size_t>(layer)), v, n, v_width_, seq, pos, n_ctx_, stream_->handle());
   }
   void mla_inputs(const MlaInputs& m, int layer) override {
     OpProfile::Scope scope_(&prof_, "mla_inputs", s());
     if (m.kv_lora + m.n_rot != k_width_ || v_width_ != 0) throw Error("mla_inputs: the cache rows are not [latent | k_pe]");
     const cuda::ops::MlaParams mp{m.n_head, m.head_k, m.nope, m.kv_lora, m.n_rot, n_ctx_, m.eps};
-    cuda::ops::mla_inputs(rope_params(*m.rope), mp, m.q, m.kv, m.qa, m.kv_norm, m.n, meta_ + meta_cap_, meta_, k_.at(static_cast<size_t>(layer)),
+    cuda::ops::mla_inputs(rope_params(*m.rope), mp, m.q, m.kv, m.qa, m.kv_norm, m.n, meta_ + meta_cap_, meta_, cache_k(layer),
                           stream_->handle());
   }
   void attention(const AttentionShape& sh, const float* q, int64_t q_stride, int layer, float* out) override {
@@ -234,11 +234,11 @@ class CudaBackend : public Backend {
       bool one_sequence = true;
       for (int64_t i = 1; i < n && one_sequence; ++i) one_sequence = b.seq[i] == b.seq[0] && b.pos[i] == b.pos[0] + i;
       if (one_sequence)
-        return cuda::ops::attention_prompt_f16(p, q, q_stride, k_.at(static_cast<size_t>(layer)), v_[static_cast<size_t>(layer)], b.seq[0], b.pos[0], n,
+        return cuda::ops::attention_prompt_f16(p, q, q_stride, cache_k(layer), v_[static_cast<size_t>(layer)], b.seq[0], b.pos[0], n,
                                                out, stream_->handle());
     }
     Buf scratch(*this, cuda::ops::attention_scratch_floats(p, n));
-    cuda::ops::attention_f16(p, q, q_stride, k_.at(static_cast<size_t>(layer)), v_[static_cast<size_t>(layer)], meta_ + meta_cap_, meta_, n, out,
+    cuda::ops::attention_f16(p, q, q_stride, cache_k(layer), v_[static_cast<size_t>(layer)], meta_ + meta_cap_, meta_, n, out,
                              scratch.data(), stream_->handle());
   }
   size_t cache_bytes() const override { return cache_bytes_; }
@@ -527,6 +527,12 @@ class CudaBackend : public Backend {
     r.yarn_corr_dims(p.corr_low, p.corr_high);
     p.freq_factors = device_vector(r.freq_factors);
     return p;
+  }
+  // The key cache of a layer placed here (the GPU keeps none for the CPU's layers).
+  uint16_t* cache_k(int layer) const {
+    uint16_t* k = k_.at(static_cast<size_t>(layer));
+    if (!k) throw Error("CUDA: layer " + std::to_string(layer) + " has no KV cache on " + name_ + " (it runs on another device)");
+    return k;
   }
   void* device_alloc(size_t bytes, const char* what) {
     void* p = nullptr;
