@@ -10,34 +10,13 @@
 #include <cmath>
 
 #include "cuda/check.h"
+#include "cuda/mma.cuh"
 #include "cuda/model_ops.h"
 
 namespace jing::cuda::ops {
 namespace {
 
 constexpr int kRowsPerBlock = 64, kKeysPerTile = 64, kSlice = 128, kThreads = 128;
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
-__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const __half* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldsm_x2(uint32_t r[2], const __half* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldsm_x2_trans(uint32_t r[2], const __half* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], const uint32_t b[2]) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
 
 struct PromptArgs {
   AttentionParams p;
@@ -74,7 +53,7 @@ __global__ void __launch_bounds__(kThreads) attention_prompt_kernel(const Prompt
       const int h = hk * group + static_cast<int>(row % group);
       v = *reinterpret_cast<const float4*>(a.q + t * a.q_stride + static_cast<int64_t>(h) * DK + c);
     }
-    *reinterpret_cast<uint2*>(qs + r * kLd + c) = make_uint2(pack_half2(v.x, v.y), pack_half2(v.z, v.w));
+    *reinterpret_cast<uint2*>(qs + r * kLd + c) = make_uint2(mma::pack_half2(v.x, v.y), mma::pack_half2(v.z, v.w));
   }
   // The positions of this warp's two rows per thread (g and g + 8 of its 16): keys up to them.
   int my_pos[2];
@@ -114,12 +93,12 @@ __global__ void __launch_bounds__(kThreads) attention_prompt_kernel(const Prompt
 #pragma unroll
     for (int kk = 0; kk < DK; kk += 16) {
       uint32_t qa[4];
-      ldsm_x4(qa, qs + (16 * warp + lane % 16) * kLd + kk + 8 * (lane / 16));
+      mma::ldmatrix_x4(qa, qs + (16 * warp + lane % 16) * kLd + kk + 8 * (lane / 16));
 #pragma unroll
       for (int ni = 0; ni < kKeysPerTile / 8; ++ni) {
         uint32_t kb[2];
-        ldsm_x2(kb, ks + (8 * ni + lane % 8) * kLd + kk + 8 * ((lane / 8) % 2));
-        mma16816(s[ni], qa, kb);
+        mma::ldmatrix_x2(kb, ks + (8 * ni + lane % 8) * kLd + kk + 8 * ((lane / 8) % 2));
+        mma::mma_m16n8k16(s[ni], qa, kb);
       }
     }
     // Online softmax per row (row g: s[.][0..1], row g + 8: s[.][2..3]; a row spans the quad).
@@ -162,14 +141,14 @@ __global__ void __launch_bounds__(kThreads) attention_prompt_kernel(const Prompt
     const int ldv = p.v_in_k ? kLd : kLdv;
 #pragma unroll
     for (int kc = 0; kc < kKeysPerTile / 16; ++kc) {
-      const uint32_t pa[4] = {pack_half2(s[2 * kc][0], s[2 * kc][1]), pack_half2(s[2 * kc][2], s[2 * kc][3]),
-                              pack_half2(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack_half2(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+      const uint32_t pa[4] = {mma::pack_half2(s[2 * kc][0], s[2 * kc][1]), mma::pack_half2(s[2 * kc][2], s[2 * kc][3]),
+                              mma::pack_half2(s[2 * kc + 1][0], s[2 * kc + 1][1]), mma::pack_half2(s[2 * kc + 1][2], s[2 * kc + 1][3])};
 #pragma unroll
       for (int di = 0; di < kSlice / 8; ++di) {
         if (8 * di >= dv_slice) break;
         uint32_t vb[2];
-        ldsm_x2_trans(vb, vt + (16 * kc + lane % 16) * ldv + 8 * di);
-        mma16816(o[di], pa, vb);
+        mma::ldmatrix_x2_trans(vb, vt + (16 * kc + lane % 16) * ldv + 8 * di);
+        mma::mma_m16n8k16(o[di], pa, vb);
       }
     }
   }

@@ -10,6 +10,7 @@
 #include "cuda/check.h"
 #include "cuda/formats.cuh"
 #include "cuda/kernels.h"
+#include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
 
 namespace jing::cuda::detail {
@@ -18,22 +19,6 @@ namespace {
 constexpr int kRows = 64, kToks = 64, kStepK = 128;
 constexpr int kLd = kStepK + 8;  // halves per shared row: the padding keeps ldmatrix free of bank conflicts
 constexpr int kThreads = 128;
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const __half* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldmatrix_x2(uint32_t r[2], const __half* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void mma_f16(float c[4], const uint32_t a[4], const uint32_t b[2]) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
 
 template <class F>
 __global__ void __launch_bounds__(kThreads) mma_f16_kernel(const MmaCall c) {
@@ -72,13 +57,8 @@ __global__ void __launch_bounds__(kThreads) mma_f16_kernel(const MmaCall c) {
                    c.tab, o);
 #pragma unroll
         for (int v = 0; v < 4; ++v) {
-          uint32_t h[4];
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const __half2 p = __floats2half2_rn(o[8 * v + 2 * e], o[8 * v + 2 * e + 1]);
-            h[e] = *reinterpret_cast<const uint32_t*>(&p);
-          }
-          dst[v] = make_uint4(h[0], h[1], h[2], h[3]);
+          dst[v] = make_uint4(mma::pack_half2(o[8 * v], o[8 * v + 1]), mma::pack_half2(o[8 * v + 2], o[8 * v + 3]),
+                              mma::pack_half2(o[8 * v + 4], o[8 * v + 5]), mma::pack_half2(o[8 * v + 6], o[8 * v + 7]));
         }
       } else {
 #pragma unroll
@@ -96,13 +76,13 @@ __global__ void __launch_bounds__(kThreads) mma_f16_kernel(const MmaCall c) {
     for (int kk = 0; kk < kStepK; kk += 16) {
       uint32_t a[2][4], b[4][2];
 #pragma unroll
-      for (int mi = 0; mi < 2; ++mi) ldmatrix_x4(a[mi], &ws[32 * wm + 16 * mi + lane % 16][kk + 8 * (lane / 16)]);
+      for (int mi = 0; mi < 2; ++mi) mma::ldmatrix_x4(a[mi], &ws[32 * wm + 16 * mi + lane % 16][kk + 8 * (lane / 16)]);
 #pragma unroll
-      for (int ni = 0; ni < 4; ++ni) ldmatrix_x2(b[ni], &xs[32 * wn + 8 * ni + lane % 8][kk + 8 * ((lane / 8) % 2)]);
+      for (int ni = 0; ni < 4; ++ni) mma::ldmatrix_x2(b[ni], &xs[32 * wn + 8 * ni + lane % 8][kk + 8 * ((lane / 8) % 2)]);
 #pragma unroll
       for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-        for (int ni = 0; ni < 4; ++ni) mma_f16(acc[mi][ni], a[mi], b[ni]);
+        for (int ni = 0; ni < 4; ++ni) mma::mma_m16n8k16(acc[mi][ni], a[mi], b[ni]);
     }
   }
   let_next_kernel_start();
