@@ -227,7 +227,6 @@ bool Matmul::run_heads(const WeightView& w, int n_heads, const float* x, int64_t
 void Matmul::run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y) {
   validate(w, n_tokens);
   if (n_tokens == 0 || w.rows == 0) return;
-  const fmt::Act kind = detail::activation_kind(w.type);
   const int64_t N = w.rows, K = w.cols, T = n_tokens;
   const size_t n = static_cast<size_t>(T * K);
   const float one = 1.f, zero = 0.f;
@@ -246,9 +245,7 @@ void Matmul::run_gemm(const WeightView& w, const float* x, int64_t n_tokens, flo
     return;
   }
   if (w.type == GgmlType::F16 && dense_rows) {
-    s_->act.reserve(n * 2);
-    detail::float_to_half(x, s_->act.data(), static_cast<int64_t>(n), s_->stream);
-    gemm(w.data, K, CUDA_R_16F, s_->act.data(), CUDA_R_16F, y, N, &zero);
+    gemm(w.data, K, CUDA_R_16F, to_half(w.type, x, n), CUDA_R_16F, y, N, &zero);
     return;
   }
   if (w.type == GgmlType::BF16 && dense_rows) {
@@ -262,27 +259,14 @@ void Matmul::run_gemm(const WeightView& w, const float* x, int64_t n_tokens, flo
     gemm(w.data, K, CUDA_R_16BF, lo, CUDA_R_16BF, y, N, &one);
     return;
   }
+  const void* xh = to_half(w.type, x, n);
   if (dense_rows && std::getenv("JING_MMA_DENSE") && detail::mma_f16_supported(w.type)) {  // measurement switch
-    const void* xh16 = to_half(w.type, x, n);
-    const detail::MmaCall c{w.type, w.data, w.row_bytes, N, K, 0, xh16, y, N, nullptr, T, s_->tab};
+    const detail::MmaCall c{w.type, w.data, w.row_bytes, N, K, 0, xh, y, N, nullptr, T, s_->tab};
     detail::mma_f16(c, static_cast<int>((T + detail::mma_f16_token_tile() - 1) / detail::mma_f16_token_tile()), s_->stream);
     return;
   }
   // Block formats (and float rows with padding): activations rounded as the decode path does
-  // (so both paths and the CPU agree), to f16; weights to f16 a panel of rows at a time.
-  void* xh;
-  if (kind == fmt::Act::F32) {
-    s_->act.reserve(n * 2);
-    xh = s_->act.data();
-    detail::float_to_half(x, xh, static_cast<int64_t>(n), s_->stream);
-  } else {
-    s_->act.reserve(n + n / 32 * 16 + n * 2);
-    auto* q = s_->act.as<int8_t>();
-    void* rec = s_->act.as<uint8_t>() + n;
-    xh = s_->act.as<uint8_t>() + n + n / 32 * 16;
-    detail::quantize_activations(kind, x, static_cast<int64_t>(n), q, rec, s_->stream);
-    detail::q8_to_half(q, rec, xh, static_cast<int64_t>(n), s_->stream);
-  }
+  // (so both paths and the CPU agree), to f16 (xh above); weights to f16 a panel of rows at a time.
   const int64_t panel_rows = std::max<int64_t>(128, static_cast<int64_t>(kPanelBytes / (static_cast<size_t>(K) * 2)) / 128 * 128);
   s_->panel.reserve(static_cast<size_t>(std::min(panel_rows, N) * K * 2));
   for (int64_t r0 = 0; r0 < N; r0 += panel_rows) {
