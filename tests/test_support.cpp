@@ -10,6 +10,11 @@
 #include <random>
 #include <sstream>
 
+#include "common/error.h"
+#ifdef JING_WITH_CUDA
+#include "cuda/device.h"
+#endif
+
 namespace jing::test {
 
 std::filesystem::path fixtures_dir() {
@@ -28,6 +33,23 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+bool have_gpu() {
+#ifdef JING_WITH_CUDA
+  return cuda::available();
+#else
+  return false;
+#endif
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 std::string read_file(const std::filesystem::path& p) {

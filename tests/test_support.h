@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,11 @@ CommandResult run_jing(const std::vector<std::string>& args);
 CommandResult run_program(const std::string& program, const std::vector<std::string>& args);
 
 std::string read_file(const std::filesystem::path& p);
+
+// True when this build has CUDA and a GPU answers (GPU tests skip otherwise).
+bool have_gpu();
+// The message of the jing::Error that f throws; empty when it throws none.
+std::string error_of(const std::function<void()>& f);
 std::vector<float> read_f32(const std::filesystem::path& p);
 
 }  // namespace jing::test

@@ -10,21 +10,10 @@
 
 #include "model/model.h"
 #include "test_support.h"
-#ifdef JING_WITH_CUDA
-#include "cuda/device.h"
-#endif
 
 using namespace jing;
 
 namespace {
-
-bool have_gpu() {
-#ifdef JING_WITH_CUDA
-  return cuda::available();
-#else
-  return false;
-#endif
-}
 
 double rel_l2(const float* a, const float* b, int n) {
   double num = 0, den = 0;
@@ -55,7 +44,7 @@ struct Case {
 }  // namespace
 
 TEST(CudaModels, AllLayersOnTheGpuMatchTheCpuAndTheReferences) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
+  if (!test::have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
   auto dir = test::fixtures_dir();
   if (dir.empty()) GTEST_SKIP() << "fixtures not found";
   const std::vector<Case> cases = {
@@ -111,7 +100,7 @@ TEST(CudaModels, AllLayersOnTheGpuMatchTheCpuAndTheReferences) {
 }
 
 TEST(CudaModels, SequencesInOneBatchGiveTheirLogitsAlone) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
+  if (!test::have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
   JING_FIXTURE_OR_SKIP(path, "models/qwen2-f16.gguf");
   auto m = model::Model::load(path, {.n_ctx = 64, .n_seq = 3, .n_gpu_layers = 99});
   const std::vector<std::vector<int32_t>> prompts = {{5, 100, 200, 300, 7}, {9, 8, 7}, {1000, 1500, 2000, 40, 41, 42, 43}};
@@ -139,7 +128,7 @@ TEST(CudaModels, SequencesInOneBatchGiveTheirLogitsAlone) {
 // Layers split between CPU and GPU (-ngl below the layer count) give the CPU's logits too; the
 // figures per split also place a disagreement (input, a layer, the output layer).
 TEST(CudaModels, SplitPlacementsAgreeWithTheCpu) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
+  if (!test::have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
   auto dir = test::fixtures_dir();
   if (dir.empty()) GTEST_SKIP() << "fixtures not found";
   for (const char* file : {"models/llama-f16.gguf", "quantized/llama-Q4_K_M.gguf"}) {
@@ -163,7 +152,7 @@ TEST(CudaModels, SplitPlacementsAgreeWithTheCpu) {
 // activations, MoE indices); the recorded step must be recorded again, not replayed with the old
 // addresses. Chat (short) then en or long (longer), a few decode steps after each, against the CPU.
 TEST(CudaModels, DecodeAfterALongerPromptMatchesTheCpu) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
+  if (!test::have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
   auto dir = test::fixtures_dir();
   if (dir.empty()) GTEST_SKIP() << "fixtures not found";
   for (const char* file : {"models/llama-f16.gguf", "models/deepseek2-f16.gguf", "quantized/deepseek2-UD-IQ1_S.gguf"}) {
@@ -196,7 +185,7 @@ TEST(CudaModels, DecodeAfterALongerPromptMatchesTheCpu) {
 // CPU (the normed input crosses to the CPU and the mix comes back) give the CPU engine's logits,
 // for a whole prompt and 4 tokens at a time.
 TEST(CudaModels, ExpertsInRamAgreeWithTheCpu) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
+  if (!test::have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
   auto dir = test::fixtures_dir();
   if (dir.empty()) GTEST_SKIP() << "fixtures not found";
   auto ref = nlohmann::json::parse(test::read_file(dir / "models/deepseek2.reference.json"));
@@ -221,7 +210,7 @@ TEST(CudaModels, ExpertsInRamAgreeWithTheCpu) {
 // Token-by-token decoding with all layers on the GPU (the recorded-and-replayed step) continues the
 // prompts exactly as transformers' greedy decoding does, and step logits stay close to the CPU's.
 TEST(CudaModels, GreedyDecodeStepsMatchTheReference) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
+  if (!test::have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
   auto dir = test::fixtures_dir();
   if (dir.empty()) GTEST_SKIP() << "fixtures not found";
   for (const char* arch : {"llama", "qwen2", "deepseek2"}) {

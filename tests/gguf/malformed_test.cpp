@@ -42,12 +42,7 @@ struct Raw {
 };
 
 std::string error_of(const std::string& bytes) {
-  try {
-    File::parse(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  } catch (const jing::Error& e) {
-    return e.what();
-  }
-  return "";
+  return jing::test::error_of([&] { File::parse(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()); });
 }
 
 #define EXPECT_ERROR_MENTIONS(bytes, text) \

@@ -4,9 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include <functional>
-
 #include "common/error.h"
+#include "test_support.h"
 
 using namespace jing;
 using namespace jing::runtime;
@@ -34,15 +33,6 @@ Budget gpu(uint64_t bytes) {
   Budget b;
   b.gpu = bytes;
   return b;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -83,7 +73,7 @@ TEST(MemoryPlan, CheckNamesTheSizesAndTheFlagsToChange) {
   const ModelSizes s = sizes();
   Placement p = Placement::all(10, Device::Gpu);
   EXPECT_NO_THROW(check_fits(s, p, gpu(49 * GiB), "-ngl 99"));
-  const std::string msg = error_of([&] { check_fits(s, p, gpu(40 * GiB), "-ngl 99"); });
+  const std::string msg = test::error_of([&] { check_fits(s, p, gpu(40 * GiB), "-ngl 99"); });
   EXPECT_EQ(msg,
             "-ngl 99 needs 49.0 GiB on CUDA0 (weights 47.0, KV cache 1.0, compute 1.0), 40.0 GiB free: lower --n-gpu-layers, "
             "add --cpu-moe / --n-cpu-moe N, lower --ctx-size / --parallel or leave -ngl out to place automatically");
@@ -91,7 +81,7 @@ TEST(MemoryPlan, CheckNamesTheSizesAndTheFlagsToChange) {
   Budget capped = gpu(512 * MiB);
   capped.gpu_capped = true;
   for (auto& e : p.experts) e = Device::Cpu;
-  const std::string cap = error_of([&] { check_fits(s, p, capped, "-ngl 99"); });
+  const std::string cap = test::error_of([&] { check_fits(s, p, capped, "-ngl 99"); });
   EXPECT_NE(cap.find("512.0 MiB allowed by --gpu-memory"), std::string::npos) << cap;
   EXPECT_EQ(cap.find("--cpu-moe"), std::string::npos) << "every expert is in RAM already: " << cap;
 }
@@ -103,7 +93,7 @@ TEST(MemoryPlan, NoMmapChecksRamForTheCpuPart) {
   b.ram = 100 * GiB;
   EXPECT_NO_THROW(check_fits(s, p, b, "the model"));
   b.ram = 8 * GiB;
-  const std::string msg = error_of([&] { check_fits(s, p, b, "the model"); });
+  const std::string msg = test::error_of([&] { check_fits(s, p, b, "the model"); });
   EXPECT_EQ(msg.rfind("the model with --no-mmap needs 49.1 GiB of RAM (weights 47.0, KV cache 2.0, compute 0.1), 8.0 GiB available", 0), 0u)
       << msg;
 }
@@ -165,7 +155,7 @@ TEST(MemoryPlan, AutoKeepsPinnedParts) {
   EXPECT_EQ(p.experts[8], Device::Cpu);
   EXPECT_NO_THROW(check_fits(s, p, gpu(8 * GiB), "-ngl auto"));
 
-  const std::string msg = error_of([&] { auto_place(s, pins, gpu(2 * GiB)); });
+  const std::string msg = test::error_of([&] { auto_place(s, pins, gpu(2 * GiB)); });
   EXPECT_EQ(msg.rfind("-ot needs 6.1 GiB on CUDA0 (weights 5.0, KV cache 0.1, compute 1.0), 2.0 GiB free: send fewer tensors there with -ot", 0),
             0u)
       << msg;
@@ -207,7 +197,7 @@ TEST(MemoryPlan, ParsesSizes) {
   EXPECT_EQ(parse_size("64 KiB", "--gpu-memory"), 65536u);
   EXPECT_EQ(parse_size("100B", "--gpu-memory"), 100u);
   for (const char* bad : {"60", "GiB", "-1GiB", "12 apples", "", "1e30TiB", "nanGiB"}) {
-    const std::string msg = error_of([&] { parse_size(bad, "--gpu-memory"); });
+    const std::string msg = test::error_of([&] { parse_size(bad, "--gpu-memory"); });
     EXPECT_NE(msg.find("--gpu-memory '" + std::string(bad) + "' is not a size"), std::string::npos) << bad << ": " << msg;
   }
   EXPECT_EQ(format_gib(92 * GiB + GiB * 3 / 10), "92.3 GiB");

@@ -10,21 +10,10 @@
 
 #include "model/model.h"
 #include "test_support.h"
-#ifdef JING_WITH_CUDA
-#include "cuda/device.h"
-#endif
 
 using namespace jing;
 
 namespace {
-
-bool have_gpu() {
-#ifdef JING_WITH_CUDA
-  return cuda::available();
-#else
-  return false;
-#endif
-}
 
 std::vector<float> logits(model::Model& m, const std::vector<int32_t>& ids) {
   model::Batch b;
@@ -48,7 +37,7 @@ double worst_rel_l2(const std::vector<float>& a, const std::vector<float>& b, in
 }  // namespace
 
 TEST(PlacementGpu, OverridesAndAutoAgreeWithTheCpu) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
+  if (!test::have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
   JING_FIXTURE_OR_SKIP(path, "models/deepseek2-f16.gguf");
   const auto ref = nlohmann::json::parse(test::read_file(test::fixtures_dir() / "models/deepseek2.reference.json"));
   const auto ids = ref["prompts"]["en"]["ids"].get<std::vector<int32_t>>();

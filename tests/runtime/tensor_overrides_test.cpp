@@ -4,9 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include <functional>
-
 #include "common/error.h"
+#include "test_support.h"
 
 using namespace jing;
 using namespace jing::runtime;
@@ -33,15 +32,6 @@ Placement ngl(const std::vector<std::string>& specs, int n_gpu_layers, int n_cpu
   return ngl_placement(4, n_gpu_layers, n_cpu_moe, match(specs), "-ngl " + std::to_string(n_gpu_layers), "CUDA0");
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 constexpr Device C = Device::Cpu, G = Device::Gpu;
 
 }  // namespace
@@ -58,11 +48,11 @@ TEST(TensorOverrides, Parses) {
   EXPECT_TRUE(std::regex_search("blk.12.ffn_up_exps.weight", o[0].pattern));
   EXPECT_EQ(o[1].device, 0);
 
-  EXPECT_NE(error_of([] { parse_tensor_overrides({"exps"}); }).find("expected REGEX=DEVICE"), std::string::npos);
-  EXPECT_NE(error_of([] { parse_tensor_overrides({"=CPU"}); }).find("expected REGEX=DEVICE"), std::string::npos);
-  EXPECT_NE(error_of([] { parse_tensor_overrides({""}); }).find("expected REGEX=DEVICE"), std::string::npos);
-  EXPECT_NE(error_of([] { parse_tensor_overrides({"exps=GPU"}); }).find("unknown device 'GPU'"), std::string::npos);
-  EXPECT_NE(error_of([] { parse_tensor_overrides({"blk.(1=CPU"}); }).find("invalid regular expression 'blk.(1'"), std::string::npos);
+  EXPECT_NE(test::error_of([] { parse_tensor_overrides({"exps"}); }).find("expected REGEX=DEVICE"), std::string::npos);
+  EXPECT_NE(test::error_of([] { parse_tensor_overrides({"=CPU"}); }).find("expected REGEX=DEVICE"), std::string::npos);
+  EXPECT_NE(test::error_of([] { parse_tensor_overrides({""}); }).find("expected REGEX=DEVICE"), std::string::npos);
+  EXPECT_NE(test::error_of([] { parse_tensor_overrides({"exps=GPU"}); }).find("unknown device 'GPU'"), std::string::npos);
+  EXPECT_NE(test::error_of([] { parse_tensor_overrides({"blk.(1=CPU"}); }).find("invalid regular expression 'blk.(1'"), std::string::npos);
 }
 
 TEST(TensorOverrides, ClassifiesTensors) {
@@ -118,7 +108,7 @@ TEST(TensorOverrides, CpuMoeUnlessAnOverrideSaysOtherwise) {
 }
 
 TEST(TensorOverrides, PartOfALayerIsAnErrorNamingTheTensors) {
-  const std::string msg = error_of([] { ngl({"attn_q=CPU"}, 99); });
+  const std::string msg = test::error_of([] { ngl({"attn_q=CPU"}, 99); });
   EXPECT_NE(msg.find("blk.0.attn_q.weight on CPU but not blk.0.attn_norm.weight, which -ngl 99 places on CUDA0"), std::string::npos) << msg;
   EXPECT_NE(msg.find("moves a layer's tensors together"), std::string::npos) << msg;
   // Where the rest of the layer goes anyway, the request is already met.
@@ -126,26 +116,26 @@ TEST(TensorOverrides, PartOfALayerIsAnErrorNamingTheTensors) {
 }
 
 TEST(TensorOverrides, PartOfTheExpertsIsAnError) {
-  std::string msg = error_of([] { ngl({"ffn_down_exps=CPU"}, 99); });
+  std::string msg = test::error_of([] { ngl({"ffn_down_exps=CPU"}, 99); });
   EXPECT_NE(msg.find("blk.1.ffn_down_exps.weight on CPU but not blk.1.ffn_gate_exps.weight"), std::string::npos) << msg;
-  msg = error_of([] { ngl({"ffn_gate_inp=CPU"}, 99); });  // the router alone cannot leave its experts
+  msg = test::error_of([] { ngl({"ffn_gate_inp=CPU"}, 99); });  // the router alone cannot leave its experts
   EXPECT_NE(msg.find("blk.1.ffn_gate_inp.weight on CPU but not blk.1.ffn_gate_exps.weight"), std::string::npos) << msg;
 }
 
 TEST(TensorOverrides, OneGroupOnTwoDevicesIsAnError) {
-  const std::string msg = error_of([] { match({"attn_q=CPU", "blk\\.0\\.=CUDA0"}); });
+  const std::string msg = test::error_of([] { match({"attn_q=CPU", "blk\\.0\\.=CUDA0"}); });
   EXPECT_NE(msg.find("blk.0.attn_norm.weight on CUDA0 but blk.0.attn_q.weight on CPU"), std::string::npos) << msg;
 }
 
 TEST(TensorOverrides, OutputLayerMovesWhole) {
   EXPECT_EQ(ngl({"output=CPU"}, 99).output, C);  // output.weight and output_norm.weight
-  EXPECT_NE(error_of([] { ngl({"output\\.weight=CPU"}, 99); }).find("output.weight on CPU but not output_norm.weight"), std::string::npos);
+  EXPECT_NE(test::error_of([] { ngl({"output\\.weight=CPU"}, 99); }).find("output.weight on CPU but not output_norm.weight"), std::string::npos);
   EXPECT_EQ(ngl({"output\\.weight=CPU"}, 2).output, C);
   EXPECT_EQ(ngl({"token_embd=CPU"}, 99).input, C);
 }
 
 TEST(TensorOverrides, OtherGpusAndUnusedPatterns) {
-  EXPECT_NE(error_of([] { match({"exps=CUDA1"}); }).find("--device CUDA1"), std::string::npos);
+  EXPECT_NE(test::error_of([] { match({"exps=CUDA1"}); }).find("--device CUDA1"), std::string::npos);
   EXPECT_NO_THROW(match({"exps=CUDA1"}, 1));
   const auto r = match({"nothing_like_this=CPU", "rope_freqs=CPU", "nextn=CPU"});
   EXPECT_EQ(r.unused, std::vector<std::string>({"nothing_like_this=CPU"}));
