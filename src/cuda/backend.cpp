@@ -275,12 +275,8 @@ class CudaBackend : public Backend {
       matmul_->run_batched(ws, ys, 1, b, rows, count);
       return;
     }
-    // Prompts: one batched f16 product for all heads. Up to 64 tokens the decode kernels head by
-    // head keep the CPU engine's 8-bit rounding, as the other products do (f16 moved the quantized
-    // fixtures' logits by 2-3e-2).
-    if (p.n <= cuda::Matmul::kGemvTokensBlockFormats ||
-        !matmul_->run_heads(p.w, p.n_head, p.x, p.x_stride, p.x_head, p.n, p.y, p.y_stride, p.y_head))
-      head_matmuls_one_by_one(p);
+    // Prompts: one batched f16 product for all heads where the matrix path takes them.
+    if (!matmul_->run_heads(p.w, p.n_head, p.x, p.x_stride, p.x_head, p.n, p.y, p.y_stride, p.y_head)) head_matmuls_one_by_one(p);
   }
   void head_matmuls_one_by_one(const HeadProducts& p) {
     // One head at a time: its rows gathered, multiplied, scattered back.

@@ -67,8 +67,9 @@ class Matmul {
   void run_grouped(const WeightView& w, const int32_t* items, int n_items, const void* x_half, float* y, int64_t y_stride);
   // Per-head products of many tokens (MLA's absorbed heads) in one batched cuBLAS call: y_h = W_h
   // x_h for the n_heads matrices back to back from w, x_h at x + h * x_head (token rows x_stride
-  // apart), y_h at y + h * y_head (rows y_stride apart). False for shapes it does not take
-  // (activation blocks across heads, padded rows, bf16/f32 weights): the caller goes head by head.
+  // apart), y_h at y + h * y_head (rows y_stride apart). False where run() would take the decode
+  // path (kGemvTokensBlockFormats tokens or fewer) and for shapes it does not take (activation
+  // blocks across heads, padded rows, bf16/f32 weights): the caller goes head by head.
   bool run_heads(const WeightView& w, int n_heads, const float* x, int64_t x_stride, int64_t x_head, int64_t n, float* y, int64_t y_stride,
                  int64_t y_head);
   // The two paths, for tests and benchmarks (run() picks by token count).
