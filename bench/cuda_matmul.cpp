@@ -13,6 +13,7 @@ int main() {
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <random>
 #include <string>
@@ -108,10 +109,12 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> names;
   int64_t K = 4096, N = 14336;  // an argument ROWSxCOLS sets the shape (e.g. 8960x1536: a 1.5B model's ffn_up)
+  int experts = 0;                // --experts E: also E products of one token over E such matrices in one launch (MoE decode)
   for (int i = 1; i < argc; ++i) {
     long long r = 0, c = 0;
     char tail = 0;
-    if (std::sscanf(argv[i], "%lldx%lld%c", &r, &c, &tail) == 2 && r > 0 && c > 0) N = r, K = c;
+    if (std::string(argv[i]) == "--experts" && i + 1 < argc) experts = std::atoi(argv[++i]);
+    else if (std::sscanf(argv[i], "%lldx%lld%c", &r, &c, &tail) == 2 && r > 0 && c > 0) N = r, K = c;
     else names.push_back(argv[i]);
   }
   if (names.empty()) names = {"Q4_K", "Q6_K", "Q8_0", "IQ1_S", "IQ2_XXS"};
@@ -159,6 +162,20 @@ int main(int argc, char** argv) {
     }) * 1e3;
     std::printf("%-8s %7.1f | %8.1f %8.1f %6.0f %5.0f%% | %7.1f %7.1f %7.1f | %8.1f %8.1f %8.1f | %8.1f %8.1f\n", name.c_str(), w.one / 1e6, eager1, g1, gbs,
                 100 * gbs / copy_gbs, g2, g4, g8, m16, m64, m512, 2.0 * N * K * 512 / m512 / 1e6, deq);
+    if (experts > 0) {  // E matrices back to back, product p = matrix p times the one token
+      Weights we = make(*t, N * experts, K, rng);
+      cuda::GemvBatch b;
+      b.count = experts, b.n_mats = experts, b.x_div = experts, b.y_stride = N;
+      const double us = graph_ms(stream, 40, [&](int i) {
+        cuda::WeightView v = we.view(i);
+        v.rows = N;
+        const cuda::WeightView* ws[1] = {&v};
+        float* ys[1] = {y.as<float>()};
+        mm.run_batched(ws, ys, 1, b, x.as<float>(), 1);
+      }) * 1e3;
+      std::printf("%-8s %d experts of %lld x %lld in one launch: %.1f us, %.0f GB/s (%.0f%% of copy)\n", name.c_str(), experts,
+                  static_cast<long long>(N), static_cast<long long>(K), us, we.one / us / 1e3, 100 * we.one / us / 1e3 / copy_gbs);
+    }
   }
   std::printf("(gemv: microseconds per call, 'graph' = replayed from a CUDA graph; GB/s = weight bytes / graph time;\n 'f16 copy' = the matrix path's dequantization of all weights to f16, microseconds)\n");
   const cudaError_t e = cudaGetLastError();

@@ -28,6 +28,10 @@ struct Tables {
   const uint32_t* iq3xxs = nullptr;
   const uint32_t* iq3s = nullptr;
   const uint64_t* iq1s = nullptr;
+  // iq1s as nibbles (value + 1 in 0..2): weights 0-3 of an entry in the low nibbles of its four
+  // bytes, 4-7 in the high ones. A quarter of iq1s's bytes, so the decode kernels keep it in
+  // shared memory, where random lookups cost a few bank cycles instead of a cache line each.
+  const uint32_t* iq1s_nib = nullptr;
   const uint8_t* ksigns = nullptr;  // 7 sign bits -> 8 (the eighth makes the parity even)
   const int8_t* iq4nl = nullptr;
   const int8_t* fp4 = nullptr;

@@ -3,6 +3,8 @@
 // magnitudes (IQ1: -1/0/1) as bytes; signs come as bit masks. Layouts and rounding as
 // src/quant/dequant.cpp.
 #pragma once
+#include <type_traits>
+
 #include "cuda/format_util.cuh"
 
 namespace jing::cuda::fmt {
@@ -17,6 +19,23 @@ JING_HD void signed_grid8(uint64_t g, uint32_t signs, int& lo, int& hi) {
   uint32_t l = static_cast<uint32_t>(g), h = static_cast<uint32_t>(g >> 32);
   apply_signs(l, h, signs);
   lo = static_cast<int>(l), hi = static_cast<int>(h);
+}
+
+// An iq1s grid entry as iq1s_nib stores it (see Tables).
+JING_HD_CONSTEXPR uint32_t iq1s_nibbles(uint64_t g) {
+  uint32_t e = 0;
+  for (int j = 0; j < 4; ++j) {
+    e |= static_cast<uint32_t>(static_cast<int8_t>(g >> (8 * j)) + 1) << (8 * j);
+    e |= static_cast<uint32_t>(static_cast<int8_t>(g >> (8 * j + 32)) + 1) << (8 * j + 4);
+  }
+  return e;
+}
+
+// Grid entry idx of iq1s_nib as two words of bytes value + 1 (dp4a with them counts each
+// activation once too many; the callers subtract the activations' sum).
+JING_HD void iq1s_unsigned8(const Tables& t, int idx, int& lo, int& hi) {
+  const uint32_t e = t.iq1s_nib[idx];
+  lo = static_cast<int>(e & 0x0F0F0F0Fu), hi = static_cast<int>((e >> 4) & 0x0F0F0F0Fu);
 }
 
 // iq2_xxs: d, then per item 8 bytes: four grid indices and a word of 4 x 7 sign bits + 4-bit scale.
@@ -220,15 +239,17 @@ struct IQ1_S {
     const uint32_t qh = ld16<kAlign>(b + 34 + 2 * ib);
     dl = half_to_float(ld16<kAlign>(b)) * static_cast<float>(2 * ((qh >> 12) & 7) + 1);
     delta = qh & 0x8000 ? -kDelta : kDelta;
-    uint32_t idx;
-    ld_words<field_align(kAlign, 2), 1>(b + 2 + 4 * ib, &idx);
-    for (int l = 0; l < 4; ++l) {
-      const uint64_t g = ro(t.iq1s + (((idx >> (8 * l)) & 0xFF) | (((qh >> (3 * l)) & 7) << 8)));
-      v[2 * l] = static_cast<int>(static_cast<uint32_t>(g)), v[2 * l + 1] = static_cast<int>(static_cast<uint32_t>(g >> 32));
-    }
+    // Group l's index: byte l of qs, bits 3l..3l+2 of qh above it. Two 16-bit loads (blocks are
+    // only 2-byte aligned) and one mask per group.
+    const uint32_t q01 = ld16<kAlign>(b + 2 + 4 * ib), q23 = ld16<kAlign>(b + 4 + 4 * ib);
+    iq1s_unsigned8(t, static_cast<int>((q01 & 0xFF) | ((qh << 8) & 0x700)), v[0], v[1]);
+    iq1s_unsigned8(t, static_cast<int>((q01 >> 8) | ((qh << 5) & 0x700)), v[2], v[3]);
+    iq1s_unsigned8(t, static_cast<int>((q23 & 0xFF) | ((qh << 2) & 0x700)), v[4], v[5]);
+    iq1s_unsigned8(t, static_cast<int>((q23 >> 8) | ((qh >> 1) & 0x700)), v[6], v[7]);
   }
-  JING_HD float dot(const Q8Item& a) const {
-    return dl * a.d * (static_cast<float>(idot<0, 8>(v, a.q)) + delta * static_cast<float>(a.sum0 + a.sum1));
+  JING_HD float dot(const Q8Item& a) const {  // v holds values + 1: the item's sum comes off once
+    const int sum = a.sum0 + a.sum1;
+    return dl * a.d * (static_cast<float>(idot<0, 8>(v, a.q) - sum) + delta * static_cast<float>(sum));
   }
 };
 
@@ -271,15 +292,14 @@ struct IQ1_M {
     for (int l = 0; l < 4; ++l) {
       int idx;
       group(b, ib, l, idx, delta[l]);
-      const uint64_t g = ro(t.iq1s + idx);
-      v[2 * l] = static_cast<int>(static_cast<uint32_t>(g)), v[2 * l + 1] = static_cast<int>(static_cast<uint32_t>(g >> 32));
+      iq1s_unsigned8(t, idx, v[2 * l], v[2 * l + 1]);
     }
   }
-  JING_HD float dot(const Q8Item& a) const {
+  JING_HD float dot(const Q8Item& a) const {  // v holds values + 1: each group's sum comes off once
     float s[4];
     for (int l = 0; l < 4; ++l) {
       const int x8 = sum_bytes(a.q[2 * l]) + sum_bytes(a.q[2 * l + 1]);
-      s[l] = static_cast<float>(dp4a(v[2 * l + 1], a.q[2 * l + 1], dp4a(v[2 * l], a.q[2 * l], 0))) + delta[l] * static_cast<float>(x8);
+      s[l] = static_cast<float>(dp4a(v[2 * l + 1], a.q[2 * l + 1], dp4a(v[2 * l], a.q[2 * l], 0)) - x8) + delta[l] * static_cast<float>(x8);
     }
     return a.d * (dl0 * (s[0] + s[1]) + dl1 * (s[2] + s[3]));
   }
@@ -317,5 +337,10 @@ struct IQ4_XS {
   }
   JING_HD float dot(const Q8Item& a) const { return dl * a.d * static_cast<float>(idot<0, 8>(v, a.q)); }
 };
+
+// Formats whose decode kernels read iq1s_nib from a copy in shared memory.
+template <class F>
+inline constexpr bool reads_iq1s_grid = std::is_same_v<F, IQ1_S> || std::is_same_v<F, IQ1_M>;
+constexpr int kIq1sGridEntries = 2048;
 
 }  // namespace jing::cuda::fmt

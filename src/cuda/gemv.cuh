@@ -186,8 +186,20 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
   };
 
   // The weights do not depend on the previous kernel: start fetching them before waiting for it.
+  // A codebook the format looks up goes into shared memory with the first tiles (one group of
+  // asynchronous copies), so its latency hides behind theirs.
+  fmt::Tables tab = a.tab;
+  __shared__ __align__(16) uint32_t grid[fmt::reads_iq1s_grid<F> ? fmt::kIq1sGridEntries : 4];
+  if constexpr (fmt::reads_iq1s_grid<F>)
+    for (int i = threadIdx.x; i < fmt::kIq1sGridEntries / 4; i += blockDim.x) __pipeline_memcpy_async(grid + 4 * i, a.tab.iq1s_nib + 4 * i, 16);
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) fetch();
+  if constexpr (fmt::reads_iq1s_grid<F>) {
+    static_assert(kStages >= 2, "the codebook arrives with the first group of copies");
+    __pipeline_wait_prior(kStages - 2);
+    __syncthreads();
+    tab.iq1s_nib = grid;
+  }
   wait_for_previous_kernel();
   let_next_kernel_start();  // the next call's activation rounding may launch (it waits for us)
 
@@ -229,7 +241,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
       if (it < n_items) {
         F f[R];
 #pragma unroll
-        for (int r = 0; r < R; ++r) f[r].load(tile + off[r] + it / kItems * F::kBytes, it % kItems, a.tab);
+        for (int r = 0; r < R; ++r) f[r].load(tile + off[r] + it / kItems * F::kBytes, it % kItems, tab);
 #pragma unroll
         for (int k = 0; k < NT; ++k) {
           fmt::Q8Item x[kGroups];

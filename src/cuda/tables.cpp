@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cuda/check.h"
+#include "cuda/formats_iq.cuh"
 #include "cuda/kernels.h"
 #include "quant/iq_tables.h"
 
@@ -46,6 +47,9 @@ fmt::Tables device_tables() {
                o3s = add(iq::iq3s_grid, sizeof iq::iq3s_grid), o1s = add(iq::iq1s_grid, sizeof iq::iq1s_grid),
                osg = add(iq::ksigns_iq2xs, sizeof iq::ksigns_iq2xs), o4nl = add(iq::kvalues_iq4nl, sizeof iq::kvalues_iq4nl),
                ofp4 = add(iq::kvalues_fp4, sizeof iq::kvalues_fp4);
+  uint32_t iq1s_nib[fmt::kIq1sGridEntries];
+  for (int i = 0; i < fmt::kIq1sGridEntries; ++i) iq1s_nib[i] = fmt::iq1s_nibbles(iq::iq1s_grid[i]);
+  const size_t o1sn = add(iq1s_nib, sizeof iq1s_nib);
   void* mem = nullptr;
   check(cudaMalloc(&mem, host.size()), "cudaMalloc (lookup tables)");
   check(cudaMemcpy(mem, host.data(), host.size(), cudaMemcpyHostToDevice), "cudaMemcpy (lookup tables)");
@@ -56,6 +60,7 @@ fmt::Tables device_tables() {
   t.tables.iq3xxs = reinterpret_cast<const uint32_t*>(base + o3xxs);
   t.tables.iq3s = reinterpret_cast<const uint32_t*>(base + o3s);
   t.tables.iq1s = reinterpret_cast<const uint64_t*>(base + o1s);
+  t.tables.iq1s_nib = reinterpret_cast<const uint32_t*>(base + o1sn);
   t.tables.ksigns = base + osg;
   t.tables.iq4nl = reinterpret_cast<const int8_t*>(base + o4nl);
   t.tables.fp4 = reinterpret_cast<const int8_t*>(base + ofp4);

@@ -29,6 +29,12 @@ fmt::Tables host_tables() {
   fmt::Tables t;
   t.iq2xxs = iq::iq2xxs_grid, t.iq2xs = iq::iq2xs_grid, t.iq2s = iq::iq2s_grid, t.iq3xxs = iq::iq3xxs_grid, t.iq3s = iq::iq3s_grid;
   t.iq1s = iq::iq1s_grid, t.ksigns = iq::ksigns_iq2xs, t.iq4nl = iq::kvalues_iq4nl, t.fp4 = iq::kvalues_fp4;
+  static const std::vector<uint32_t> iq1s_nib = [] {
+    std::vector<uint32_t> n(fmt::kIq1sGridEntries);
+    for (int i = 0; i < fmt::kIq1sGridEntries; ++i) n[i] = fmt::iq1s_nibbles(iq::iq1s_grid[i]);
+    return n;
+  }();
+  t.iq1s_nib = iq1s_nib.data();
   return t;
 }
 
