@@ -37,12 +37,21 @@ class CudaBackend : public Backend {
   explicit CudaBackend(int device) : device_(device) {
     cuda::set_device(device);
     name_ = "CUDA" + std::to_string(device) + " (" + cuda::device_name(device) + ")";
-    stream_ = std::make_unique<cuda::Stream>();
-    matmul_ = std::make_unique<cuda::Matmul>(*stream_);
+    main_stream_ = std::make_unique<cuda::Stream>();
+    main_matmul_ = std::make_unique<cuda::Matmul>(*main_stream_);
+    side_stream_ = std::make_unique<cuda::Stream>();
+    side_matmul_ = std::make_unique<cuda::Matmul>(*side_stream_);
+    cuda::check(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming), "cudaEventCreate");
+    cuda::check(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming), "cudaEventCreate");
+    stream_ = main_stream_.get(), matmul_ = main_matmul_.get();
+    route_done_ = static_cast<unsigned*>(device_alloc(cuda::ops::kMaxRouteTokens * sizeof(unsigned), "routing counters"));
+    cuda::check(cudaMemset(route_done_, 0, cuda::ops::kMaxRouteTokens * sizeof(unsigned)), "cudaMemset (routing counters)");
   }
   ~CudaBackend() override {
     cudaSetDevice(device_);
-    cudaStreamSynchronize(s());
+    cudaStreamSynchronize(static_cast<cudaStream_t>(side_stream_->handle()));
+    cudaStreamSynchronize(static_cast<cudaStream_t>(main_stream_->handle()));
+    cudaEventDestroy(fork_), cudaEventDestroy(join_);
     for (auto& [_, g] : graphs_) cudaGraphExecDestroy(g.first);
     for (void* p : owned_) cudaFree(p);
     if (meta_) cudaFree(meta_);
@@ -52,6 +61,19 @@ class CudaBackend : public Backend {
 
   std::string name() const override { return name_; }
   bool is_cpu() const override { return false; }
+
+  // The side stream has its own matmul scratch; its allocations are ordered on it (and captured
+  // into the same graph, which the fork and join events connect).
+  void begin_side() override {
+    cuda::check(cudaEventRecord(fork_, s()), "fork");
+    stream_ = side_stream_.get(), matmul_ = side_matmul_.get();
+    cuda::check(cudaStreamWaitEvent(s(), fork_, 0), "fork");
+  }
+  void end_side() override {
+    cuda::check(cudaEventRecord(join_, s()), "join");
+    stream_ = main_stream_.get(), matmul_ = main_matmul_.get();
+  }
+  void join_side() override { cuda::check(cudaStreamWaitEvent(s(), join_, 0), "join"); }
 
   float* alloc(size_t n) override {
     void* p = nullptr;
@@ -312,10 +334,22 @@ class CudaBackend : public Backend {
   void moe_ffn(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff, float* out) override {
     OpProfile::Scope scope_(&prof_, "moe_ffn", s());
     Buf logits(*this, static_cast<size_t>(n * r.n_expert));
-    matmul_->run(w.router, x, n, logits.data());
     const auto rp = route_params(r);
+    if (moe_stays_on_device(r) && n * r.n_expert_used <= std::max(r.n_expert, 8 * r.n_expert_used)) {
+      reserve_moe_idx(static_cast<size_t>(n * rp.n_used));
+      auto* ids = static_cast<int32_t*>(moe_idx_);
+      auto* wts = reinterpret_cast<float*>(ids + moe_idx_cap_);
+      if (w.router.type == GgmlType::F32 && w.router.row_bytes == static_cast<size_t>(w.router.cols) * 4 && !std::getenv("JING_ROUTE_UNFUSED") &&
+          cuda::ops::moe_router_route(rp, static_cast<const float*>(w.router.data), w.router.cols, x, n, device_vector(w.bias), logits.data(),
+                                      route_done(), ids, wts, s()))
+        return moe_ffn_on_device(rp, w, ids, wts, x, n, n_embd, n_ff, out);
+    }
+    matmul_->run(w.router, x, n, logits.data());
     if (moe_stays_on_device(r)) {
-      if (n * r.n_expert_used <= std::max(r.n_expert, 8 * r.n_expert_used)) return moe_ffn_on_device(rp, w, logits.data(), x, n, n_embd, n_ff, out);
+      if (n * r.n_expert_used <= std::max(r.n_expert, 8 * r.n_expert_used)) {
+        const auto [ids, wts] = route_on_device(rp, w, logits.data(), n);
+        return moe_ffn_on_device(rp, w, ids, wts, x, n, n_embd, n_ff, out);
+      }
       if (cuda::Matmul::rounding_kind(w.gate.type) && cuda::Matmul::rounding_kind(w.down.type))
         return moe_ffn_grouped(rp, w, logits.data(), x, n, n_embd, n_ff, out);
     }
@@ -356,10 +390,10 @@ class CudaBackend : public Backend {
     }
   }
 
-  void moe_ffn_on_device(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, const float* x, int64_t n, int n_embd,
-                         int n_ff, float* out) {
+  // Few tokens, routed (ids, wts): every (token, expert) product of one weight in one launch.
+  void moe_ffn_on_device(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const int32_t* ids, const float* wts, const float* x, int64_t n,
+                         int n_embd, int n_ff, float* out) {
     const int64_t pairs = n * rp.n_used;
-    const auto [ids, wts] = route_on_device(rp, w, logits, n);
     Buf g(*this, static_cast<size_t>(pairs * n_ff)), u(*this, static_cast<size_t>(pairs * n_ff)), d(*this, static_cast<size_t>(pairs * n_embd));
     cuda::GemvBatch b;
     b.count = static_cast<int>(pairs), b.ids = ids, b.x_div = rp.n_used;
@@ -403,6 +437,8 @@ class CudaBackend : public Backend {
     cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle(), pair_row);
   }
   // Each token's chosen experts and their weights, [n][n_used] each, in moe_idx_.
+  // The fused router's per-token counters (zeros between calls; made before any recording).
+  unsigned* route_done() { return route_done_; }
   std::pair<int32_t*, float*> route_on_device(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, int64_t n) {
     reserve_moe_idx(static_cast<size_t>(n * rp.n_used));
     auto* ids = static_cast<int32_t*>(moe_idx_);
@@ -551,8 +587,12 @@ class CudaBackend : public Backend {
 
   int device_;
   std::string name_;
-  std::unique_ptr<cuda::Stream> stream_;
-  std::unique_ptr<cuda::Matmul> matmul_;
+  std::unique_ptr<cuda::Stream> main_stream_, side_stream_;
+  std::unique_ptr<cuda::Matmul> main_matmul_, side_matmul_;
+  cuda::Stream* stream_ = nullptr;  // where ops go now: the main stream, or the side one (begin_side)
+  cuda::Matmul* matmul_ = nullptr;
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;
+  unsigned* route_done_ = nullptr;
   std::vector<void*> owned_;
   std::unordered_map<const void*, const void*> placed_;
   std::unordered_map<const float*, const float*> vectors_;  // host vectors placed here (device_vector)

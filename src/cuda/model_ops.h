@@ -94,6 +94,12 @@ struct MoeRouteParams {
 };
 bool moe_route_supported(const MoeRouteParams& p);  // n_expert <= 1024, groups divide the experts
 void moe_route(const MoeRouteParams& p, const float* logits, const float* bias, int64_t n, int32_t* ids, float* weights, void* stream);
+// The router product (float32 weights w [n_expert][cols], x [n][cols]) into logits and the routing
+// in one launch. `done` holds kMaxRouteTokens zeros (device memory, left zero). False (nothing
+// launched): shapes or alignment it does not take.
+constexpr int kMaxRouteTokens = 1024;
+bool moe_router_route(const MoeRouteParams& p, const float* w, int64_t cols, const float* x, int64_t n, const float* bias, float* logits,
+                      unsigned* done, int32_t* ids, float* weights, void* stream);
 // out[t] = sum over j of weights[t][j] * rows[r] (rows of `width`), r = t * n_used + j, or
 // pair_row[t * n_used + j] when given.
 void moe_combine(float* out, const float* rows, const float* weights, int64_t n, int n_used, int64_t width, void* stream,

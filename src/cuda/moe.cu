@@ -8,6 +8,7 @@
 #include "cuda/check.h"
 #include "cuda/model_ops.h"
 #include "cuda/pdl.cuh"
+#include "cuda/reduce.cuh"
 
 namespace jing::cuda::ops {
 namespace {
@@ -32,16 +33,14 @@ __device__ Best block_best(Best b, Best* red) {
   return r;
 }
 
-// One block per token, one thread per expert.
-__global__ void moe_route_kernel(MoeRouteParams p, const float* logits, const float* bias, int32_t* ids, float* weights) {
+// One token's routing by one block, one thread per expert (blockDim >= n_expert); `l` is this
+// thread's logit (-inf past the experts). Writes the token's n_used ids and weights.
+__device__ void route_token(const MoeRouteParams& p, float l, const float* bias, int32_t* ids, float* weights) {
   __shared__ float prob[kMaxExperts], select[kMaxExperts];
   __shared__ Best red[32];
   __shared__ float group_score[64];
-  __shared__ int chosen[64];
-  const int t = blockIdx.x, e = threadIdx.x, E = p.n_expert;
-  wait_for_previous_kernel();
-  let_next_kernel_start();
-  const float l = e < E ? logits[static_cast<int64_t>(t) * E + e] : -INFINITY;
+  __shared__ int chosen[64], picked[64];
+  const int e = threadIdx.x, E = p.n_expert;
   float pr;
   if (p.sigmoid) {
     pr = 1.0f / (1.0f + expf(-l));
@@ -60,10 +59,26 @@ __global__ void moe_route_kernel(MoeRouteParams p, const float* logits, const fl
   }
   if (e < E) prob[e] = pr, select[e] = pr + (bias ? bias[e] : 0.0f);
   __syncthreads();
+  // A value's place in descending order (ties: the lower index first), which is where k rounds
+  // of "take the largest" would put it; each thread counts for its own value, all at once.
+  auto rank = [](const float* v, int n, int i) {
+    const float x = v[i];
+    int r = 0;
+    for (int j = 0; j < n; ++j) r += v[j] > x || (v[j] == x && j < i);
+    return r;
+  };
   if (p.n_group > 1) {
     // A group scores the sum of its two best experts; experts outside the best groups drop out.
     const int per = E / p.n_group;
-    if (e < p.n_group) {
+    if (per == 32) {  // a warp per group: its best, then the best of the rest (one copy of the best out)
+      const int g = e / 32, lane = e % 32;
+      if (g < p.n_group) {
+        const float v = select[e], a = warp_max(v);
+        const int first = __ffs(__ballot_sync(0xffffffffu, v == a)) - 1;
+        const float b = warp_max(lane == first ? -INFINITY : v);
+        if (lane == 0) group_score[g] = a + b;
+      }
+    } else if (e < p.n_group) {
       float a = -INFINITY, b = -INFINITY;
       for (int i = e * per; i < (e + 1) * per; ++i) {
         const float v = select[i];
@@ -73,31 +88,44 @@ __global__ void moe_route_kernel(MoeRouteParams p, const float* logits, const fl
       group_score[e] = a + (per > 1 ? b : 0.0f);
     }
     __syncthreads();
-    if (e == 0) {
-      bool keep[64] = {};
-      for (int k = 0; k < p.n_group_used; ++k) {
-        int best = -1;
-        for (int g = 0; g < p.n_group; ++g)
-          if (!keep[g] && (best < 0 || group_score[g] > group_score[best])) best = g;
-        keep[best] = true;
-      }
-      for (int g = 0; g < p.n_group; ++g) chosen[g] = keep[g];
-    }
+    if (e < p.n_group) chosen[e] = rank(group_score, p.n_group, e) < p.n_group_used;
     __syncthreads();
     if (e < E && !chosen[e / per]) select[e] = -INFINITY;
     __syncthreads();
   }
-  // Top n_used by selection score: one warp, a warp-wide maximum at a time (no block barriers).
-  __shared__ int picked[64];
-  if (e < 32) {
-    for (int k = 0; k < p.n_used; ++k) {
-      Best b{-INFINITY, kMaxExperts};
-      for (int i = e; i < E; i += 32) b = better(b, Best{select[i], i});
-      for (int o = 16; o > 0; o >>= 1) b = better(b, Best{__shfl_xor_sync(0xffffffffu, b.v, o), __shfl_xor_sync(0xffffffffu, b.i, o)});
-      if (e == 0) picked[k] = b.i;
-      if (b.i % 32 == e && b.i < E) select[b.i] = -INFINITY;  // its owner takes it out
-      __syncwarp();
+  // The top n_used by selection score, in the order taken: each warp's own best n_used first
+  // (ranks within the warp by shuffles), then those candidates ranked against each other.
+  __shared__ float cand_v[kMaxExperts];
+  __shared__ int cand_i[kMaxExperts], n_cand;
+  if (e == 0) n_cand = 0;
+  __syncthreads();
+  {
+    const int lane = e % 32;
+    const float v = e < E ? select[e] : -INFINITY;
+    int r = 0;
+    for (int d = 1; d < 32; ++d) {
+      const int from = (lane + d) & 31;
+      const float u = __shfl_sync(0xffffffffu, v, from);
+      r += u > v || (u == v && from < lane);
     }
+    const bool keep = e < E && r < p.n_used;
+    const unsigned m = __ballot_sync(0xffffffffu, keep);
+    int base = 0;
+    if (lane == 0 && m) base = atomicAdd(&n_cand, __popc(m));
+    base = __shfl_sync(0xffffffffu, base, 0);
+    if (keep) {
+      const int at = base + __popc(m & ((1u << lane) - 1));
+      cand_v[at] = v, cand_i[at] = e;
+    }
+  }
+  __syncthreads();
+  const int n_c = n_cand;
+  for (int c = e; c < n_c; c += blockDim.x) {
+    const float v = cand_v[c];
+    const int i = cand_i[c];
+    int r = 0;
+    for (int j = 0; j < n_c; ++j) r += cand_v[j] > v || (cand_v[j] == v && cand_i[j] < i);
+    if (r < p.n_used) picked[r] = i;
   }
   __syncthreads();
   if (e == 0) {
@@ -112,10 +140,51 @@ __global__ void moe_route_kernel(MoeRouteParams p, const float* logits, const fl
     for (int k = 0; k < p.n_used; ++k) {
       float w = prob[picked[k]];
       if (p.normalize) w /= fmaxf(sum, 6.103515625e-5f);
-      ids[static_cast<int64_t>(t) * p.n_used + k] = picked[k];
-      weights[static_cast<int64_t>(t) * p.n_used + k] = w * p.scale;
+      ids[k] = picked[k];
+      weights[k] = w * p.scale;
     }
   }
+}
+
+// One block per token.
+__global__ void moe_route_kernel(MoeRouteParams p, const float* logits, const float* bias, int32_t* ids, float* weights) {
+  const int t = blockIdx.x, e = threadIdx.x;
+  wait_for_previous_kernel();
+  let_next_kernel_start();
+  const float l = e < p.n_expert ? logits[static_cast<int64_t>(t) * p.n_expert + e] : -INFINITY;
+  route_token(p, l, bias, ids + static_cast<int64_t>(t) * p.n_used, weights + static_cast<int64_t>(t) * p.n_used);
+}
+
+// Decode: a block per (expert, token) takes the router's logit (float32 rows, 16-byte aligned,
+// columns a multiple of 4); the block that writes a token's last logit routes that token. One
+// launch instead of two, and the routing starts as soon as the last product is done.
+__global__ void moe_router_route_kernel(MoeRouteParams p, const float* w, int64_t cols, const float* x, const float* bias, float* logits,
+                                        unsigned* done, int32_t* ids, float* weights) {
+  __shared__ float red[32];
+  __shared__ bool last;
+  const int E = p.n_expert, t = blockIdx.y;
+  const int64_t e = blockIdx.x;
+  wait_for_previous_kernel();
+  let_next_kernel_start();
+  const float4* wr = reinterpret_cast<const float4*>(w + e * cols);
+  const float4* xr = reinterpret_cast<const float4*>(x + t * cols);
+  float s = 0.f;
+  for (int64_t c = threadIdx.x; c < cols / 4; c += blockDim.x) {
+    const float4 a = __ldg(wr + c), b = __ldg(xr + c);
+    s += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+  }
+  s = block_reduce<false>(s, red);
+  if (threadIdx.x == 0) {
+    logits[static_cast<int64_t>(t) * E + e] = s;
+    __threadfence();  // the logit is visible before the count says so
+    last = atomicAdd(done + t, 1u) == static_cast<unsigned>(E - 1);
+  }
+  __syncthreads();
+  if (!last) return;
+  if (threadIdx.x == 0) done[t] = 0;  // ready for the next call (and the next replay of a graph)
+  __threadfence();
+  const float l = static_cast<int>(threadIdx.x) < E ? __ldcg(logits + static_cast<int64_t>(t) * E + threadIdx.x) : -INFINITY;
+  route_token(p, l, bias, ids + static_cast<int64_t>(t) * p.n_used, weights + static_cast<int64_t>(t) * p.n_used);
 }
 
 __global__ void moe_combine_kernel(float* out, const float* rows, const float* weights, int n_used, int64_t width, const int32_t* pair_row) {
@@ -174,6 +243,16 @@ void moe_route(const MoeRouteParams& p, const float* logits, const float* bias, 
   const int threads = std::max(64, (p.n_expert + 31) / 32 * 32);
   launch_pdl(moe_route_kernel, dim3(static_cast<unsigned>(n)), dim3(static_cast<unsigned>(threads)), static_cast<cudaStream_t>(stream), "moe_route",
              p, logits, bias, ids, weights);
+}
+
+bool moe_router_route(const MoeRouteParams& p, const float* w, int64_t cols, const float* x, int64_t n, const float* bias, float* logits,
+                      unsigned* done, int32_t* ids, float* weights, void* stream) {
+  if (n <= 0) return true;
+  if (cols % 4 || (reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(x)) % 16 || n > kMaxRouteTokens) return false;
+  const int threads = std::max(64, (p.n_expert + 31) / 32 * 32);
+  launch_pdl(moe_router_route_kernel, dim3(static_cast<unsigned>(p.n_expert), static_cast<unsigned>(n)), dim3(static_cast<unsigned>(threads)),
+             static_cast<cudaStream_t>(stream), "moe_router_route", p, w, cols, x, bias, logits, done, ids, weights);
+  return true;
 }
 
 void moe_combine(float* out, const float* rows, const float* weights, int64_t n, int n_used, int64_t width, void* stream, const int32_t* pair_row) {

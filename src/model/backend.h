@@ -140,6 +140,13 @@ class Backend {
   virtual size_t cache_bytes() const = 0;
   virtual size_t weight_bytes() const { return 0; }  // placed in this backend's own memory (not mapped)
 
+  // Independent work: ops issued between begin_side() and end_side() may run beside those issued
+  // after end_side() (a second stream), until join_side(). The side ops read only what was
+  // written before begin_side() and write only buffers that outlive join_side(). Default: in order.
+  virtual void begin_side() {}
+  virtual void end_side() {}
+  virtual void join_side() {}
+
   // Recording (CUDA graphs): the ops issued between capture_begin() and capture_end(key) are kept
   // and run again by replay(key) on the same pointers. Backends without it return false.
   virtual bool capture_begin() { return false; }

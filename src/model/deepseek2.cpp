@@ -125,7 +125,8 @@ class DeepSeek2 : public BaseModel {
   };
 
   void setup_rope();
-  void attention_block(Backend& be, const Layer& l, int layer, const float* h, int64_t n, float* out);
+  // out = attention over norm(x + residual) (x updated; residual may be null; h gets the normed rows).
+  void attention_block(Backend& be, const Layer& l, int layer, float* x, const float* residual, float* h, int64_t n, float* out);
   void dense_ffn(Backend& be, const cpu::WeightView& gate, const cpu::WeightView& up, const cpu::WeightView& down, int n_ff,
                  const float* h, int64_t n, float* out);
 
@@ -162,16 +163,16 @@ void DeepSeek2::setup_rope() {
   kq_scale_ = mscale * mscale / std::sqrt(static_cast<float>(head_k_));
 }
 
-void DeepSeek2::attention_block(Backend& be, const Layer& l, int layer, const float* h, int64_t n, float* out) {
+void DeepSeek2::attention_block(Backend& be, const Layer& l, int layer, float* x, const float* residual, float* h, int64_t n, float* out) {
   const int kw = kv_lora_ + n_rot_;  // one cache row: [latent | k_pe]
   auto size = [n](int64_t width) { return static_cast<size_t>(n * width); };
   Buf q(be, size(n_head_ * head_k_)), kv(be, size(kw));
   if (q_lora_ > 0) {  // q through its low-rank bottleneck (normed), kv's latent from the same input
     Buf qa(be, size(q_lora_));
-    be.matmuls({{&l.wq_a, qa.data()}, {&l.wkv_a, kv.data()}}, h, n);
+    be.norm_matmuls(x, residual, l.attn_norm, h, n, n_embd_, norm_eps_, {{&l.wq_a, qa.data()}, {&l.wkv_a, kv.data()}});
     be.norm_matmuls(qa.data(), nullptr, l.q_a_norm, qa.data(), n, q_lora_, norm_eps_, {{&l.wq_b, q.data()}});
   } else {
-    be.matmuls({{&l.wq_b, q.data()}, {&l.wkv_a, kv.data()}}, h, n);
+    be.norm_matmuls(x, residual, l.attn_norm, h, n, n_embd_, norm_eps_, {{&l.wq_b, q.data()}, {&l.wkv_a, kv.data()}});
   }
   // Absorbed queries: [W_kb,h q_nope,h | rope(q_pe,h)] per head; MQA over the cached [norm(c) | rope(k_pe)] rows.
   Buf qa(be, size(n_head_ * kw));
@@ -205,15 +206,20 @@ void DeepSeek2::layers(Buf& x, const Batch& b) {
       h = Buf(be, width), o = Buf(be, width), shared = Buf(be, width);
     }
     // x += attend(norm(x)); the previous layer's feed-forward output o joins x in the same pass.
-    if (li == 0 || layers_[li - 1].be != &be) be.rms_norm(x.data(), l.attn_norm, h.data(), n, n_embd_, norm_eps_);
-    else be.add_rms_norm(x.data(), o.data(), l.attn_norm, h.data(), n, n_embd_, norm_eps_);
-    attention_block(be, l, static_cast<int>(li), h.data(), n, o.data());
+    const bool fresh = li == 0 || layers_[li - 1].be != &be;
+    attention_block(be, l, static_cast<int>(li), x.data(), fresh ? nullptr : o.data(), h.data(), n, o.data());
 
     // x += ffn(norm(x)): dense in the first layers, then routed experts plus the shared ones.
     be.add_rms_norm(x.data(), o.data(), l.ffn_norm, h.data(), n, n_embd_, norm_eps_);
     if (static_cast<int>(li) < n_dense_) {
       dense_ffn(be, l.gate, l.up, l.down, n_ff_, h.data(), n, o.data());
     } else {
+      // The shared experts beside the routed ones (they read the same input; a second stream).
+      if (shared_ff_ > 0) {
+        be.begin_side();
+        dense_ffn(be, l.gate, l.up, l.down, shared_ff_, h.data(), n, shared.data());
+        be.end_side();
+      }
       if (l.moe_be == &be) {
         be.moe_ffn(moe_, l.moe, h.data(), n, n_embd_, n_ff_exp_, o.data());
       } else {  // experts in RAM: the normed input goes to their backend and the mix comes back
@@ -225,7 +231,7 @@ void DeepSeek2::layers(Buf& x, const Batch& b) {
         be.copy(o.data(), ob.data(), width);
       }
       if (shared_ff_ > 0) {
-        dense_ffn(be, l.gate, l.up, l.down, shared_ff_, h.data(), n, shared.data());
+        be.join_side();
         be.add(o.data(), shared.data(), n * n_embd_);
       }
     }

@@ -68,4 +68,54 @@ TEST(CudaMoe, RoutingMatchesCpu) {
   }
 }
 
+// The decode path's fused op: router product and routing in one launch. Its logits match a
+// double-precision product, and its choice is the CPU's routing of those logits; run twice (its
+// per-token counters must be left at zero for the next call).
+TEST(CudaMoe, FusedRouterMatchesCpu) {
+  if (!cuda::available()) GTEST_SKIP() << "no CUDA device or driver on this machine";
+  model::MoeRouting r;
+  r.n_expert = 256, r.n_expert_used = 8, r.n_group = 8, r.n_group_used = 4, r.gating = model::MoeRouting::Gating::Sigmoid;
+  r.normalize = true, r.scale = 2.5f;
+  const int E = r.n_expert, k = r.n_expert_used;
+  const int64_t cols = 1024, n = 3;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0, 1);
+  std::vector<float> w(static_cast<size_t>(E * cols)), x(static_cast<size_t>(n * cols)), bias(static_cast<size_t>(E));
+  for (auto& v : w) v = 0.05f * nd(rng);
+  for (auto& v : x) v = nd(rng);
+  for (auto& v : bias) v = 0.1f * nd(rng);
+  cuda::DeviceBuffer wd(w.size() * 4), xd(x.size() * 4), bd(bias.size() * 4), ld(static_cast<size_t>(n * E) * 4), done(cuda::ops::kMaxRouteTokens * 4),
+      idd(static_cast<size_t>(n * k) * 4), wtd(idd.size());
+  wd.upload(w.data(), w.size() * 4), xd.upload(x.data(), x.size() * 4), bd.upload(bias.data(), bias.size() * 4);
+  const std::vector<unsigned> zeros(cuda::ops::kMaxRouteTokens, 0u);
+  done.upload(zeros.data(), zeros.size() * 4);
+  const cuda::ops::MoeRouteParams p{E, k, r.n_group, r.n_group_used, true, r.normalize, r.scale};
+  cuda::Stream stream;
+  for (int call = 0; call < 2; ++call) {
+    SCOPED_TRACE("call " + std::to_string(call));
+    ASSERT_TRUE(cuda::ops::moe_router_route(p, wd.as<float>(), cols, xd.as<float>(), n, bd.as<float>(), ld.as<float>(), static_cast<unsigned*>(done.data()),
+                                            idd.as<int32_t>(), wtd.as<float>(), stream.handle()));
+    stream.synchronize();
+    std::vector<float> logits(static_cast<size_t>(n * E)), wts(static_cast<size_t>(n * k));
+    std::vector<int32_t> ids(wts.size());
+    ld.download(logits.data(), logits.size() * 4), idd.download(ids.data(), ids.size() * 4), wtd.download(wts.data(), wts.size() * 4);
+    for (int64_t t = 0; t < n; ++t) {
+      for (int e = 0; e < E; ++e) {
+        double ref = 0;
+        for (int64_t c = 0; c < cols; ++c) ref += static_cast<double>(w[static_cast<size_t>(e * cols + c)]) * x[static_cast<size_t>(t * cols + c)];
+        ASSERT_NEAR(logits[static_cast<size_t>(t * E + e)], ref, 1e-4 * (1 + std::abs(ref))) << "token " << t << " expert " << e;
+      }
+      auto ref = model::route(r, logits.data() + t * E, bias);
+      std::sort(ref.begin(), ref.end());
+      for (int j = 0; j < k; ++j) {
+        EXPECT_EQ(ids[static_cast<size_t>(t * k + j)], ref[static_cast<size_t>(j)].first) << "token " << t << " choice " << j;
+        EXPECT_NEAR(wts[static_cast<size_t>(t * k + j)], ref[static_cast<size_t>(j)].second, 1e-6f * std::max(1.0f, std::abs(ref[static_cast<size_t>(j)].second)));
+      }
+    }
+    std::vector<unsigned> left(zeros.size());
+    done.download(left.data(), left.size() * 4);
+    EXPECT_EQ(left, zeros);
+  }
+}
+
 #endif
