@@ -279,7 +279,10 @@ class CudaBackend : public Backend {
   void head_matmuls(const HeadProducts& p) override {
     OpProfile::Scope scope_(&prof_, "head_matmuls", s());
     const int64_t cols = p.w.cols, count = p.n * p.n_head;
-    if (p.n <= cuda::Matmul::kMaxGemvTokens && p.y_stride == p.n_head * p.y_head) {
+    // Decode kernels up to the token count run() gives them (block formats: 64, so a batch of
+    // many sequences does not fall to one launch per head below).
+    const int64_t most = cuda::Matmul::rounding_kind(p.w.type) ? cuda::Matmul::kGemvTokensBlockFormats : cuda::Matmul::kMaxGemvTokens;
+    if (p.n <= most && p.y_stride == p.n_head * p.y_head) {
       // Few tokens: every (token, head) product in one launch, reading its head's matrix; the
       // inputs packed into rows first (x holds them strided), the outputs written in place.
       Buf in;
@@ -335,7 +338,15 @@ class CudaBackend : public Backend {
     OpProfile::Scope scope_(&prof_, "moe_ffn", s());
     Buf logits(*this, static_cast<size_t>(n * r.n_expert));
     const auto rp = route_params(r);
-    if (moe_stays_on_device(r) && n * r.n_expert_used <= std::max(r.n_expert, 8 * r.n_expert_used)) {
+    // Few (token, expert) pairs: each pair's products straight from the expert's weights. More (a
+    // prompt): grouped by expert, each expert read once per 8 (or 64) of its tokens. (With a quarter
+    // of the experts as the limit, 32 streams on the R1 shape took 9.1 ms per MoE layer grouped:
+    // those kernels compute 8 token columns for items of one or two tokens. JING_MOE_PAIRS_UP_TO
+    // sets the limit for measuring.)
+    static const char* rule = std::getenv("JING_MOE_PAIRS_UP_TO");
+    const int64_t up_to = rule ? std::atoll(rule) : std::max(r.n_expert, 8 * r.n_expert_used);
+    const bool per_pair = n * r.n_expert_used <= up_to;
+    if (moe_stays_on_device(r) && per_pair) {
       reserve_moe_idx(static_cast<size_t>(n * rp.n_used));
       auto* ids = static_cast<int32_t*>(moe_idx_);
       auto* wts = reinterpret_cast<float*>(ids + moe_idx_cap_);
@@ -346,7 +357,7 @@ class CudaBackend : public Backend {
     }
     matmul_->run(w.router, x, n, logits.data());
     if (moe_stays_on_device(r)) {
-      if (n * r.n_expert_used <= std::max(r.n_expert, 8 * r.n_expert_used)) {
+      if (per_pair) {
         const auto [ids, wts] = route_on_device(rp, w, logits.data(), n);
         return moe_ffn_on_device(rp, w, ids, wts, x, n, n_embd, n_ff, out);
       }

@@ -205,9 +205,10 @@ bool Matmul::run_heads(const WeightView& w, int n_heads, const float* x, int64_t
   const fmt::Act kind = detail::activation_kind(w.type);
   const int64_t block = kind == fmt::Act::Q8_K ? 256 : kind == fmt::Act::F32 ? 1 : 32, K = w.cols, N = w.rows;
   const bool f16 = w.type == GgmlType::F16;
-  // Up to kGemvTokensBlockFormats tokens the decode kernels (head by head) keep the CPU engine's
-  // 8-bit rounding, as run() does for every product (f16 moved the quantized fixtures' logits by 2-3e-2).
-  if (n <= kGemvTokensBlockFormats || (kind == fmt::Act::F32 && !f16) || K % block || x_head % block || x_stride % block ||
+  // Up to kGemvTokensBlockFormats tokens (f16 weights: kMaxGemvTokens) the decode kernels keep the
+  // CPU engine's 8-bit rounding, as run() does for every product (f16 moved the quantized
+  // fixtures' logits by 2-3e-2).
+  if (n <= (f16 ? kMaxGemvTokens : kGemvTokensBlockFormats) || (kind == fmt::Act::F32 && !f16) || K % block || x_head % block || x_stride % block ||
       w.row_bytes != row_size(w.type, K) || n_heads < 1)
     return false;
   validate(w, n);

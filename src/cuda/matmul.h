@@ -68,7 +68,7 @@ class Matmul {
   // Per-head products of many tokens (MLA's absorbed heads) in one batched cuBLAS call: y_h = W_h
   // x_h for the n_heads matrices back to back from w, x_h at x + h * x_head (token rows x_stride
   // apart), y_h at y + h * y_head (rows y_stride apart). False where run() would take the decode
-  // path (kGemvTokensBlockFormats tokens or fewer) and for shapes it does not take (activation
+  // path (kGemvTokensBlockFormats tokens or fewer; f16: kMaxGemvTokens) and for shapes it does not take (activation
   // blocks across heads, padded rows, bf16/f32 weights): the caller goes head by head.
   bool run_heads(const WeightView& w, int n_heads, const float* x, int64_t x_stride, int64_t x_head, int64_t n, float* y, int64_t y_stride,
                  int64_t y_head);
