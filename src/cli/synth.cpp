@@ -1,6 +1,8 @@
 // `jing synth --arch qwen2 --shape 1.5b --type Q4_K_M OUT.gguf`: a real-shape model with random weights.
 #include <fmt/format.h>
 
+#include <fstream>
+#include <iterator>
 #include <map>
 
 #include "cli/command.h"
@@ -15,7 +17,7 @@ namespace {
 
 Registrar reg([](CLI::App& app) {
   struct Opts {
-    std::string arch, shape, type = "Q4_K_M", out, vocab;
+    std::string arch, shape, type = "Q4_K_M", out, vocab, chat_template;
     int layers = 0, split = 1;
     bool dry_run = false;
     uint64_t seed = 42;
@@ -28,6 +30,8 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("--split", o->split, "Write N parts named like published splits (OUT-00001-of-0000N.gguf)")->check(CLI::Range(1, 999));
   cmd->add_flag("--dry-run", o->dry_run, "Print the size per tensor type and write nothing");
   cmd->add_option("--vocab", o->vocab, "Copy the tokenizer of this GGUF (the vocabulary size follows it)");
+  cmd->add_option("--template", o->chat_template, "Chat template (a Jinja file) stored as tokenizer.chat_template, over --vocab's")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--layers", o->layers, "Fewer layers than the shape has");
   cmd->add_option("--seed", o->seed, "Random seed");
   cmd->add_option("output", o->out, "GGUF to write")->required();
@@ -37,6 +41,11 @@ Registrar reg([](CLI::App& app) {
     so.mix = o->type;
     so.seed = o->seed;
     if (!o->vocab.empty()) so.vocab = o->vocab;
+    if (!o->chat_template.empty()) {
+      std::ifstream in(o->chat_template, std::ios::binary);
+      so.chat_template = std::string(std::istreambuf_iterator<char>(in), {});
+      if (!in && !in.eof()) throw Error("cannot read " + o->chat_template);
+    }
     if (o->layers > 0) so.layers = o->layers;
     so.split = o->split;
     so.dry_run = o->dry_run;

@@ -163,6 +163,8 @@ void write_synth(const SynthShape& s0, const SynthOptions& opts, const std::file
     w.set("tokenizer.ggml.bos_token_id", gguf::Value::u32(0));
     w.set("tokenizer.ggml.eos_token_id", gguf::Value::u32(1));
   }
+  if (opts.chat_template) w.set("tokenizer.chat_template", gguf::Value::str(*opts.chat_template));
+
   const std::string a = s.arch;
   auto u32 = [&](const std::string& k, int v) { w.set(a + "." + k, gguf::Value::u32(static_cast<uint32_t>(v))); };
   w.set("general.architecture", gguf::Value::str(a));

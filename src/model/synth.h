@@ -35,6 +35,7 @@ struct SynthOptions {
   bool dry_run = false;                   // plan only: nothing is written
   std::vector<SynthTensor>* plan = nullptr;  // filled with every tensor's name, type and shape
   std::optional<std::filesystem::path> vocab;  // GGUF whose tokenizer is copied
+  std::optional<std::string> chat_template;    // tokenizer.chat_template (over the vocabulary's)
   std::optional<int> layers;                   // fewer layers than the shape has
   uint64_t seed = 42;
 };

@@ -91,5 +91,26 @@ TEST(SynthMix, SplitPartsLoadAsOneModel) {
   }
 }
 
+// --template stores the chat template (R1's, for the 671b shape, so the server opens a reasoning
+// block as it would for the published files), over the one --vocab brings.
+TEST(SynthMix, ChatTemplateOverTheVocabularys) {
+  test::TempDir dir;
+  model::SynthShape s = model::synth_shape("qwen2", "1.5b");
+  s.n_embd = 64, s.n_layer = 1, s.n_head = 2, s.n_head_kv = 1, s.n_ff = 128, s.n_vocab = 300;
+  model::SynthOptions o;
+  o.mix = "F16";
+  o.chat_template = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}<think>\n";
+  model::write_synth(s, o, dir / "t.gguf");
+  auto f = gguf::File::open(dir / "t.gguf");
+  EXPECT_EQ(f.get_string("tokenizer.chat_template").value_or(""), *o.chat_template);
+  const auto vocab = test::fixtures_dir() / "tokenizer" / "qwen3-vocab.gguf";
+  if (!std::filesystem::exists(vocab)) GTEST_SKIP() << "fixtures absent: " << vocab;
+  o.vocab = vocab;
+  model::write_synth(s, o, dir / "v.gguf");
+  auto g = gguf::File::open(dir / "v.gguf");
+  EXPECT_EQ(g.get_string("tokenizer.chat_template").value_or(""), *o.chat_template);
+  EXPECT_TRUE(gguf::File::open(vocab).get_string("tokenizer.chat_template").has_value());  // there was one to replace
+}
+
 }  // namespace
 }  // namespace jing
