@@ -108,6 +108,7 @@ class CudaBackend : public Backend {
     if (it != placed_.end()) return d.data = it->second, d;
     const size_t bytes = static_cast<size_t>(w.rows) * w.row_bytes;
     d.data = device_copy(w.data, bytes, "weights");
+    if (weights_copied) weights_copied(w.data, bytes);
     weight_bytes_ += bytes;
     placed_.emplace(w.data, d.data);
     return d;
@@ -272,6 +273,7 @@ class CudaBackend : public Backend {
     if (it != placed_.end()) return d.data = it->second, d;
     const size_t bytes = static_cast<size_t>(n_expert) * static_cast<size_t>(w.rows) * w.row_bytes;
     d.data = device_copy(w.data, bytes, "expert weights");
+    if (weights_copied) weights_copied(w.data, bytes);
     weight_bytes_ += bytes;
     placed_.emplace(w.data, d.data);
     return d;

@@ -37,6 +37,15 @@ MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+size_t MappedFile::release(const void* p, size_t n) const {
+  const auto begin = reinterpret_cast<uintptr_t>(p), base = reinterpret_cast<uintptr_t>(data_);
+  if (!data_ || begin < base || n > size_ || begin - base > size_ - n) return 0;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t from = (begin + page - 1) / page * page, to = (begin + n) / page * page;
+  if (to <= from || madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED) != 0) return 0;  // (locked pages stay)
+  return to - from;
+}
+
 // Reads one GGUF image with bounds checks on every access.
 class Parser {
  public:
@@ -341,6 +350,15 @@ const Array* File::get_array(const std::string& key) const {
 std::string File::architecture() const { return get_string("general.architecture").value_or(""); }
 std::optional<int64_t> File::arch_int(const std::string& suffix) const { return get_int(architecture() + "." + suffix); }
 std::optional<double> File::arch_float(const std::string& suffix) const { return get_float(architecture() + "." + suffix); }
+
+size_t File::release_pages(const void* p, size_t n) const {
+  for (const auto& part : parts_)
+    if (part) {
+      const auto* b = static_cast<const uint8_t*>(p);
+      if (b >= part->data() && b < part->data() + part->size()) return part->release(p, n);
+    }
+  return 0;
+}
 
 const TensorInfo* File::find_tensor(const std::string& name) const {
   auto it = tensor_index_.find(name);

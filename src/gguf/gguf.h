@@ -50,6 +50,9 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
+  // Drops this process's pages of [p, p + n) that lie wholly inside the mapping (weights copied
+  // elsewhere: a later read maps them again from the file). Returns the bytes dropped.
+  size_t release(const void* p, size_t n) const;
 
  private:
   std::filesystem::path path_;
@@ -71,6 +74,8 @@ class File {
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
   int n_parts() const { return static_cast<int>(parts_.size()); }
+  // MappedFile::release for the part holding [p, p + n); 0 when no part of this file holds it.
+  size_t release_pages(const void* p, size_t n) const;
   const std::vector<std::filesystem::path>& part_paths() const { return part_paths_; }
   uint64_t total_file_size() const { return total_size_; }
 

@@ -5,6 +5,7 @@
 // Pointers passed to a backend's ops live in that backend's memory.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -24,6 +25,9 @@ struct MoeWeights;
 class Backend {
  public:
   virtual ~Backend() = default;
+  // Called with the host bytes of weights this backend has copied into its own memory (the
+  // model drops their pages from its file mapping, so the process holds one copy).
+  std::function<void(const void*, size_t)> weights_copied;
   virtual std::string name() const = 0;
   virtual bool is_cpu() const = 0;
 

@@ -37,6 +37,7 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
   if (runtime::wants_gpu(opts_)) {
     std::string why;
     gpu_ = make_gpu_backend(device, &why);
+    if (gpu_) gpu_->weights_copied = [this](const void* p, size_t n) { file_.release_pages(p, n); };
     static bool said = false;  // without a GPU, -ngl auto (the CLI's default) quietly means the CPU
     if (!gpu_ && opts_.n_gpu_layers != kGpuLayersAuto && !said) {
       std::fprintf(stderr, "note: %s; all layers run on the CPU\n", why.c_str());

@@ -1,5 +1,7 @@
 #include "runtime/memory_plan.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -202,6 +204,11 @@ uint64_t parse_size(const std::string& text, const std::string& flag) {
   if (end == start || !std::isfinite(value) || value < 0 || scale == 0 || bytes >= 9.2e18)
     throw Error(flag + " '" + text + "' is not a size: give a number and a unit, e.g. 60GiB or 512MiB");
   return static_cast<uint64_t>(bytes);
+}
+
+uint64_t peak_rss_bytes() {
+  rusage u{};
+  return getrusage(RUSAGE_SELF, &u) == 0 ? static_cast<uint64_t>(u.ru_maxrss) * 1024 : 0;  // ru_maxrss is in KiB on Linux
 }
 
 std::string format_gib(uint64_t bytes) {

@@ -82,5 +82,6 @@ std::string layer_ranges(const std::vector<int>& layers);
 // jing::Error otherwise. `flag` names the option in the message.
 uint64_t parse_size(const std::string& text, const std::string& flag);
 std::string format_gib(uint64_t bytes);  // "92.3 GiB", or "512.0 MiB" below 1 GiB
+uint64_t peak_rss_bytes();               // the process's peak resident memory so far (0 if unknown)
 
 }  // namespace jing::runtime

@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "common/error.h"
+#include "runtime/memory_plan.h"
 #include "runtime/session.h"
 #include "store/name.h"
 #include "store/resolve.h"
@@ -50,8 +51,8 @@ std::shared_ptr<LoadedModel> ModelManager::load(const std::string& name, const s
   lm->keep_alive = opts_.keep_alive_seconds;
   lm->pinned = pinned;
   lm->size = lm->model->file().total_file_size();
-  std::fprintf(stderr, "loaded %s (%s) in %.2fs: %d slot(s) of %d tokens\n", name.c_str(), path.string().c_str(), lm->load_seconds,
-               lm->model->n_seq(), lm->model->n_ctx());
+  std::fprintf(stderr, "loaded %s (%s) in %.2fs: %d slot(s) of %d tokens, peak RSS %s\n", name.c_str(), path.string().c_str(), lm->load_seconds,
+               lm->model->n_seq(), lm->model->n_ctx(), runtime::format_gib(runtime::peak_rss_bytes()).c_str());
   return lm;
 }
 
