@@ -9,11 +9,13 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "common/cpu_features.h"
 #include "cpu/kernels_simd.h"
+#include "cpu/q4k_tiles.h"
 #include "quant/fp16.h"
 #include "quant/quantize_row.h"
 
@@ -65,7 +67,8 @@ bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys
   if (!cpu_features::avx2() || count <= 0) return false;
   std::vector<QuantDot> dots(static_cast<size_t>(count));
   std::vector<size_t> act_row(static_cast<size_t>(count)), act_at(static_cast<size_t>(count) + 1, 0);
-  std::vector<int64_t> first_row(static_cast<size_t>(count) + 1, 0);
+  // Work units: a row, or 8 rows of a tiled weight; first_cost: where a product's rows start.
+  std::vector<int64_t> first_unit(static_cast<size_t>(count) + 1, 0), first_cost(static_cast<size_t>(count) + 1, 0);
   std::vector<GgmlType> acts(static_cast<size_t>(count));
   int64_t work = 0;
   for (int i = 0; i < count; ++i) {
@@ -74,34 +77,82 @@ bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys
     if (!dots[i] || w.cols % traits(acts[i]).block_size) return false;
     act_row[i] = row_size(acts[i], w.cols);
     act_at[i + 1] = act_at[i] + act_row[i];
-    first_row[i + 1] = first_row[i] + w.rows;
+    first_unit[i + 1] = first_unit[i] + (w.tiled ? w.rows / 8 : w.rows);
+    first_cost[i + 1] = first_cost[i] + w.rows;
     work += w.rows * w.cols;
   }
   std::vector<uint8_t> xq(act_at[static_cast<size_t>(count)]);
+  std::vector<std::vector<int32_t>> patterns(static_cast<size_t>(count));
   for (int i = 0; i < count; ++i) {
     // Products sharing an input (gate and up) round it once.
-    if (i > 0 && xs[i] == xs[i - 1] && acts[i] == acts[i - 1] && ws[i].cols == ws[i - 1].cols)
-      std::memcpy(xq.data() + act_at[i], xq.data() + act_at[i - 1], act_row[i]);
-    else
-      quantize_row(acts[i], xs[i], xq.data() + act_at[i], ws[i].cols);
+    const bool same = i > 0 && xs[i] == xs[i - 1] && acts[i] == acts[i - 1] && ws[i].cols == ws[i - 1].cols;
+    if (same) std::memcpy(xq.data() + act_at[i], xq.data() + act_at[i - 1], act_row[i]);
+    else quantize_row(acts[i], xs[i], xq.data() + act_at[i], ws[i].cols);
+    if (ws[i].tiled) {
+      if (same && ws[i - 1].tiled) patterns[i] = patterns[i - 1];
+      else q4k_tiles_patterns(xq.data() + act_at[i], ws[i].cols, patterns[i]);
+    }
   }
-  const int64_t total = first_row[static_cast<size_t>(count)];
+  const int64_t total = first_cost[static_cast<size_t>(count)];
   n_threads = threads_for(work, n_threads);
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
-  for (int64_t g = 0; g < total; ++g) {
+  // Each thread takes the units whose rows start in its share of all rows (a tiled unit weighs 8).
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
+  {
+    const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    const int64_t lo = total * id / nt, hi = total * (id + 1) / nt;
     int i = 0;
-    while (g >= first_row[i + 1]) ++i;
-    const int64_t r = g - first_row[i];
-    ys[i][r] = dots[i](static_cast<const uint8_t*>(ws[i].data) + r * ws[i].row_bytes, xq.data() + act_at[i], ws[i].cols);
+    while (i + 1 < count && first_cost[i + 1] <= lo) ++i;
+    for (; i < count && first_cost[i] < hi; ++i) {
+      const WeightView& w = ws[i];
+      const auto* base = static_cast<const uint8_t*>(w.data);
+      const int64_t step = w.tiled ? 8 : 1;
+      const int64_t from = std::max(lo, first_cost[i]) - first_cost[i], to = std::min(hi, first_cost[i + 1]) - first_cost[i];
+      for (int64_t r = (from + step - 1) / step * step; r < to; r += step) {
+        if (w.tiled) q4k_tiles_dot8(base + r * w.row_bytes, xq.data() + act_at[i], patterns[i].data(), w.cols, ys[i] + r);
+        else ys[i][r] = dots[i](base + r * w.row_bytes, xq.data() + act_at[i], w.cols);
+      }
+    }
   }
   return true;
 }
+
+namespace {
+
+// Tiled Q4_K (cpu/q4k_tiles.h): decode reads the tiles, 8 rows a step; prompts give the matrix
+// kernels plain rows, untiled for the call.
+bool tiled_matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
+  const int64_t rows = w.rows, cols = w.cols, groups = rows / 8;
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  if (n_tokens >= kGemmMinTokens) {
+    std::vector<uint8_t> plain(static_cast<size_t>(rows) * w.row_bytes);
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
+    for (int64_t g = 0; g < groups; ++g) untile_q4k(base + g * 8 * w.row_bytes, 8, cols, plain.data() + g * 8 * w.row_bytes);
+    WeightView p = w;
+    p.data = plain.data(), p.tiled = false;
+    return matmul_fast(p, x, n_tokens, y, n_threads);
+  }
+  const size_t act_row = row_size(GgmlType::Q8_K, cols);
+  std::vector<uint8_t> xq(act_row * static_cast<size_t>(n_tokens));
+  std::vector<std::vector<int32_t>> patterns(static_cast<size_t>(n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    quantize_row(GgmlType::Q8_K, x + t * cols, xq.data() + static_cast<size_t>(t) * act_row, cols);
+    q4k_tiles_patterns(xq.data() + static_cast<size_t>(t) * act_row, cols, patterns[static_cast<size_t>(t)]);
+  }
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t t = 0; t < n_tokens; ++t)
+      q4k_tiles_dot8(base + g * 8 * w.row_bytes, xq.data() + static_cast<size_t>(t) * act_row, patterns[static_cast<size_t>(t)].data(), cols, y + t * rows + 8 * g);
+  return true;
+}
+
+}  // namespace
 
 bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
   if (!cpu_features::avx2()) return false;
   const int64_t rows = w.rows, cols = w.cols;
   const auto* base = static_cast<const uint8_t*>(w.data);
   n_threads = threads_for(rows * cols * n_tokens, n_threads);
+  if (w.tiled) return tiled_matmul(w, x, n_tokens, y, n_threads);
   const bool float_type = w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16;
   if (float_type && n_tokens >= kGemmFloatMinTokens && cpu_features::avx512())
     return avx512::gemm_float(w, x, n_tokens, y, n_threads);

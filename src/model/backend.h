@@ -40,6 +40,8 @@ class Backend {
 
   // Weights kept for the model's life: the same view (or vector) in memory this backend reads.
   virtual cpu::WeightView place(const cpu::WeightView& w) = 0;
+  // A table read row by row (the token embedding): placed as place() does, never in a layout for products.
+  virtual cpu::WeightView place_table(const cpu::WeightView& w) { return place(w); }
   virtual const float* place(const std::vector<float>& v) = 0;  // empty: nullptr
 
   // The batch every op of this forward pass works on (positions and sequences).
@@ -190,6 +192,7 @@ Buf move_to(Backend& be, Buf x);
 // their own; lock (--mlock) keeps them resident.
 struct CpuWeights {
   bool copy = false, lock = false;
+  bool tile = true;  // Q4_K matrices into 8-row tiles where the CPU has their kernel (JING_NO_TILES=1: off)
 };
 std::unique_ptr<Backend> make_cpu_backend(int n_threads, CpuWeights weights = {});
 // The GPU backend for a device, or null (with the reason in *why) when this build or machine has none.

@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "cpu/matmul.h"
+#include "cpu/q4k_tiles.h"
 #include "model/backend.h"
 #include "model/moe.h"
 #include "model/ops.h"
@@ -42,7 +43,8 @@ class CpuBackend : public Backend {
   void copy(float* dst, const float* src, size_t n) override { std::copy_n(src, n, dst); }
 
   // The mapping is already host memory: weights are used in place unless --no-mmap / --mlock.
-  cpu::WeightView place(const cpu::WeightView& w) override { return hold(w, 1); }
+  cpu::WeightView place(const cpu::WeightView& w) override { return hold(w, 1, true); }
+  cpu::WeightView place_table(const cpu::WeightView& w) override { return hold(w, 1, false); }
   const float* place(const std::vector<float>& v) override {
     if (v.empty()) return nullptr;
     return vectors_.emplace_back(v).data();
@@ -90,7 +92,7 @@ class CpuBackend : public Backend {
   }
   size_t cache_bytes() const override { return kv_ ? kv_->bytes() : 0; }
 
-  cpu::WeightView place_experts(const cpu::WeightView& w, int n_expert) override { return hold(w, n_expert); }
+  cpu::WeightView place_experts(const cpu::WeightView& w, int n_expert) override { return hold(w, n_expert, true); }
   size_t weight_bytes() const override { return copied_bytes_; }
   // The heads' products are small (one head's 128 x 512 matrix): the heads run in parallel, each
   // product on one thread, rather than one after another on all of them.
@@ -120,35 +122,45 @@ class CpuBackend : public Backend {
   }
 
  private:
-  // --no-mmap: the weight's bytes copied into memory of their own (once per tensor: tied
-  // embeddings place the same table twice); --mlock: that memory, or the mapping, kept resident.
-  cpu::WeightView hold(const cpu::WeightView& w, int n_mats) {
-    if (!w.data || (!weights_.copy && !weights_.lock)) return w;
+  // --no-mmap: the weight's bytes copied into memory of their own (once per tensor and layout:
+  // tied embeddings place the same table twice); --mlock: that memory, or the mapping, kept
+  // resident. Q4_K matrices (`tile`, where the kernels read them) are copied into 8-row tiles.
+  cpu::WeightView hold(const cpu::WeightView& w, int n_mats, bool tile) {
+    tile = tile && weights_.tile && w.data && cpu::q4k_tiles_fit(w);
+    if (!w.data || (!weights_.copy && !weights_.lock && !tile)) return w;
     const size_t bytes = static_cast<size_t>(n_mats) * static_cast<size_t>(w.rows) * w.row_bytes;
     cpu::WeightView v = w;
-    if (weights_.copy) {
-      auto it = copies_.find(w.data);
+    if (weights_.copy || tile) {
+      auto it = copies_.find({w.data, tile});
       if (it == copies_.end()) {
         // Anonymous memory in huge pages where the kernel allows (fewer TLB misses while a
         // product streams the weights).
         void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED)
-          throw Error("--no-mmap: not enough memory to read " + std::to_string(bytes >> 20) + " MiB of weights into RAM (" +
-                      std::to_string(copied_bytes_ >> 20) + " MiB read so far); leave out --no-mmap to map the file");
+          throw Error("not enough memory to read " + std::to_string(bytes >> 20) + " MiB of weights into RAM (" + std::to_string(copied_bytes_ >> 20) +
+                      " MiB read so far); " + (weights_.copy ? "leave out --no-mmap to map the file" : "JING_NO_TILES=1 keeps Q4_K weights mapped"));
         madvise(mem, bytes, MADV_HUGEPAGE);
         auto* at = static_cast<uint8_t*>(mem);
-        std::memcpy(at, w.data, bytes);
+        if (tile) tile_q4k_parallel(w, n_mats, at);
+        else std::memcpy(at, w.data, bytes);
         release_mapping(w.data, bytes);
         copied_bytes_ += bytes;
         buffers_.push_back({at, bytes});
-        it = copies_.emplace(w.data, at).first;
+        it = copies_.emplace(std::make_pair(w.data, tile), at).first;
         lock(at, bytes);
       }
       v.data = it->second;
+      v.tiled = tile;
     } else {
       lock(w.data, bytes);
     }
     return v;
+  }
+  void tile_q4k_parallel(const cpu::WeightView& w, int n_mats, uint8_t* out) const {
+    const int64_t groups = static_cast<int64_t>(n_mats) * w.rows / 8;
+    const size_t group_bytes = 8 * w.row_bytes;
+#pragma omp parallel for num_threads(ctx_.n_threads > 0 ? ctx_.n_threads : cpu::default_threads()) schedule(static)
+    for (int64_t g = 0; g < groups; ++g) cpu::tile_q4k(static_cast<const uint8_t*>(w.data) + g * group_bytes, 8, w.cols, out + g * group_bytes);
   }
   // The mapped pages just read are dropped from this process (the file stays in the page cache,
   // reclaimable), so RSS holds one copy of the weights, not two.
@@ -169,7 +181,10 @@ class CpuBackend : public Backend {
   }
 
   CpuWeights weights_;
-  std::unordered_map<const void*, uint8_t*> copies_;
+  struct KeyHash {
+    size_t operator()(const std::pair<const void*, bool>& k) const { return std::hash<const void*>()(k.first) ^ static_cast<size_t>(k.second); }
+  };
+  std::unordered_map<std::pair<const void*, bool>, uint8_t*, KeyHash> copies_;  // (mapped bytes, tiled) -> copy
   struct Mapping {
     void* p;
     size_t bytes;

@@ -1,6 +1,7 @@
 #include "model/base.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <map>
 
@@ -25,7 +26,8 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   output_ = out ? *out : w_.matrix("token_embd.weight", n_embd_, n_vocab_);
   tok_embd_view_ = w_.matrix("token_embd.weight", n_embd_, n_vocab_);
   kv_len_.assign(static_cast<size_t>(opts_.n_seq), 0);
-  cpu_ = make_cpu_backend(ctx_.n_threads, {!opts_.use_mmap, opts_.mlock});
+  const char* no_tiles = std::getenv("JING_NO_TILES");  // measurement switch: Q4_K read in place as mapped
+  cpu_ = make_cpu_backend(ctx_.n_threads, {!opts_.use_mmap, opts_.mlock, !(no_tiles && *no_tiles && *no_tiles != '0')});
   input_be_ = output_be_ = cpu_.get();
   output_placed_ = output_;
   output_norm_placed_ = output_norm_.data();
@@ -61,7 +63,7 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
   for (size_t i = 0; i < layer_be_.size(); ++i) layer_be_[i] = on(p.layers[i]), expert_be_[i] = on(p.experts[i]);
   input_be_ = on(p.input);
   output_be_ = on(p.output);
-  tok_embd_view_ = input_be_->place(tok_embd_view_);  // (on the CPU: in place, unless --no-mmap / --mlock)
+  tok_embd_view_ = input_be_->place_table(tok_embd_view_);  // (on the CPU: in place, unless --no-mmap / --mlock)
   output_placed_ = output_be_->place(output_);
   output_norm_placed_ = output_be_->place(output_norm_);
   if (!gpu_) return;

@@ -1,0 +1,71 @@
+// The decode kernel of tiled Q4_K (cpu/q4k_tiles.h): 8 rows at once, VPDPBUSD on 64-byte chunks
+// (16 values of each of the 8 rows) against activation patterns made once per product.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "cpu/avx512_util.h"
+#include "cpu/kernels_simd.h"
+#include "quant/blocks.h"
+
+namespace jing::cpu::avx512 {
+
+void q4k_tiles_patterns(const void* x_q8k, int64_t cols, int32_t* patterns) {
+  const auto* x = static_cast<const blocks::q8_K*>(x_q8k);
+  for (int64_t b = 0; b < cols / 256; ++b)
+    for (int c = 0; c < 32; ++c) {
+      int32_t lo, hi;
+      std::memcpy(&lo, x[b].qs + 8 * c, 4);
+      std::memcpy(&hi, x[b].qs + 8 * c + 4, 4);
+      _mm512_storeu_si512(patterns + (b * 32 + c) * 16, _mm512_inserti64x4(_mm512_set1_epi32(lo), _mm256_set1_epi32(hi), 1));
+    }
+}
+
+void q4k_tiles_dot8(const void* group, const void* x_q8k, const int32_t* patterns, int64_t cols, float* y8) {
+  const auto* t0 = static_cast<const uint8_t*>(group);
+  const auto* x = static_cast<const blocks::q8_K*>(x_q8k);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m256i m63 = _mm256_set1_epi32(63), m15 = _mm256_set1_epi32(15), m3 = _mm256_set1_epi32(3);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    const uint8_t* t = t0 + b * 1152;
+    // The 8 rows' scale words: 6-bit scale and min of sub-block j as one 32-bit lane per row.
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)), w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 64)),
+                  w2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 96));
+    auto scale = [&](int j) {
+      return j < 4 ? _mm256_and_si256(_mm256_srli_epi32(w0, 8 * j), m63)
+                   : _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(w2, 8 * (j - 4)), m15),
+                                     _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w0, 8 * (j - 4) + 6), m3), 4));
+    };
+    auto min = [&](int j) {
+      return j < 4 ? _mm256_and_si256(_mm256_srli_epi32(w1, 8 * j), m63)
+                   : _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(w2, 8 * (j - 4) + 4), m15),
+                                     _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w1, 8 * (j - 4) + 6), m3), 4));
+    };
+    const int32_t* pb = patterns + b * 32 * 16;
+    __m512i isum = _mm512_setzero_si512();
+    __m256i msum = _mm256_setzero_si256();
+    for (int p = 0; p < 4; ++p) {  // sub-blocks 2p (low nibbles) and 2p + 1 (high nibbles)
+      __m512i slo = _mm512_setzero_si512(), shi = _mm512_setzero_si512();
+      for (int c = 0; c < 4; ++c) {
+        const __m512i q = _mm512_loadu_si512(t + 128 + (4 * p + c) * 64);
+        slo = _mm512_dpbusd_epi32(slo, _mm512_and_si512(q, low4), _mm512_loadu_si512(pb + (8 * p + c) * 16));
+        shi = _mm512_dpbusd_epi32(shi, _mm512_and_si512(_mm512_srli_epi16(q, 4), low4), _mm512_loadu_si512(pb + (8 * p + 4 + c) * 16));
+      }
+      const __m256i s0 = scale(2 * p), s1 = scale(2 * p + 1);
+      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(slo, _mm512_inserti64x4(_mm512_castsi256_si512(s0), s0, 1)));
+      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(shi, _mm512_inserti64x4(_mm512_castsi256_si512(s1), s1, 1)));
+      msum = _mm256_add_epi32(msum, _mm256_mullo_epi32(min(2 * p), _mm256_set1_epi32(x[b].bsums[4 * p] + x[b].bsums[4 * p + 1])));
+      msum = _mm256_add_epi32(msum, _mm256_mullo_epi32(min(2 * p + 1), _mm256_set1_epi32(x[b].bsums[4 * p + 2] + x[b].bsums[4 * p + 3])));
+    }
+    const __m256i sum8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
+    const __m256 xd = _mm256_set1_ps(x[b].d);
+    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))), xd);
+    const __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 16))), xd);
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum8), acc);
+    acc = _mm256_fnmadd_ps(dmin, _mm256_cvtepi32_ps(msum), acc);
+  }
+  _mm256_storeu_ps(y8, acc);
+}
+
+}  // namespace jing::cpu::avx512

@@ -1,0 +1,28 @@
+// Q4_K weights in tiles of 8 rows x 256 columns, the layout the CPU's decode kernel reads fastest:
+// each tile holds the same 1,152 bytes as the 8 rows' blocks, reordered so one 64-byte load is a
+// chunk of all 8 rows (no per-row reduction, the activations shared by the 8 rows). A tiled
+// matrix occupies the bytes of the plain one, group g of 8 rows at g * 8 * row_bytes, so experts
+// and per-head matrices keep their offsets. Only the CPU backend makes and reads them.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu/matmul.h"
+
+namespace jing::cpu {
+
+// Whether this machine's kernels read tiled Q4_K and w can be tiled (Q4_K, rows a multiple of 8).
+bool q4k_tiles_fit(const WeightView& w);
+
+// n_rows (a multiple of 8) plain rows -> tiles, and back.
+void tile_q4k(const void* rows, int64_t n_rows, int64_t cols, void* tiles);
+void untile_q4k(const void* tiles, int64_t n_rows, int64_t cols, void* rows);
+
+// The activations (one Q8_K row of cols values) as the kernel reads them: every 8 bytes of quants
+// as a 64-byte pattern (bytes 0-3 in lanes 0-7, bytes 4-7 in lanes 8-15), 8 * cols bytes.
+void q4k_tiles_patterns(const void* x_q8k, int64_t cols, std::vector<int32_t>& patterns);
+
+// y[0..7] = the 8 rows of one tile group (tiles of one 8-row group, cols / 256 of them) times x.
+void q4k_tiles_dot8(const void* group, const void* x_q8k, const int32_t* patterns, int64_t cols, float* y8);
+
+}  // namespace jing::cpu
