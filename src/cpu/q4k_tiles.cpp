@@ -1,5 +1,6 @@
 #include "cpu/q4k_tiles.h"
 
+#include <cstddef>
 #include <cstring>
 
 #include "common/cpu_features.h"
@@ -25,44 +26,39 @@ bool q4k_tiles_fit(const WeightView& w) {
   return cpu_features::avx512() && w.type == GgmlType::Q4_K && w.rows % 8 == 0 && w.cols % 256 == 0 && w.row_bytes == static_cast<size_t>(w.cols / 256) * sizeof(q4_K);
 }
 
-void tile_q4k(const void* rows, int64_t n_rows, int64_t cols, void* tiles) {
+namespace {
+
+// Walks every (row, block) field's place in both layouts; `move(tile_bytes, row_bytes, n)` copies
+// one way or the other.
+template <class Move>
+void each_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
   const int64_t nb = cols / 256;
-  const auto* src = static_cast<const q4_K*>(rows);
-  auto* dst = static_cast<uint8_t*>(tiles);
   for (int64_t g = 0; g < n_rows / 8; ++g)
     for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* t = dst + (g * nb + b) * kTileBytes;
+      uint8_t* t = tiles + (g * nb + b) * kTileBytes;
       for (int r = 0; r < 8; ++r) {
-        const q4_K& q = src[(g * 8 + r) * nb + b];
-        std::memcpy(t + kD + 2 * r, &q.d, 2);
-        std::memcpy(t + kDmin + 2 * r, &q.dmin, 2);
-        for (int k = 0; k < 3; ++k) std::memcpy(t + kScales + (k * 8 + r) * 4, q.scales + 4 * k, 4);
+        uint8_t* q = rows + ((g * 8 + r) * nb + b) * static_cast<int64_t>(sizeof(q4_K));
+        move(t + kD + 2 * r, q + offsetof(q4_K, d), 2);
+        move(t + kDmin + 2 * r, q + offsetof(q4_K, dmin), 2);
+        for (int k = 0; k < 3; ++k) move(t + kScales + (k * 8 + r) * 4, q + offsetof(q4_K, scales) + 4 * k, 4);
         for (int c = 0; c < 16; ++c) {
-          std::memcpy(t + kQs + c * 64 + r * 4, q.qs + 8 * c, 4);
-          std::memcpy(t + kQs + c * 64 + 32 + r * 4, q.qs + 8 * c + 4, 4);
+          move(t + kQs + c * 64 + r * 4, q + offsetof(q4_K, qs) + 8 * c, 4);
+          move(t + kQs + c * 64 + 32 + r * 4, q + offsetof(q4_K, qs) + 8 * c + 4, 4);
         }
       }
     }
 }
 
+}  // namespace
+
+void tile_q4k(const void* rows, int64_t n_rows, int64_t cols, void* tiles) {
+  each_field(static_cast<uint8_t*>(tiles), const_cast<uint8_t*>(static_cast<const uint8_t*>(rows)), n_rows, cols,
+             [](uint8_t* t, const uint8_t* q, size_t n) { std::memcpy(t, q, n); });
+}
+
 void untile_q4k(const void* tiles, int64_t n_rows, int64_t cols, void* rows) {
-  const int64_t nb = cols / 256;
-  const auto* src = static_cast<const uint8_t*>(tiles);
-  auto* dst = static_cast<q4_K*>(rows);
-  for (int64_t g = 0; g < n_rows / 8; ++g)
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* t = src + (g * nb + b) * kTileBytes;
-      for (int r = 0; r < 8; ++r) {
-        q4_K& q = dst[(g * 8 + r) * nb + b];
-        std::memcpy(&q.d, t + kD + 2 * r, 2);
-        std::memcpy(&q.dmin, t + kDmin + 2 * r, 2);
-        for (int k = 0; k < 3; ++k) std::memcpy(q.scales + 4 * k, t + kScales + (k * 8 + r) * 4, 4);
-        for (int c = 0; c < 16; ++c) {
-          std::memcpy(q.qs + 8 * c, t + kQs + c * 64 + r * 4, 4);
-          std::memcpy(q.qs + 8 * c + 4, t + kQs + c * 64 + 32 + r * 4, 4);
-        }
-      }
-    }
+  each_field(const_cast<uint8_t*>(static_cast<const uint8_t*>(tiles)), static_cast<uint8_t*>(rows), n_rows, cols,
+             [](const uint8_t* t, uint8_t* q, size_t n) { std::memcpy(q, t, n); });
 }
 
 void q4k_tiles_patterns(const void* x_q8k, int64_t cols, std::vector<int32_t>& patterns) {
