@@ -20,6 +20,7 @@
 #include "model/moe.h"
 #include "model/ops.h"
 #include "runtime/kv_cache.h"
+#include "runtime/placement.h"
 
 namespace jing::model {
 
@@ -126,9 +127,12 @@ class CpuBackend : public Backend {
   // tied embeddings place the same table twice); --mlock: that memory, or the mapping, kept
   // resident. Q4_K matrices (`tile`, where the kernels read them) are copied into 8-row tiles.
   cpu::WeightView hold(const cpu::WeightView& w, int n_mats, bool tile) {
-    tile = tile && weights_.tile && w.data && cpu::q4k_tiles_fit(w);
-    if (!w.data || (!weights_.copy && !weights_.lock && !tile)) return w;
     const size_t bytes = static_cast<size_t>(n_mats) * static_cast<size_t>(w.rows) * w.row_bytes;
+    // Tiles are anonymous memory the kernel cannot page back to the file: only while RAM has room
+    // (2 GiB kept free); past that the weights stay mapped as they are.
+    constexpr uint64_t kKeepFree = uint64_t{2} << 30;
+    tile = tile && weights_.tile && w.data && cpu::q4k_tiles_fit(w) && runtime::ram_available() > bytes + kKeepFree;
+    if (!w.data || (!weights_.copy && !weights_.lock && !tile)) return w;
     cpu::WeightView v = w;
     if (weights_.copy || tile) {
       auto it = copies_.find({w.data, tile});
