@@ -26,8 +26,10 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   output_ = out ? *out : w_.matrix("token_embd.weight", n_embd_, n_vocab_);
   tok_embd_view_ = w_.matrix("token_embd.weight", n_embd_, n_vocab_);
   kv_len_.assign(static_cast<size_t>(opts_.n_seq), 0);
-  const char* no_tiles = std::getenv("JING_NO_TILES");  // measurement switch: Q4_K read in place as mapped
-  cpu_ = make_cpu_backend(ctx_.n_threads, {!opts_.use_mmap, opts_.mlock, !(no_tiles && *no_tiles && *no_tiles != '0')});
+  // Q4_K in 8-row tiles is opt-in (JING_TILES=1): single-token decode gains, but prompts and
+  // batched steps untile every matrix per call until the matrix kernels read tiles themselves.
+  const char* tiles = std::getenv("JING_TILES");
+  cpu_ = make_cpu_backend(ctx_.n_threads, {!opts_.use_mmap, opts_.mlock, tiles && *tiles && *tiles != '0'});
   input_be_ = output_be_ = cpu_.get();
   output_placed_ = output_;
   output_norm_placed_ = output_norm_.data();
