@@ -26,7 +26,7 @@ Registrar reg([](CLI::App& app) {
   struct Opts {
     std::string model, output = "md";
     std::vector<int> prompt{512}, gen{128};
-    int threads = 0, reps = 5, batch = 512;
+    int threads = 0, reps = 5, batch = 512, parallel = 1;
     GpuFlags gpu;
   };
   auto o = std::make_shared<Opts>();
@@ -37,6 +37,10 @@ Registrar reg([](CLI::App& app) {
   cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
   cmd->add_option("-r,--repetitions", o->reps, "Repetitions")->check(CLI::Range(1, 1000));
   cmd->add_option("-b,--batch-size", o->batch, "Prompt batch size");
+  cmd->add_option("--n-parallel,--np", o->parallel,
+                  "Sequences generating together (one token of each per step, each with its logits): tg reports their aggregate t/s, "
+                  "what a server's batch of that many streams can reach")
+      ->check(CLI::Range(1, 256));
   add_gpu_flags(cmd, o->gpu);
   cmd->add_option("-o,--output", o->output, "md or json")->check(CLI::IsMember({"md", "json"}));
   cmd->callback([o] {
@@ -47,6 +51,7 @@ Registrar reg([](CLI::App& app) {
     for (int g : o->gen) max_ctx = std::max(max_ctx, g + 2);
     model::ModelOptions mo;
     mo.n_ctx = max_ctx;
+    mo.n_seq = o->parallel;
     mo.n_threads = threads;
     mo.n_batch = o->batch;
     apply_gpu_flags(o->gpu, mo);
@@ -65,10 +70,10 @@ Registrar reg([](CLI::App& app) {
       }
     };
     auto run_tg = [&](int n) {
-      m->kv_clear(0);
+      for (int s = 0; s < o->parallel; ++s) m->kv_clear(s);
       for (int i = 0; i < n; ++i) {
         model::Batch b;
-        b.add(token(), i, 0, true);
+        for (int s = 0; s < o->parallel; ++s) b.add(token(), i, s, true);
         m->forward(b);
       }
     };
@@ -86,7 +91,7 @@ Registrar reg([](CLI::App& app) {
     }
     for (int g : o->gen) {
       if (g <= 0) continue;
-      Result r{"tg" + std::to_string(g), 0, g, {}};
+      Result r{"tg" + std::to_string(g) + (o->parallel > 1 ? " x" + std::to_string(o->parallel) : ""), 0, g * o->parallel, {}};
       run_tg(2);
       for (int k = 0; k < o->reps; ++k) {
         auto t0 = clock::now();
