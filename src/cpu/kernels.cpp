@@ -67,8 +67,8 @@ bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys
   if (!cpu_features::avx2() || count <= 0) return false;
   std::vector<QuantDot> dots(static_cast<size_t>(count));
   std::vector<size_t> act_row(static_cast<size_t>(count)), act_at(static_cast<size_t>(count) + 1, 0);
-  // Work units: a row, or 8 rows of a tiled weight; first_cost: where a product's rows start.
-  std::vector<int64_t> first_unit(static_cast<size_t>(count) + 1, 0), first_cost(static_cast<size_t>(count) + 1, 0);
+  // Where each product's rows start among all rows (the threads' shares are counted in rows).
+  std::vector<int64_t> first_cost(static_cast<size_t>(count) + 1, 0);
   std::vector<GgmlType> acts(static_cast<size_t>(count));
   int64_t work = 0;
   for (int i = 0; i < count; ++i) {
@@ -77,7 +77,6 @@ bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys
     if (!dots[i] || w.cols % traits(acts[i]).block_size) return false;
     act_row[i] = row_size(acts[i], w.cols);
     act_at[i + 1] = act_at[i] + act_row[i];
-    first_unit[i + 1] = first_unit[i] + (w.tiled ? w.rows / 8 : w.rows);
     first_cost[i + 1] = first_cost[i] + w.rows;
     work += w.rows * w.cols;
   }

@@ -37,13 +37,18 @@ MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-size_t MappedFile::release(const void* p, size_t n) const {
-  const auto begin = reinterpret_cast<uintptr_t>(p), base = reinterpret_cast<uintptr_t>(data_);
-  if (!data_ || begin < base || n > size_ || begin - base > size_ - n) return 0;
+size_t drop_pages(const void* p, size_t n) {
+  const auto begin = reinterpret_cast<uintptr_t>(p);
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t from = (begin + page - 1) / page * page, to = (begin + n) / page * page;
   if (to <= from || madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED) != 0) return 0;  // (locked pages stay)
   return to - from;
+}
+
+size_t MappedFile::release(const void* p, size_t n) const {
+  const auto begin = reinterpret_cast<uintptr_t>(p), base = reinterpret_cast<uintptr_t>(data_);
+  if (!data_ || begin < base || n > size_ || begin - base > size_ - n) return 0;
+  return drop_pages(p, n);
 }
 
 // Reads one GGUF image with bounds checks on every access.

@@ -40,6 +40,10 @@ struct KeyValue {
   Value value;
 };
 
+// Drops this process's pages wholly inside [p, p + n) (MADV_DONTNEED): pages of a file mapping map
+// back from the file on a later read; anonymous ones read back as zeros. Returns the bytes dropped.
+size_t drop_pages(const void* p, size_t n);
+
 // A read-only mapping of one file.
 class MappedFile {
  public:

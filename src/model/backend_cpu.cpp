@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "cpu/matmul.h"
 #include "cpu/q4k_tiles.h"
+#include "gguf/gguf.h"
 #include "model/backend.h"
 #include "model/moe.h"
 #include "model/ops.h"
@@ -147,7 +148,9 @@ class CpuBackend : public Backend {
         auto* at = static_cast<uint8_t*>(mem);
         if (tile) tile_q4k_parallel(w, n_mats, at);
         else std::memcpy(at, w.data, bytes);
-        release_mapping(w.data, bytes);
+        // The mapped pages just read leave the process (the file stays in the page cache), so RSS
+        // holds one copy of the weights, not two.
+        gguf::drop_pages(w.data, bytes);
         copied_bytes_ += bytes;
         buffers_.push_back({at, bytes});
         it = copies_.emplace(std::make_pair(w.data, tile), at).first;
@@ -165,13 +168,6 @@ class CpuBackend : public Backend {
     const size_t group_bytes = 8 * w.row_bytes;
 #pragma omp parallel for num_threads(ctx_.n_threads > 0 ? ctx_.n_threads : cpu::default_threads()) schedule(static)
     for (int64_t g = 0; g < groups; ++g) cpu::tile_q4k(static_cast<const uint8_t*>(w.data) + g * group_bytes, 8, w.cols, out + g * group_bytes);
-  }
-  // The mapped pages just read are dropped from this process (the file stays in the page cache,
-  // reclaimable), so RSS holds one copy of the weights, not two.
-  static void release_mapping(const void* p, size_t bytes) {
-    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    const uintptr_t from = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1), to = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
-    if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
   }
   void lock(const void* p, size_t bytes) {
     if (!weights_.lock) return;
