@@ -162,6 +162,14 @@ int main(int argc, char** argv) {
     }) * 1e3;
     std::printf("%-8s %7.1f | %8.1f %8.1f %6.0f %5.0f%% | %7.1f %7.1f %7.1f | %8.1f %8.1f %8.1f | %8.1f %8.1f\n", name.c_str(), w.one / 1e6, eager1, g1, gbs,
                 100 * gbs / copy_gbs, g2, g4, g8, m16, m64, m512, 2.0 * N * K * 512 / m512 / 1e6, deq);
+    if (cuda::Matmul::few_supported(w.view(0))) {  // 9-64 tokens (batched decode) on the tensor cores, each weight read once
+      std::printf("%-8s %7s   tensor cores, few tokens:", "", "");
+      for (int n : {16, 32, 64}) {
+        const double us = graph_ms(stream, 20, [&](int i) { mm.run_few(w.view(i), x.as<float>(), n, y.as<float>()); }) * 1e3;
+        std::printf("  n=%d %.1f us (%.0f GB/s)", n, us, w.one / us / 1e3);
+      }
+      std::printf("\n");
+    }
     if (experts > 0) {  // E matrices back to back, product p = matrix p times the one token
       Weights we = make(*t, N * experts, K, rng);
       cuda::GemvBatch b;

@@ -72,5 +72,8 @@ struct MmaCall {
 bool mma_f16_supported(GgmlType type);
 void mma_f16(const MmaCall& c, int n_blocks_y, cudaStream_t s);
 int mma_f16_token_tile();
+// The same for 1-64 tokens per block (mmv_f16.cu): each weight read once for all of them, for
+// batched decode. Dense: blockIdx.y takes 64 tokens; grouped: items of up to max_tokens rows.
+void mmv_f16(const MmaCall& c, int max_tokens, int n_blocks_y, cudaStream_t s);
 
 }  // namespace jing::cuda::detail

@@ -73,8 +73,10 @@ void validate(const WeightView& w, int64_t n_tokens) {
 
 void Matmul::run(const WeightView& w, const float* x, int64_t n_tokens, float* y) {
   const bool float_weights = detail::activation_kind(w.type) == fmt::Act::F32;
-  if (n_tokens <= (float_weights ? kMaxGemvTokens : kGemvTokensBlockFormats)) run_gemv(w, x, n_tokens, y);
-  else run_gemm(w, x, n_tokens, y);
+  if (n_tokens <= kMaxGemvTokens) run_gemv(w, x, n_tokens, y);
+  else if (float_weights || n_tokens > kGemvTokensBlockFormats) run_gemm(w, x, n_tokens, y);
+  else if (many_sequences_ && few_supported(w)) run_few(w, x, n_tokens, y);
+  else run_gemv(w, x, n_tokens, y);  // 8 tokens at a time
 }
 
 int Matmul::rounding_kind(GgmlType type) { return static_cast<int>(detail::activation_kind(type)); }
@@ -175,6 +177,21 @@ void Matmul::run_gemv(const WeightView& w, const float* x, int64_t n_tokens, flo
     }
     launch_gemv(c, s_->stream);
   }
+}
+
+// The tensor-core path for 9-64 tokens takes block formats at their blocks' own alignment.
+bool Matmul::few_supported(const WeightView& w) {
+  static const bool off = std::getenv("JING_MMV_OFF") != nullptr;  // measurement switch: 8 tokens at a time instead
+  const size_t align = std::min<size_t>(16, traits(w.type).type_size & (~traits(w.type).type_size + 1));
+  return !off && detail::mma_f16_supported(w.type) && (reinterpret_cast<uintptr_t>(w.data) | w.row_bytes) % align == 0;
+}
+
+void Matmul::run_few(const WeightView& w, const float* x, int64_t n_tokens, float* y) {
+  validate(w, n_tokens);
+  if (n_tokens == 0 || w.rows == 0) return;
+  const void* xh = to_half(w.type, x, static_cast<size_t>(n_tokens * w.cols));
+  const detail::MmaCall c{w.type, w.data, w.row_bytes, w.rows, w.cols, 0, xh, y, w.rows, nullptr, n_tokens, s_->tab};
+  detail::mmv_f16(c, static_cast<int>(n_tokens), static_cast<int>((n_tokens + 63) / 64), s_->stream);
 }
 
 bool Matmul::grouped_supported(GgmlType type) { return detail::mma_f16_supported(type); }

@@ -75,12 +75,18 @@ class Matmul {
   // The two paths, for tests and benchmarks (run() picks by token count).
   void run_gemv(const WeightView& w, const float* x, int64_t n_tokens, float* y);
   void run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y);
+  // Whether the tokens of the next calls are of distinct sequences (a batched decode step):
+  // then 9-64 tokens take run_few (f16 weights on the tensor cores), else the decode kernels.
+  void set_many_sequences(bool on) { many_sequences_ = on; }
+  static bool few_supported(const WeightView& w);
+  void run_few(const WeightView& w, const float* x, int64_t n_tokens, float* y);
 
  private:
   Rounded round(int kind, const float* x, size_t n_values);  // rounded_buffer() filled with x
   void launch_batched(const WeightView* const* ws, float* const* ys, int count, GemvBatch b, const int8_t* xq, const void* xrec, const float* x);
   struct State;
   std::unique_ptr<State> s_;
+  bool many_sequences_ = false;
 };
 
 // n_rows rows of `cols` weights (stored back to back, row_size(type, cols) bytes each) to float32

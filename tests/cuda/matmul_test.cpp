@@ -94,7 +94,7 @@ double rel_l2(const std::vector<float>& got, const std::vector<float>& ref) {
   return std::sqrt(e / std::max(r, 1e-30));
 }
 
-enum class Path { Auto, Gemv, Gemm };
+enum class Path { Auto, Gemv, Gemm, Few };
 
 // The GPU product of m with n_tokens random activations against cpu::matmul.
 double gpu_vs_cpu(cuda::Matmul& mm, const cuda::Stream& stream, const HostMatrix& m, const cuda::DeviceBuffer& w, int64_t n, Path path,
@@ -108,6 +108,7 @@ double gpu_vs_cpu(cuda::Matmul& mm, const cuda::Stream& stream, const HostMatrix
   cuda::WeightView v{m.type, w.data(), m.cols, m.rows, row_size(m.type, m.cols)};
   if (path == Path::Gemv) mm.run_gemv(v, xd.as<float>(), n, yd.as<float>());
   else if (path == Path::Gemm) mm.run_gemm(v, xd.as<float>(), n, yd.as<float>());
+  else if (path == Path::Few) mm.run_few(v, xd.as<float>(), n, yd.as<float>());
   else mm.run(v, xd.as<float>(), n, yd.as<float>());
   stream.synchronize();
   yd.download(got.data(), got.size() * 4);
@@ -141,17 +142,21 @@ TEST(CudaMatmul, ZooTypesMatchCpu) {
   cuda::Stream stream;
   cuda::Matmul mm(stream);
   std::mt19937 rng(11);
-  std::printf("[cuda-matmul] rel-L2 vs cpu::matmul (16x512)  n=1       n=3       n=17      n=512     | gemv n=17  gemm n=3\n");
+  std::printf("[cuda-matmul] rel-L2 vs cpu::matmul (16x512)  n=1       n=3       n=17      n=512     | gemv n=17  gemm n=3   few n=17\n");
   for (const char* name : kTypes) {
     SCOPED_TRACE(name);
     const HostMatrix m = zoo_matrix(zoo, name, rng);
     const cuda::DeviceBuffer w = upload(m);
-    double rel[6];
+    double rel[7];
     int i = 0;
     for (int64_t n : {1, 3, 17, 512}) rel[i++] = gpu_vs_cpu(mm, stream, m, w, n, Path::Auto, rng);
     rel[i++] = gpu_vs_cpu(mm, stream, m, w, 17, Path::Gemv, rng);
     rel[i++] = gpu_vs_cpu(mm, stream, m, w, 3, Path::Gemm, rng);
-    std::printf("[cuda-matmul] %-8s                        %.2e  %.2e  %.2e  %.2e  | %.2e   %.2e\n", name, rel[0], rel[1], rel[2], rel[3], rel[4], rel[5]);
+    rel[i++] = cuda::Matmul::few_supported(cuda::WeightView{m.type, w.data(), m.cols, m.rows, row_size(m.type, m.cols)})
+                   ? gpu_vs_cpu(mm, stream, m, w, 17, Path::Few, rng)
+                   : 0;
+    std::printf("[cuda-matmul] %-8s                        %.2e  %.2e  %.2e  %.2e  | %.2e   %.2e   %.2e\n", name, rel[0], rel[1], rel[2], rel[3], rel[4],
+                rel[5], rel[6]);
     for (double r : rel) EXPECT_LE(r, 1e-3);
   }
 }
@@ -163,15 +168,19 @@ TEST(CudaMatmul, LargeMatricesMatchCpu) {
   cuda::Stream stream;
   cuda::Matmul mm(stream);
   std::mt19937 rng(12);
-  std::printf("[cuda-large] rel-L2 vs cpu::matmul (4096x4096)  n=1       n=2       n=8       n=64\n");
+  std::printf("[cuda-large] rel-L2 vs cpu::matmul (4096x4096)  n=1       n=2       n=8       n=64      | few n=12  n=40\n");
   for (const char* name : kTypes) {
     SCOPED_TRACE(name);
     const HostMatrix m = large_matrix(zoo_matrix(zoo, name, rng), 4096, 4096, rng);
     const cuda::DeviceBuffer w = upload(m);
-    double rel[4];
+    double rel[6] = {};
     int i = 0;
     for (int64_t n : {1, 2, 8, 64}) rel[i++] = gpu_vs_cpu(mm, stream, m, w, n, Path::Auto, rng);
-    std::printf("[cuda-large] %-8s                         %.2e  %.2e  %.2e  %.2e\n", name, rel[0], rel[1], rel[2], rel[3]);
+    // 9-64 tokens of distinct sequences (batched decode) on the tensor cores
+    if (cuda::Matmul::few_supported(cuda::WeightView{m.type, w.data(), m.cols, m.rows, row_size(m.type, m.cols)}))
+      for (int64_t n : {12, 40}) rel[i++] = gpu_vs_cpu(mm, stream, m, w, n, Path::Few, rng);
+    std::printf("[cuda-large] %-8s                         %.2e  %.2e  %.2e  %.2e  | %.2e  %.2e\n", name, rel[0], rel[1], rel[2], rel[3], rel[4],
+                rel[5]);
     for (double r : rel) EXPECT_LE(r, 1e-3);
   }
 }

@@ -1,0 +1,86 @@
+// A lane's share of the weights for the tensor-core products of few tokens (mmv_f16.cu), decoded
+// straight into mma fragments: weights 8 t4 .. 8 t4 + 7 of a 32-weight item of one row, as four
+// half2 (the same positions of the activations go into the B fragment). The block bytes are in
+// shared memory. Formats without a decoder here take the generic path (whole items through a
+// shared-memory tile).
+//
+// f16 from 4-8 bit codes: the code goes into the low byte of 0x6400 (1024.0 in f16, whose unit in
+// the last place is 1), so subtracting 1024 gives the code exactly; one fma or multiply applies
+// the scale. The scales are rounded to f16 (about 2^-11 relative), as the f16 product rounds anyway.
+#pragma once
+#include <cuda_fp16.h>
+
+#include "cuda/formats.cuh"
+
+namespace jing::cuda::mmvfrag {
+
+// Bytes 2i and 2i + 1 of word w (each < 256) as the f16 pair 1024 + byte.
+__device__ __forceinline__ __half2 bytes_to_half2(uint32_t w, int i) {
+  const uint32_t h = __byte_perm(w, 0x64646464u, i == 0 ? 0x4140u : 0x4342u);
+  return *reinterpret_cast<const __half2*>(&h);
+}
+__device__ __forceinline__ uint32_t as_u32(__half2 h) { return *reinterpret_cast<const uint32_t*>(&h); }
+
+template <class F>
+struct Frag {
+  static constexpr bool kFast = false;
+};
+
+// q4_K: item pair p (items 2p and 2p + 1) are the low and high nibbles of qs bytes 32p .. 32p + 31.
+template <>
+struct Frag<fmt::Q4_K> {
+  static constexpr bool kFast = true;
+  static constexpr int kCalls = 4, kPerCall = 2;  // per block: calls, items per call
+  __device__ static int item(int call, int j) { return 2 * call + j; }
+  __device__ static void load(const uint8_t* b, int call, int t4, uint32_t out[2][4]) {
+    const uint4 head = *reinterpret_cast<const uint4*>(b);  // d, dmin, scales[12]
+    const __half2 dm = *reinterpret_cast<const __half2*>(&head.x);
+    const uint32_t s[3] = {head.y, head.z, head.w};
+    const uint2 q = *reinterpret_cast<const uint2*>(b + 16 + 32 * call + 8 * t4);
+    const float d = __low2float(dm), dmin = __high2float(dm);
+    const __half2 k1024 = __float2half2_rn(1024.f);
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      int sc, m;
+      fmt::k4_scale_min_words(2 * call + j, s, sc, m);
+      const __half2 scale = __float2half2_rn(d * static_cast<float>(sc)), neg_min = __float2half2_rn(-dmin * static_cast<float>(m));
+      const uint32_t w0 = (q.x >> (4 * j)) & 0x0F0F0F0Fu, w1 = (q.y >> (4 * j)) & 0x0F0F0F0Fu;
+      out[j][0] = as_u32(__hfma2(__hsub2(bytes_to_half2(w0, 0), k1024), scale, neg_min));
+      out[j][1] = as_u32(__hfma2(__hsub2(bytes_to_half2(w0, 1), k1024), scale, neg_min));
+      out[j][2] = as_u32(__hfma2(__hsub2(bytes_to_half2(w1, 0), k1024), scale, neg_min));
+      out[j][3] = as_u32(__hfma2(__hsub2(bytes_to_half2(w1, 1), k1024), scale, neg_min));
+    }
+  }
+};
+
+// q6_K: call c (half c/2, g = c%2) decodes items 4 half + g and 4 half + g + 2: the low and high
+// nibbles of the same ql bytes, bits 2g and 2g + 4 of the same qh bytes; minus 32, times d and a
+// signed scale per 16 weights.
+template <>
+struct Frag<fmt::Q6_K> {
+  static constexpr bool kFast = true;
+  static constexpr int kCalls = 4, kPerCall = 2;
+  __device__ static int item(int call, int j) { return 4 * (call / 2) + call % 2 + 2 * j; }
+  __device__ static void load(const uint8_t* b, int call, int t4, uint32_t out[2][4]) {
+    constexpr int A = fmt::Q6_K::kAlign;
+    const int half = call / 2, g = call % 2;
+    uint32_t ql[2], qh[2];
+    fmt::ld_words<A, 2>(b + 64 * half + 32 * g + 8 * t4, ql);
+    fmt::ld_words<A, 2>(b + 128 + 32 * half + 8 * t4, qh);
+    const float d = fmt::half_to_float(fmt::ld16<A>(b + 208));
+    const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192 + 8 * half + 2 * g + t4 / 2);
+    const __half2 k1056 = __float2half2_rn(1056.f);  // 1024 + the codes' bias 32
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const __half2 scale = __float2half2_rn(d * static_cast<float>(sc[4 * j]));
+      const uint32_t w0 = ((ql[0] >> (4 * j)) & 0x0F0F0F0Fu) | (((qh[0] >> (2 * g + 4 * j)) & 0x03030303u) << 4);
+      const uint32_t w1 = ((ql[1] >> (4 * j)) & 0x0F0F0F0Fu) | (((qh[1] >> (2 * g + 4 * j)) & 0x03030303u) << 4);
+      out[j][0] = as_u32(__hmul2(__hsub2(bytes_to_half2(w0, 0), k1056), scale));
+      out[j][1] = as_u32(__hmul2(__hsub2(bytes_to_half2(w0, 1), k1056), scale));
+      out[j][2] = as_u32(__hmul2(__hsub2(bytes_to_half2(w1, 0), k1056), scale));
+      out[j][3] = as_u32(__hmul2(__hsub2(bytes_to_half2(w1, 1), k1056), scale));
+    }
+  }
+};
+
+}  // namespace jing::cuda::mmvfrag
