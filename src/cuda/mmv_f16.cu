@@ -1,10 +1,10 @@
 // Products of 9-64 tokens (batched decode: the server's many streams) on the tensor cores, with
-// each weight read once for all tokens. A thread block owns 32 rows; its 8 warps take every
-// 8th chunk of those rows (a few blocks of the format, about 128 bytes per row), so even a
-// matrix of few rows keeps many copies in flight. A warp copies its chunk of the 32 rows into
-// shared memory asynchronously (two stages), then, one 32-weight item at a time, each lane
-// expands its row's item to f16 in a small tile and the warp multiplies 32 rows by the tokens
-// (8 per mma.m16n8k16). The warps' partial sums are added in shared memory at the end.
+// each weight read once for all tokens. A thread block owns 16 rows (formats decoded straight into
+// mma fragments, mmv_frag.cuh) or 32 (the rest); its 8 warps take every 8th chunk of those rows
+// (a few blocks of the format, about 128 bytes per row), so even a matrix of few rows keeps many
+// copies in flight. A warp copies its chunk of the rows into shared memory asynchronously (two
+// stages), decodes it item by item (32 weights) to f16 and multiplies the rows by the tokens, 8
+// per mma.m16n8k16. The warps' partial sums are added in shared memory at the end.
 //
 // The k order inside an item is permuted the same way for weights and activations: lane
 // (g, t4) of an mma holds the item's weights 8 t4 .. 8 t4 + 7 of its rows and the same
@@ -25,13 +25,23 @@
 namespace jing::cuda::detail {
 namespace {
 
-constexpr int kRows = 32, kWarps = 8, kThreads = kWarps * 32, kStages = 2;
+constexpr int kWarps = 8, kThreads = kWarps * 32, kStages = 2;
 constexpr int kALd = 40;  // halves per row of a warp's f16 item tile (80 bytes: 16-byte stores hit distinct banks)
 
 // Blocks per chunk: at least 128 bytes of each row.
 template <class F>
 __host__ __device__ constexpr int chunk_blocks() {
   return (128 + F::kBytes - 1) / F::kBytes;
+}
+// 16-row mma tiles per block: formats decoded into fragments take one (twice the blocks: more
+// warps resident per SM); the generic path decodes one row per lane, 32 rows.
+template <class F>
+__host__ __device__ constexpr int m_tiles() {
+  return mmvfrag::Frag<F>::kFast ? 1 : 2;
+}
+template <class F>
+__host__ __device__ constexpr int block_rows() {
+  return 16 * m_tiles<F>();
 }
 template <class F>
 __host__ __device__ constexpr int row_stride() {
@@ -43,14 +53,15 @@ __host__ __device__ constexpr int row_stride() {
 }
 template <class F>
 constexpr size_t smem_bytes() {
-  return static_cast<size_t>(kWarps) * (kStages * kRows * row_stride<F>() + (mmvfrag::Frag<F>::kFast ? 0 : kRows * kALd * 2));
+  return static_cast<size_t>(kWarps) * (kStages * block_rows<F>() * row_stride<F>() + (mmvfrag::Frag<F>::kFast ? 0 : 32 * kALd * 2));
 }
 
 template <class F, int NT8>
-__global__ void __launch_bounds__(kThreads) mmv_f16_kernel(const MmaCall c) {
+__global__ void __launch_bounds__(kThreads, 2) mmv_f16_kernel(const MmaCall c) {
   constexpr int kCB = chunk_blocks<F>(), kChunkBytes = kCB * F::kBytes, kStride = row_stride<F>();
   constexpr int kIpb = F::kWeights / 32;  // 32-weight items per block
-  static_assert(kStages * kRows * kStride >= 2 * NT8 * 4 * 32 * 4, "a warp's stages hold its partial sums at the end");
+  constexpr int MT = m_tiles<F>(), kRows = block_rows<F>();
+  static_assert(kStages * kRows * kStride >= MT * NT8 * 4 * 32 * 4, "a warp's stages hold its partial sums at the end");
   extern __shared__ __align__(16) uint8_t smem[];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   uint8_t* const stages = smem + static_cast<size_t>(warp) * kStages * kRows * kStride;
@@ -97,7 +108,7 @@ __global__ void __launch_bounds__(kThreads) mmv_f16_kernel(const MmaCall c) {
   for (int s = 0; s < kStages - 1; ++s) fetch(s);
   if (!c.items) wait_for_previous_kernel();  // the activations come from the previous kernel
 
-  float acc[2][NT8][4] = {};
+  float acc[MT][NT8][4] = {};
   // Each lane's token rows of the activations (tokens past n repeat the last; not written).
   const __half* xrow[NT8];
 #pragma unroll
@@ -112,9 +123,9 @@ __global__ void __launch_bounds__(kThreads) mmv_f16_kernel(const MmaCall c) {
       __syncwarp();
       const int ch = warp + kWarps * i;
       const int n_blocks = min(kCB, blocks - ch * kCB);
-      const uint8_t* rowp[4];
+      const uint8_t* rowp[2 * MT];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
+      for (int j = 0; j < 2 * MT; ++j) {
         const int r = g + 8 * j;
         rowp[j] = stages + (i % kStages) * (kRows * kStride) + r * kStride +
                   reinterpret_cast<uintptr_t>(w + min(row0 + r, c.rows - 1) * static_cast<int64_t>(c.row_bytes) + ch * kChunkBytes) % 16;
@@ -123,18 +134,22 @@ __global__ void __launch_bounds__(kThreads) mmv_f16_kernel(const MmaCall c) {
         const int64_t k_block = (static_cast<int64_t>(ch) * kCB + bi) * F::kWeights;
 #pragma unroll 1
         for (int call = 0; call < Fr::kCalls; ++call) {
-          uint32_t v[4][Fr::kPerCall][4];
+          // The call's activations are requested first: their latency hides behind the decoding.
+          uint4 xb[Fr::kPerCall][NT8];
 #pragma unroll
-          for (int j = 0; j < 4; ++j) Fr::load(rowp[j] + bi * F::kBytes, call, t4, v[j]);
+          for (int it = 0; it < Fr::kPerCall; ++it)
+#pragma unroll
+            for (int nt = 0; nt < NT8; ++nt) xb[it][nt] = __ldg(reinterpret_cast<const uint4*>(xrow[nt] + k_block + 32 * Fr::item(call, it)));
+          uint32_t v[2 * MT][Fr::kPerCall][4];
+#pragma unroll
+          for (int j = 0; j < 2 * MT; ++j) Fr::load(rowp[j] + bi * F::kBytes, call, t4, v[j]);
 #pragma unroll
           for (int it = 0; it < Fr::kPerCall; ++it) {
-            const int64_t k = k_block + 32 * Fr::item(call, it);
 #pragma unroll
             for (int nt = 0; nt < NT8; ++nt) {
-              const uint4 b = __ldg(reinterpret_cast<const uint4*>(xrow[nt] + k));
-              const uint32_t b0[2] = {b.x, b.y}, b1[2] = {b.z, b.w};
+              const uint32_t b0[2] = {xb[it][nt].x, xb[it][nt].y}, b1[2] = {xb[it][nt].z, xb[it][nt].w};
 #pragma unroll
-              for (int mt = 0; mt < 2; ++mt) {
+              for (int mt = 0; mt < MT; ++mt) {
                 const uint32_t* lo = v[2 * mt][it];
                 const uint32_t* hi = v[2 * mt + 1][it];
                 const uint32_t a0[4] = {lo[0], hi[0], lo[1], hi[1]}, a1[4] = {lo[2], hi[2], lo[3], hi[3]};
@@ -205,9 +220,9 @@ __global__ void __launch_bounds__(kThreads) mmv_f16_kernel(const MmaCall c) {
   // The warps' partial sums, added in shared memory (the stages are free now).
   __syncthreads();
   float* red = reinterpret_cast<float*>(smem);
-  constexpr int kPerWarp = 2 * NT8 * 4 * 32;
+  constexpr int kPerWarp = MT * NT8 * 4 * 32;
 #pragma unroll
-  for (int mt = 0; mt < 2; ++mt)
+  for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int nt = 0; nt < NT8; ++nt)
 #pragma unroll
@@ -231,7 +246,7 @@ void launch(const MmaCall& c, int n_blocks_y, cudaStream_t s) {
     check(cudaFuncSetAttribute(mmv_f16_kernel<F, NT8>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes<F>())),
           "mmv_f16 shared memory");
   });
-  const dim3 grid(static_cast<unsigned>((c.rows + kRows - 1) / kRows), static_cast<unsigned>(n_blocks_y));
+  const dim3 grid(static_cast<unsigned>((c.rows + block_rows<F>() - 1) / block_rows<F>()), static_cast<unsigned>(n_blocks_y));
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(kThreads);

@@ -5,8 +5,9 @@
 // shared-memory tile).
 //
 // f16 from 4-8 bit codes: the code goes into the low byte of 0x6400 (1024.0 in f16, whose unit in
-// the last place is 1), so subtracting 1024 gives the code exactly; one fma or multiply applies
-// the scale. The scales are rounded to f16 (about 2^-11 relative), as the f16 product rounds anyway.
+// the last place is 1), so subtracting 1024 gives the code exactly; one multiply applies the scale,
+// rounded to f16 (about 2^-11 relative, as the f16 product rounds anyway). Formats with a min
+// (scale x code - min) take f32, where the two terms cannot cancel away the precision.
 #pragma once
 #include <cuda_fp16.h>
 
@@ -18,6 +19,10 @@ namespace jing::cuda::mmvfrag {
 __device__ __forceinline__ __half2 bytes_to_half2(uint32_t w, int i) {
   const uint32_t h = __byte_perm(w, 0x64646464u, i == 0 ? 0x4140u : 0x4342u);
   return *reinterpret_cast<const __half2*>(&h);
+}
+// Byte i of word w as a float, exactly: the byte in the low bits of 2^23's pattern, minus 2^23.
+__device__ __forceinline__ float code_to_float(uint32_t w, int i) {
+  return __int_as_float(static_cast<int>(__byte_perm(w, 0x4B000000u, 0x7540u | static_cast<uint32_t>(i)))) - 8388608.f;
 }
 __device__ __forceinline__ uint32_t as_u32(__half2 h) { return *reinterpret_cast<const uint32_t*>(&h); }
 
@@ -38,17 +43,19 @@ struct Frag<fmt::Q4_K> {
     const uint32_t s[3] = {head.y, head.z, head.w};
     const uint2 q = *reinterpret_cast<const uint2*>(b + 16 + 32 * call + 8 * t4);
     const float d = __low2float(dm), dmin = __high2float(dm);
-    const __half2 k1024 = __float2half2_rn(1024.f);
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       int sc, m;
       fmt::k4_scale_min_words(2 * call + j, s, sc, m);
-      const __half2 scale = __float2half2_rn(d * static_cast<float>(sc)), neg_min = __float2half2_rn(-dmin * static_cast<float>(m));
-      const uint32_t w0 = (q.x >> (4 * j)) & 0x0F0F0F0Fu, w1 = (q.y >> (4 * j)) & 0x0F0F0F0Fu;
-      out[j][0] = as_u32(__hfma2(__hsub2(bytes_to_half2(w0, 0), k1024), scale, neg_min));
-      out[j][1] = as_u32(__hfma2(__hsub2(bytes_to_half2(w0, 1), k1024), scale, neg_min));
-      out[j][2] = as_u32(__hfma2(__hsub2(bytes_to_half2(w1, 0), k1024), scale, neg_min));
-      out[j][3] = as_u32(__hfma2(__hsub2(bytes_to_half2(w1, 1), k1024), scale, neg_min));
+      // In f32, as the CPU: scale and min nearly cancel for small codes, so f16 scales would not do.
+      const float scale = d * static_cast<float>(sc), neg_min = -dmin * static_cast<float>(m);
+      const uint32_t w[2] = {(q.x >> (4 * j)) & 0x0F0F0F0Fu, (q.y >> (4 * j)) & 0x0F0F0F0Fu};
+#pragma unroll
+      for (int h = 0; h < 4; ++h) {
+        const float lo = fmaf(code_to_float(w[h / 2], 2 * (h % 2)), scale, neg_min);
+        const float hi = fmaf(code_to_float(w[h / 2], 2 * (h % 2) + 1), scale, neg_min);
+        out[j][h] = as_u32(__floats2half2_rn(lo, hi));
+      }
     }
   }
 };
