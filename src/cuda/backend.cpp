@@ -130,14 +130,12 @@ class CudaBackend : public Backend {
     }
     upload_i32(meta_, b.pos.data(), n);
     upload_i32(meta_ + meta_cap_, b.seq.data(), n);
-    // A step of many sequences, one token each (the server's streams), takes the tensor-core
-    // products that read each weight once for all tokens; a prompt's chunks keep the decode
-    // kernels, which round as the CPU engine does (docs/PERFORMANCE.md).
-    std::vector<int32_t> seqs(b.seq.begin(), b.seq.end());
-    std::sort(seqs.begin(), seqs.end());
-    const bool one_each = std::adjacent_find(seqs.begin(), seqs.end()) == seqs.end();
-    main_matmul_->set_many_sequences(one_each);
-    side_matmul_->set_many_sequences(one_each);
+    // A step of several sequences (the server's streams, with a new prompt's chunk among them)
+    // takes the tensor-core products that read each weight once for all tokens; one sequence's
+    // prompt chunks keep the decode kernels, which round as the CPU engine does (docs/PERFORMANCE.md).
+    const bool several = std::any_of(b.seq.begin(), b.seq.end(), [&](int32_t s) { return s != b.seq.front(); });
+    main_matmul_->set_many_sequences(several);
+    side_matmul_->set_many_sequences(several);
   }
 
   void embed(const cpu::WeightView& table, const std::vector<int32_t>& tokens, float* out) override {

@@ -75,7 +75,7 @@ class Matmul {
   // The two paths, for tests and benchmarks (run() picks by token count).
   void run_gemv(const WeightView& w, const float* x, int64_t n_tokens, float* y);
   void run_gemm(const WeightView& w, const float* x, int64_t n_tokens, float* y);
-  // Whether the tokens of the next calls are of distinct sequences (a batched decode step):
+  // Whether the tokens of the next calls belong to several sequences (a batched decode step):
   // then 9-64 tokens take run_few (f16 weights on the tensor cores), else the decode kernels.
   void set_many_sequences(bool on) { many_sequences_ = on; }
   static bool few_supported(const WeightView& w);
