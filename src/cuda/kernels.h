@@ -75,5 +75,8 @@ int mma_f16_token_tile();
 // The same for 1-64 tokens per block (mmv_f16.cu): each weight read once for all of them, for
 // batched decode. Dense: blockIdx.y takes 64 tokens; grouped: items of up to max_tokens rows.
 void mmv_f16(const MmaCall& c, int max_tokens, int n_blocks_y, cudaStream_t s);
+// Dense products of formats decoded into fragments, activations shared by 128 rows (mmv_frag.cu);
+// false where it does not apply (mmv_f16 then).
+bool mmv_frag(const MmaCall& c, int max_tokens, cudaStream_t s);
 
 }  // namespace jing::cuda::detail

@@ -13,6 +13,7 @@
 #include <cuda_pipeline.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
 
 #include "cuda/check.h"
@@ -264,6 +265,7 @@ void launch(const MmaCall& c, int n_blocks_y, cudaStream_t s) {
 
 void mmv_f16(const MmaCall& c, int max_tokens, int n_blocks_y, cudaStream_t s) {
   if (max_tokens < 1 || max_tokens > 64) throw Error("CUDA matmul: mmv_f16 takes 1 to 64 tokens per block");
+  if (!std::getenv("JING_MMV_WARP_K") && mmv_frag(c, max_tokens, s)) return;  // (measurement switch: the per-warp path)
   const bool ok = fmt::with_format(c.type, [&](auto f) {
     using F = decltype(f);
     if constexpr (F::kAct != fmt::Act::F32) {

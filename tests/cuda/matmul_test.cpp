@@ -185,6 +185,27 @@ TEST(CudaMatmul, LargeMatricesMatchCpu) {
   }
 }
 
+// Batched decode of tall matrices (many rows: 16-row blocks, k interleaved over a block's warps)
+// as against the few-row ones above (128-row blocks sharing the activations, k split over blocks).
+TEST(CudaMatmul, FewTokensOfTallMatricesMatchCpu) {
+  JING_REQUIRE_GPU();
+  JING_FIXTURE_OR_SKIP(path, "quants/quant-zoo.gguf");
+  auto zoo = gguf::File::open(path);
+  cuda::Stream stream;
+  cuda::Matmul mm(stream);
+  std::mt19937 rng(13);
+  for (const char* name : {"Q4_K", "Q6_K", "Q8_0", "IQ1_S"}) {
+    SCOPED_TRACE(name);
+    const HostMatrix m = large_matrix(zoo_matrix(zoo, name, rng), 40000, 512, rng);
+    const cuda::DeviceBuffer w = upload(m);
+    for (int64_t n : {12, 40}) {
+      const double rel = gpu_vs_cpu(mm, stream, m, w, n, Path::Few, rng);
+      std::printf("[cuda-tall] %-8s 40000x512 n=%-3lld rel-L2 %.2e\n", name, static_cast<long long>(n), rel);
+      EXPECT_LE(rel, 1e-3);
+    }
+  }
+}
+
 // Batched products (MoE experts picked on the device, MLA's per-head products): each product's
 // matrix, input row and output place as GemvBatch says, against cpu::matmul of that matrix alone.
 TEST(CudaMatmul, BatchedProductsMatchCpu) {
