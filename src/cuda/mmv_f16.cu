@@ -133,7 +133,7 @@ __global__ void __launch_bounds__(kThreads, 2) mmv_f16_kernel(const MmaCall c) {
       }
       for (int bi = 0; bi < n_blocks; ++bi) {
         const int64_t k_block = (static_cast<int64_t>(ch) * kCB + bi) * F::kWeights;
-#pragma unroll 1
+#pragma unroll
         for (int call = 0; call < Fr::kCalls; ++call) {
           // The call's activations are requested first: their latency hides behind the decoding.
           uint4 xb[Fr::kPerCall][NT8];
