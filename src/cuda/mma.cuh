@@ -6,6 +6,9 @@
 
 #include <cstdint>
 
+#include "cuda/kernels.h"
+#include "cuda/pdl.cuh"
+
 namespace jing::cuda::mma {
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
@@ -33,6 +36,23 @@ __device__ __forceinline__ void mma_m16n8k16(float c[4], const uint32_t a[4], co
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   const __half2 h = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// The rows of activations a block of an MmaCall multiplies: a grouped call's work item blockIdx.y
+// (its matrix moves w), or tile blockIdx.y of `tile` tokens of a dense one. False: an unused item.
+__device__ __forceinline__ bool block_rows(const detail::MmaCall& c, int tile, const uint8_t*& w, int64_t& first, int& n) {
+  w = static_cast<const uint8_t*>(c.w);
+  if (c.items) {
+    wait_for_previous_kernel();  // the work items come from an earlier kernel
+    const int32_t* it = c.items + 3 * static_cast<int64_t>(blockIdx.y);
+    n = it[2];
+    w += static_cast<int64_t>(it[0]) * c.mat_bytes;
+    first = it[1];
+    return n > 0;
+  }
+  first = static_cast<int64_t>(blockIdx.y) * tile;
+  n = static_cast<int>(min(static_cast<int64_t>(tile), c.n_tokens - first));
+  return true;
 }
 
 }  // namespace jing::cuda::mma

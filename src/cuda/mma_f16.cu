@@ -25,19 +25,10 @@ __global__ void __launch_bounds__(kThreads) mma_f16_kernel(const MmaCall c) {
   __shared__ __align__(16) __half ws[kRows][kLd];
   __shared__ __align__(16) __half xs[kToks][kLd];
   wait_for_previous_kernel();  // the activations (and work items) come from earlier kernels
-  const uint8_t* w = static_cast<const uint8_t*>(c.w);
+  const uint8_t* w;
   int64_t first;
   int n;
-  if (c.items) {
-    const int32_t* it = c.items + 3 * static_cast<int64_t>(blockIdx.y);
-    n = it[2];
-    if (n <= 0) return;
-    w += static_cast<int64_t>(it[0]) * c.mat_bytes;
-    first = it[1];
-  } else {
-    first = static_cast<int64_t>(blockIdx.y) * kToks;
-    n = static_cast<int>(min(static_cast<int64_t>(kToks), c.n_tokens - first));
-  }
+  if (!mma::block_rows(c, kToks, w, first, n)) return;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wm = warp / 2, wn = warp % 2;  // this warp's 32 rows and 32 tokens of the tile

@@ -29,11 +29,6 @@ namespace {
 constexpr int kWarps = 8, kThreads = kWarps * 32, kStages = 2;
 constexpr int kALd = 40;  // halves per row of a warp's f16 item tile (80 bytes: 16-byte stores hit distinct banks)
 
-// Blocks per chunk: at least 128 bytes of each row.
-template <class F>
-__host__ __device__ constexpr int chunk_blocks() {
-  return (128 + F::kBytes - 1) / F::kBytes;
-}
 // 16-row mma tiles per block: formats decoded into fragments take one (twice the blocks: more
 // warps resident per SM); the generic path decodes one row per lane, 32 rows.
 template <class F>
@@ -45,21 +40,13 @@ __host__ __device__ constexpr int block_rows() {
   return 16 * m_tiles<F>();
 }
 template <class F>
-__host__ __device__ constexpr int row_stride() {
-  // A chunk lands up to 15 bytes past a 16-byte boundary; rows 8 apart share banks, 4 apart do
-  // not (stride = 32 bytes mod 128), so the fragment loads of 8 rows take two wavefronts.
-  int s = (chunk_blocks<F>() * F::kBytes + 30) / 16 * 16;
-  while (s % 128 != 32) s += 16;
-  return s;
-}
-template <class F>
 constexpr size_t smem_bytes() {
-  return static_cast<size_t>(kWarps) * (kStages * block_rows<F>() * row_stride<F>() + (mmvfrag::Frag<F>::kFast ? 0 : 32 * kALd * 2));
+  return static_cast<size_t>(kWarps) * (kStages * block_rows<F>() * mmvfrag::tile_stride<F>() + (mmvfrag::Frag<F>::kFast ? 0 : 32 * kALd * 2));
 }
 
 template <class F, int NT8>
 __global__ void __launch_bounds__(kThreads, 2) mmv_f16_kernel(const MmaCall c) {
-  constexpr int kCB = chunk_blocks<F>(), kChunkBytes = kCB * F::kBytes, kStride = row_stride<F>();
+  constexpr int kCB = mmvfrag::chunk_blocks<F>(), kChunkBytes = kCB * F::kBytes, kStride = mmvfrag::tile_stride<F>();
   constexpr int kIpb = F::kWeights / 32;  // 32-weight items per block
   constexpr int MT = m_tiles<F>(), kRows = block_rows<F>();
   static_assert(kStages * kRows * kStride >= MT * NT8 * 4 * 32 * 4, "a warp's stages hold its partial sums at the end");
@@ -68,20 +55,10 @@ __global__ void __launch_bounds__(kThreads, 2) mmv_f16_kernel(const MmaCall c) {
   uint8_t* const stages = smem + static_cast<size_t>(warp) * kStages * kRows * kStride;
   __half* const at = reinterpret_cast<__half*>(smem + static_cast<size_t>(kWarps) * kStages * kRows * kStride) + warp * kRows * kALd;
 
-  const uint8_t* w = static_cast<const uint8_t*>(c.w);
+  const uint8_t* w;
   int64_t first;
   int n;
-  if (c.items) {
-    wait_for_previous_kernel();  // the work items come from an earlier kernel
-    const int32_t* it = c.items + 3 * static_cast<int64_t>(blockIdx.y);
-    n = it[2];
-    if (n <= 0) return;
-    w += static_cast<int64_t>(it[0]) * c.mat_bytes;
-    first = it[1];
-  } else {
-    first = static_cast<int64_t>(blockIdx.y) * (8 * NT8);
-    n = static_cast<int>(min(static_cast<int64_t>(8 * NT8), c.n_tokens - first));
-  }
+  if (!mma::block_rows(c, 8 * NT8, w, first, n)) return;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows;
   const int blocks = static_cast<int>(c.cols / F::kWeights);
   const int chunks = (blocks + kCB - 1) / kCB;
@@ -116,17 +93,17 @@ __global__ void __launch_bounds__(kThreads, 2) mmv_f16_kernel(const MmaCall c) {
   for (int nt = 0; nt < NT8; ++nt) xrow[nt] = static_cast<const __half*>(c.x) + (first + min(8 * nt + g, n - 1)) * c.cols + 8 * t4;
 
   if constexpr (mmvfrag::Frag<F>::kFast) {
-    // Each lane decodes its share of rows g, g + 8, g + 16, g + 24 straight into fragments.
-    using Fr = mmvfrag::Frag<F>;
+    // Each lane decodes its share of rows g and g + 8 straight into fragments (MT is 1 here).
+    float (&acc0)[NT8][4] = acc[0];
     for (int i = 0; i < tiles; ++i) {
       fetch(i + kStages - 1);
       __pipeline_wait_prior(kStages - 1);
       __syncwarp();
       const int ch = warp + kWarps * i;
       const int n_blocks = min(kCB, blocks - ch * kCB);
-      const uint8_t* rowp[2 * MT];
+      const uint8_t* rowp[2];
 #pragma unroll
-      for (int j = 0; j < 2 * MT; ++j) {
+      for (int j = 0; j < 2; ++j) {
         const int r = g + 8 * j;
         rowp[j] = stages + (i % kStages) * (kRows * kStride) + r * kStride +
                   reinterpret_cast<uintptr_t>(w + min(row0 + r, c.rows - 1) * static_cast<int64_t>(c.row_bytes) + ch * kChunkBytes) % 16;
@@ -134,32 +111,10 @@ __global__ void __launch_bounds__(kThreads, 2) mmv_f16_kernel(const MmaCall c) {
       for (int bi = 0; bi < n_blocks; ++bi) {
         const int64_t k_block = (static_cast<int64_t>(ch) * kCB + bi) * F::kWeights;
 #pragma unroll
-        for (int call = 0; call < Fr::kCalls; ++call) {
-          // The call's activations are requested first: their latency hides behind the decoding.
-          uint4 xb[Fr::kPerCall][NT8];
-#pragma unroll
-          for (int it = 0; it < Fr::kPerCall; ++it)
-#pragma unroll
-            for (int nt = 0; nt < NT8; ++nt) xb[it][nt] = __ldg(reinterpret_cast<const uint4*>(xrow[nt] + k_block + 32 * Fr::item(call, it)));
-          uint32_t v[2 * MT][Fr::kPerCall][4];
-#pragma unroll
-          for (int j = 0; j < 2 * MT; ++j) Fr::load(rowp[j] + bi * F::kBytes, call, t4, v[j]);
-#pragma unroll
-          for (int it = 0; it < Fr::kPerCall; ++it) {
-#pragma unroll
-            for (int nt = 0; nt < NT8; ++nt) {
-              const uint32_t b0[2] = {xb[it][nt].x, xb[it][nt].y}, b1[2] = {xb[it][nt].z, xb[it][nt].w};
-#pragma unroll
-              for (int mt = 0; mt < MT; ++mt) {
-                const uint32_t* lo = v[2 * mt][it];
-                const uint32_t* hi = v[2 * mt + 1][it];
-                const uint32_t a0[4] = {lo[0], hi[0], lo[1], hi[1]}, a1[4] = {lo[2], hi[2], lo[3], hi[3]};
-                mma::mma_m16n8k16(acc[mt][nt], a0, b0);
-                mma::mma_m16n8k16(acc[mt][nt], a1, b1);
-              }
-            }
-          }
-        }
+        for (int call = 0; call < mmvfrag::Frag<F>::kCalls; ++call)
+          mmvfrag::mma_call<F, NT8>(acc0, rowp[0] + bi * F::kBytes, rowp[1] + bi * F::kBytes, call, t4, c.tab, [&](int item, int nt) {
+            return __ldg(reinterpret_cast<const uint4*>(xrow[nt] + k_block + 32 * item));
+          });
       }
       __syncwarp();
     }
@@ -248,17 +203,7 @@ void launch(const MmaCall& c, int n_blocks_y, cudaStream_t s) {
           "mmv_f16 shared memory");
   });
   const dim3 grid(static_cast<unsigned>((c.rows + block_rows<F>() - 1) / block_rows<F>()), static_cast<unsigned>(n_blocks_y));
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = smem_bytes<F>();
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl_supported() ? 1 : 0;
-  if (grid.x && grid.y) check(cudaLaunchKernelEx(&cfg, mmv_f16_kernel<F, NT8>, c), "mmv_f16");
+  if (grid.x && grid.y) launch_pdl_smem(mmv_f16_kernel<F, NT8>, grid, dim3(kThreads), smem_bytes<F>(), s, "mmv_f16", c);
 }
 
 }  // namespace

@@ -23,18 +23,10 @@ namespace {
 
 constexpr int kWarps = 8, kThreads = kWarps * 32, kRows = 16 * kWarps, kStages = 2;
 
+// Chunks of 256 weights (the activation tile of 64 tokens stays at 32 KB), whatever the bytes.
 template <class F>
-__host__ __device__ constexpr int chunk_blocks() {  // at least 128 bytes of each row
-  return (128 + F::kBytes - 1) / F::kBytes;
-}
-// A row of the weight tile: room for a chunk landing up to 15 bytes past a 16-byte boundary,
-// 32 bytes past a multiple of 128 (rows 4 apart on other banks: 8 rows' fragment loads take two
-// wavefronts).
-template <class F>
-__host__ __device__ constexpr int w_stride() {
-  int s = (chunk_blocks<F>() * F::kBytes + 30) / 16 * 16;
-  while (s % 128 != 32) s += 16;
-  return s;
+__host__ __device__ constexpr int chunk_blocks() {
+  return F::kWeights >= 256 ? 1 : 256 / F::kWeights;
 }
 // A token's row of the activation tile: 4 x 16 bytes past a multiple of 128, so the 16-byte loads
 // of two tokens' 4 lanes fall on distinct banks.
@@ -46,13 +38,13 @@ __host__ __device__ constexpr int x_stride() {
 }
 template <class F, int NT8>
 __host__ __device__ constexpr int stage_bytes() {
-  return kRows * w_stride<F>() + 8 * NT8 * x_stride<F>();
+  return kRows * mmvfrag::tile_stride<F, chunk_blocks<F>()>() + 8 * NT8 * x_stride<F>();
 }
 
 template <class F, int NT8>
 __global__ void __launch_bounds__(kThreads) mmv_frag_kernel(const MmaCall c, int chunks_per_split) {
   using Fr = mmvfrag::Frag<F>;
-  constexpr int kCB = chunk_blocks<F>(), kChunkBytes = kCB * F::kBytes, kWS = w_stride<F>(), kXS = x_stride<F>();
+  constexpr int kCB = chunk_blocks<F>(), kChunkBytes = kCB * F::kBytes, kWS = mmvfrag::tile_stride<F, chunk_blocks<F>()>(), kXS = x_stride<F>();
   constexpr int kStage = stage_bytes<F, NT8>();
   extern __shared__ __align__(16) uint8_t smem[];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
@@ -111,28 +103,10 @@ __global__ void __launch_bounds__(kThreads) mmv_frag_kernel(const MmaCall c, int
     const int nb = min(kCB, blocks - ch * kCB);
     for (int bi = 0; bi < nb; ++bi) {
 #pragma unroll
-      for (int call = 0; call < Fr::kCalls; ++call) {
-        uint4 xb[Fr::kPerCall][NT8];
-#pragma unroll
-        for (int it = 0; it < Fr::kPerCall; ++it)
-#pragma unroll
-          for (int nt = 0; nt < NT8; ++nt)
-            xb[it][nt] = *reinterpret_cast<const uint4*>(xt + (8 * nt + g) * (kXS / 2) + bi * F::kWeights + 32 * Fr::item(call, it));
-        uint32_t v[2][Fr::kPerCall][4];
-#pragma unroll
-        for (int j = 0; j < 2; ++j) Fr::load(rowp[j] + bi * F::kBytes, call, t4, v[j]);
-#pragma unroll
-        for (int it = 0; it < Fr::kPerCall; ++it) {
-          const uint32_t a0[4] = {v[0][it][0], v[1][it][0], v[0][it][1], v[1][it][1]};
-          const uint32_t a1[4] = {v[0][it][2], v[1][it][2], v[0][it][3], v[1][it][3]};
-#pragma unroll
-          for (int nt = 0; nt < NT8; ++nt) {
-            const uint32_t b0[2] = {xb[it][nt].x, xb[it][nt].y}, b1[2] = {xb[it][nt].z, xb[it][nt].w};
-            mma::mma_m16n8k16(acc[nt], a0, b0);
-            mma::mma_m16n8k16(acc[nt], a1, b1);
-          }
-        }
-      }
+      for (int call = 0; call < Fr::kCalls; ++call)
+        mmvfrag::mma_call<F, NT8>(acc, rowp[0] + bi * F::kBytes, rowp[1] + bi * F::kBytes, call, t4, c.tab, [&](int item, int nt) {
+          return *reinterpret_cast<const uint4*>(xt + (8 * nt + g) * (kXS / 2) + bi * F::kWeights + 32 * item);
+        });
     }
   }
   __pipeline_wait_prior(0);

@@ -26,10 +26,11 @@ __device__ __forceinline__ void let_next_kernel_start() {
 bool pdl_supported();  // the current device is sm_90 or later (tables.cpp)
 
 template <class... Params, class... Args>
-void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s, const char* name, Args&&... args) {
+void launch_pdl_smem(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t s, const char* name, Args&&... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem_bytes;
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -37,6 +38,10 @@ void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s
   cfg.attrs = attr;
   cfg.numAttrs = pdl_supported() ? 1 : 0;
   check(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), name);
+}
+template <class... Params, class... Args>
+void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s, const char* name, Args&&... args) {
+  launch_pdl_smem(kernel, grid, block, 0, s, name, std::forward<Args>(args)...);
 }
 
 }  // namespace jing::cuda
