@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cpu/avx512_util.h"
+#include "cpu/q4k_tiles.h"
 #include "cpu/kernels_simd.h"
 #include "cpu/kquant_unpack.h"
 #include "cpu/matmul.h"
@@ -283,7 +284,14 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
       const size_t bytes = static_cast<size_t>(std::min<int64_t>(kRows, rows - r0 - kRows)) * w.row_bytes;
       for (size_t off = 0; off < bytes; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
     }
-    unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nb, p);
+    const uint8_t* rows_here = static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes;
+    if (w.tiled) {  // tiled Q4_K (cpu/q4k_tiles.h): the panel's 8-row groups back to plain rows, in L2
+      thread_local std::vector<uint8_t> plain;
+      plain.resize(static_cast<size_t>(n_rows) * w.row_bytes);
+      for (int g = 0; g < n_rows / 8; ++g) untile_q4k(rows_here + g * 8 * w.row_bytes, 8, w.cols, plain.data() + g * 8 * w.row_bytes);
+      rows_here = plain.data();
+    }
+    unpack_panel<B>(rows_here, w.row_bytes, n_rows, nb, p);
     const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
     const __mmask16 m0 = masks.first, m1 = masks.second;
     token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {

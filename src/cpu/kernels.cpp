@@ -117,26 +117,18 @@ bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys
 
 namespace {
 
-// Tiled Q4_K (cpu/q4k_tiles.h): decode reads the tiles, 8 rows a step; prompts give the matrix
-// kernels plain rows, untiled for the call.
+// Tiled Q4_K (cpu/q4k_tiles.h): decode reads the tiles, 8 rows a step; prompts go to the matrix
+// kernel, which turns each 32-row panel back into plain rows in L2 as it unpacks it.
 bool tiled_matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
   const int64_t rows = w.rows, cols = w.cols, groups = rows / 8;
   const auto* base = static_cast<const uint8_t*>(w.data);
-  if (n_tokens >= kGemmMinTokens) {
-    std::vector<uint8_t> plain(static_cast<size_t>(rows) * w.row_bytes);
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
-    for (int64_t g = 0; g < groups; ++g) untile_q4k(base + g * 8 * w.row_bytes, 8, cols, plain.data() + g * 8 * w.row_bytes);
-    WeightView p = w;
-    p.data = plain.data(), p.tiled = false;
-    return matmul_fast(p, x, n_tokens, y, n_threads);
-  }
   const size_t act_row = row_size(GgmlType::Q8_K, cols);
   std::vector<uint8_t> xq(act_row * static_cast<size_t>(n_tokens));
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_tokens > 1 && n_threads > 1)
+  for (int64_t t = 0; t < n_tokens; ++t) quantize_row(GgmlType::Q8_K, x + t * cols, xq.data() + static_cast<size_t>(t) * act_row, cols);
+  if (n_tokens >= kGemmMinTokens) return avx512::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads);
   std::vector<std::vector<int32_t>> patterns(static_cast<size_t>(n_tokens));
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    quantize_row(GgmlType::Q8_K, x + t * cols, xq.data() + static_cast<size_t>(t) * act_row, cols);
-    q4k_tiles_patterns(xq.data() + static_cast<size_t>(t) * act_row, cols, patterns[static_cast<size_t>(t)]);
-  }
+  for (int64_t t = 0; t < n_tokens; ++t) q4k_tiles_patterns(xq.data() + static_cast<size_t>(t) * act_row, cols, patterns[static_cast<size_t>(t)]);
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
   for (int64_t g = 0; g < groups; ++g)
     for (int64_t t = 0; t < n_tokens; ++t)

@@ -35,7 +35,7 @@ TEST(Weights, ReadIntoMemoryOrLockedGiveTheMappedLogits) {
   }
 }
 
-// JING_TILES=1: the CPU backend keeps Q4_K matrices in 8-row tiles. A prompt (untiled for the call),
+// JING_TILES=1: the CPU backend keeps Q4_K matrices in 8-row tiles. A prompt (the matrix kernel untiles each panel),
 // then single-token steps (read from the tiles), give the plain weights' logits within rounding.
 TEST(Weights, TiledQ4KGivesThePlainLogits) {
   JING_FIXTURE_OR_SKIP(path, "quantized/llama-Q4_K_M.gguf");
