@@ -43,14 +43,20 @@ void q4k_tiles_dot8(const void* group, const void* x_q8k, const int32_t* pattern
                                      _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w1, 8 * (j - 4) + 6), m3), 4));
     };
     const int32_t* pb = patterns + b * 32 * 16;
+    (void)pb;
     __m512i isum = _mm512_setzero_si512();
     __m256i msum = _mm256_setzero_si256();
     for (int p = 0; p < 4; ++p) {  // sub-blocks 2p (low nibbles) and 2p + 1 (high nibbles)
       __m512i slo = _mm512_setzero_si512(), shi = _mm512_setzero_si512();
+      // The sub-blocks' 32 activation bytes each, loaded once; chunk c's pattern (bytes 8c..8c+3
+      // in lanes 0-7, 8c+4..8c+7 in lanes 8-15) by a permute in registers, not a 64-byte load.
+      const __m512i xlo = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 64 * p)));
+      const __m512i xhi = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 64 * p + 32)));
       for (int c = 0; c < 4; ++c) {
         const __m512i q = _mm512_loadu_si512(t + 128 + (4 * p + c) * 64);
-        slo = _mm512_dpbusd_epi32(slo, _mm512_and_si512(q, low4), _mm512_loadu_si512(pb + (8 * p + c) * 16));
-        shi = _mm512_dpbusd_epi32(shi, _mm512_and_si512(_mm512_srli_epi16(q, 4), low4), _mm512_loadu_si512(pb + (8 * p + 4 + c) * 16));
+        const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
+        slo = _mm512_dpbusd_epi32(slo, _mm512_and_si512(q, low4), _mm512_permutexvar_epi32(idx, xlo));
+        shi = _mm512_dpbusd_epi32(shi, _mm512_and_si512(_mm512_srli_epi16(q, 4), low4), _mm512_permutexvar_epi32(idx, xhi));
       }
       const __m256i s0 = scale(2 * p), s1 = scale(2 * p + 1);
       isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(slo, _mm512_inserti64x4(_mm512_castsi256_si512(s0), s0, 1)));
