@@ -1,5 +1,6 @@
 // The decode kernel of tiled Q4_K (cpu/q4k_tiles.h): 8 rows at once, VPDPBUSD on 64-byte chunks
-// (16 values of each of the 8 rows) against activation patterns made once per product.
+// (16 values of each of the 8 rows) against the matching 8 activation bytes of each row, spread
+// over the lanes by a permute in registers (64-byte pattern loads bound an earlier version).
 #include <immintrin.h>
 
 #include <cstring>
@@ -10,18 +11,7 @@
 
 namespace jing::cpu::avx512 {
 
-void q4k_tiles_patterns(const void* x_q8k, int64_t cols, int32_t* patterns) {
-  const auto* x = static_cast<const blocks::q8_K*>(x_q8k);
-  for (int64_t b = 0; b < cols / 256; ++b)
-    for (int c = 0; c < 32; ++c) {
-      int32_t lo, hi;
-      std::memcpy(&lo, x[b].qs + 8 * c, 4);
-      std::memcpy(&hi, x[b].qs + 8 * c + 4, 4);
-      _mm512_storeu_si512(patterns + (b * 32 + c) * 16, _mm512_inserti64x4(_mm512_set1_epi32(lo), _mm256_set1_epi32(hi), 1));
-    }
-}
-
-void q4k_tiles_dot8(const void* group, const void* x_q8k, const int32_t* patterns, int64_t cols, float* y8) {
+void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) {
   const auto* t0 = static_cast<const uint8_t*>(group);
   const auto* x = static_cast<const blocks::q8_K*>(x_q8k);
   const __m512i low4 = _mm512_set1_epi8(0x0F);
@@ -42,8 +32,6 @@ void q4k_tiles_dot8(const void* group, const void* x_q8k, const int32_t* pattern
                    : _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(w2, 8 * (j - 4) + 4), m15),
                                      _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w1, 8 * (j - 4) + 6), m3), 4));
     };
-    const int32_t* pb = patterns + b * 32 * 16;
-    (void)pb;
     __m512i isum = _mm512_setzero_si512();
     __m256i msum = _mm256_setzero_si256();
     for (int p = 0; p < 4; ++p) {  // sub-blocks 2p (low nibbles) and 2p + 1 (high nibbles)

@@ -81,16 +81,11 @@ bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys
     work += w.rows * w.cols;
   }
   std::vector<uint8_t> xq(act_at[static_cast<size_t>(count)]);
-  std::vector<std::vector<int32_t>> patterns(static_cast<size_t>(count));
   for (int i = 0; i < count; ++i) {
     // Products sharing an input (gate and up) round it once.
     const bool same = i > 0 && xs[i] == xs[i - 1] && acts[i] == acts[i - 1] && ws[i].cols == ws[i - 1].cols;
     if (same) std::memcpy(xq.data() + act_at[i], xq.data() + act_at[i - 1], act_row[i]);
     else quantize_row(acts[i], xs[i], xq.data() + act_at[i], ws[i].cols);
-    if (ws[i].tiled) {
-      if (same && ws[i - 1].tiled) patterns[i] = patterns[i - 1];
-      else q4k_tiles_patterns(xq.data() + act_at[i], ws[i].cols, patterns[i]);
-    }
   }
   const int64_t total = first_cost[static_cast<size_t>(count)];
   n_threads = threads_for(work, n_threads);
@@ -107,7 +102,7 @@ bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys
       const int64_t step = w.tiled ? 8 : 1;
       const int64_t from = std::max(lo, first_cost[i]) - first_cost[i], to = std::min(hi, first_cost[i + 1]) - first_cost[i];
       for (int64_t r = (from + step - 1) / step * step; r < to; r += step) {
-        if (w.tiled) q4k_tiles_dot8(base + r * w.row_bytes, xq.data() + act_at[i], patterns[i].data(), w.cols, ys[i] + r);
+        if (w.tiled) q4k_tiles_dot8(base + r * w.row_bytes, xq.data() + act_at[i], w.cols, ys[i] + r);
         else ys[i][r] = dots[i](base + r * w.row_bytes, xq.data() + act_at[i], w.cols);
       }
     }
@@ -127,12 +122,10 @@ bool tiled_matmul(const WeightView& w, const float* x, int64_t n_tokens, float* 
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_tokens > 1 && n_threads > 1)
   for (int64_t t = 0; t < n_tokens; ++t) quantize_row(GgmlType::Q8_K, x + t * cols, xq.data() + static_cast<size_t>(t) * act_row, cols);
   if (n_tokens >= kGemmMinTokens) return avx512::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads);
-  std::vector<std::vector<int32_t>> patterns(static_cast<size_t>(n_tokens));
-  for (int64_t t = 0; t < n_tokens; ++t) q4k_tiles_patterns(xq.data() + static_cast<size_t>(t) * act_row, cols, patterns[static_cast<size_t>(t)]);
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
   for (int64_t g = 0; g < groups; ++g)
     for (int64_t t = 0; t < n_tokens; ++t)
-      q4k_tiles_dot8(base + g * 8 * w.row_bytes, xq.data() + static_cast<size_t>(t) * act_row, patterns[static_cast<size_t>(t)].data(), cols, y + t * rows + 8 * g);
+      q4k_tiles_dot8(base + g * 8 * w.row_bytes, xq.data() + static_cast<size_t>(t) * act_row, cols, y + t * rows + 8 * g);
   return true;
 }
 

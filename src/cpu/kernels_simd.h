@@ -70,6 +70,5 @@ bool gemm_q8(const WeightView& w, const void* x_blocks, size_t act_row, int64_t 
 // gemm_kquant_avx512.cpp: the K-quants, i-quants and ternary formats (Q8_K rows).
 bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t n_tokens, float* y, int n_threads);
 // gemv_q4k_tiles_avx512.cpp: tiled Q4_K (cpu/q4k_tiles.h).
-void q4k_tiles_patterns(const void* x_q8k, int64_t cols, int32_t* patterns);
-void q4k_tiles_dot8(const void* group, const void* x_q8k, const int32_t* patterns, int64_t cols, float* y8);
+void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);
 }  // namespace jing::cpu::avx512

@@ -61,13 +61,8 @@ void untile_q4k(const void* tiles, int64_t n_rows, int64_t cols, void* rows) {
              [](const uint8_t* t, uint8_t* q, size_t n) { std::memcpy(q, t, n); });
 }
 
-void q4k_tiles_patterns(const void* x_q8k, int64_t cols, std::vector<int32_t>& patterns) {
-  patterns.resize(static_cast<size_t>(cols / 8 * 16));
-  avx512::q4k_tiles_patterns(x_q8k, cols, patterns.data());
-}
-
-void q4k_tiles_dot8(const void* group, const void* x_q8k, const int32_t* patterns, int64_t cols, float* y8) {
-  avx512::q4k_tiles_dot8(group, x_q8k, patterns, cols, y8);
+void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) {
+  avx512::q4k_tiles_dot8(group, x_q8k, cols, y8);
 }
 
 }  // namespace jing::cpu

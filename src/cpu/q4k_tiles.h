@@ -18,11 +18,8 @@ bool q4k_tiles_fit(const WeightView& w);
 void tile_q4k(const void* rows, int64_t n_rows, int64_t cols, void* tiles);
 void untile_q4k(const void* tiles, int64_t n_rows, int64_t cols, void* rows);
 
-// The activations (one Q8_K row of cols values) as the kernel reads them: every 8 bytes of quants
-// as a 64-byte pattern (bytes 0-3 in lanes 0-7, bytes 4-7 in lanes 8-15), 8 * cols bytes.
-void q4k_tiles_patterns(const void* x_q8k, int64_t cols, std::vector<int32_t>& patterns);
-
-// y[0..7] = the 8 rows of one tile group (tiles of one 8-row group, cols / 256 of them) times x.
-void q4k_tiles_dot8(const void* group, const void* x_q8k, const int32_t* patterns, int64_t cols, float* y8);
+// y[0..7] = the 8 rows of one tile group (tiles of one 8-row group, cols / 256 of them) times x
+// (one Q8_K row of cols values).
+void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);
 
 }  // namespace jing::cpu
