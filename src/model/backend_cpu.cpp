@@ -143,7 +143,7 @@ class CpuBackend : public Backend {
         void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED)
           throw Error("not enough memory to read " + std::to_string(bytes >> 20) + " MiB of weights into RAM (" + std::to_string(copied_bytes_ >> 20) +
-                      " MiB read so far); " + (weights_.copy ? "leave out --no-mmap to map the file" : "leave JING_TILES unset to keep Q4_K weights mapped"));
+                      " MiB read so far); " + (weights_.copy ? "leave out --no-mmap to map the file" : "JING_TILES=0 keeps Q4_K weights mapped"));
         madvise(mem, bytes, MADV_HUGEPAGE);
         auto* at = static_cast<uint8_t*>(mem);
         if (tile) tile_q4k_parallel(w, n_mats, at);

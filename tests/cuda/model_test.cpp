@@ -4,6 +4,8 @@
 // give each sequence's logits alone. Skipped without a GPU.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -14,6 +16,10 @@
 using namespace jing;
 
 namespace {
+
+// The CPU side of these comparisons keeps plain Q4_K rows: the GPU's decode kernels mirror their
+// rounding order, and the tiny quantized fixtures amplify any other order (tiles: 1.5e-2 on `en`).
+[[maybe_unused]] const bool kPlainCpuRows = (setenv("JING_TILES", "0", 1), true);
 
 double rel_l2(const float* a, const float* b, int n) {
   double num = 0, den = 0;

@@ -35,12 +35,12 @@ TEST(Weights, ReadIntoMemoryOrLockedGiveTheMappedLogits) {
   }
 }
 
-// JING_TILES=1: the CPU backend keeps Q4_K matrices in 8-row tiles. A prompt (the matrix kernel untiles each panel),
+// The CPU backend keeps Q4_K matrices in 8-row tiles (JING_TILES=0: plain rows). A prompt (the matrix kernel untiles each panel),
 // then single-token steps (read from the tiles), give the plain weights' logits within rounding.
 TEST(Weights, TiledQ4KGivesThePlainLogits) {
   JING_FIXTURE_OR_SKIP(path, "quantized/llama-Q4_K_M.gguf");
   auto run = [&](bool tiles) {
-    if (tiles) setenv("JING_TILES", "1", 1);
+    setenv("JING_TILES", tiles ? "1" : "0", 1);
     model::ModelOptions opts;
     opts.n_ctx = 32;
     auto m = model::Model::load(path, opts);

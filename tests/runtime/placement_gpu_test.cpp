@@ -3,6 +3,8 @@
 // a budget too small for any layer.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <cmath>
 #include <cstdio>
 
@@ -14,6 +16,11 @@
 using namespace jing;
 
 namespace {
+
+// The CPU side of these comparisons keeps plain Q4_K rows: the GPU's decode kernels mirror their
+// rounding order, and the tiny quantized fixtures amplify any other order (tiles: 1.5e-2 on `en`).
+[[maybe_unused]] const bool kPlainCpuRows = (setenv("JING_TILES", "0", 1), true);
+
 
 std::vector<float> logits(model::Model& m, const std::vector<int32_t>& ids) {
   model::Batch b;
