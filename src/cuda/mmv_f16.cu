@@ -64,14 +64,14 @@ __global__ void __launch_bounds__(kThreads, 2) mmv_f16_kernel(const MmaCall c) {
   const int chunks = (blocks + kCB - 1) / kCB;
   const int tiles = warp < chunks ? (chunks - warp + kWarps - 1) / kWarps : 0;  // chunks warp, warp + 8, ...
 
-  // Copies tile i (chunk warp + 8 i of the 32 rows) into stage i % kStages; every call commits
+  // Copies tile i (chunk warp + 8 i of the block's rows) into stage i % kStages; every call commits
   // one group of copies (maybe empty), so the waits count uniformly.
   auto fetch = [&](int i) {
     if (i < tiles) {
       const int ch = warp + kWarps * i;
       const int bytes = min(kCB, blocks - ch * kCB) * F::kBytes;
       uint8_t* dst = stages + (i % kStages) * (kRows * kStride);
-      // 16-byte pieces of all 32 rows, from the 16-byte boundary at or below each row's start.
+      // 16-byte pieces of all the rows, from the 16-byte boundary at or below each row's start.
       constexpr int kPieces = (kChunkBytes + 30) / 16;
       for (int p = lane; p < kRows * kPieces; p += 32) {
         const int r = p / kPieces, q = p % kPieces;
