@@ -135,6 +135,7 @@ struct Gathered<q6_K> {
 
 // 32 rows of a weight matrix in the kernel's layout (see the file comment).
 struct Panel {
+  std::vector<uint8_t> plain;   // tiled Q4_K: the panel's rows untiled (cpu/q4k_tiles.h)
   AlignedVector<uint8_t> vals;  // [k/4][32 rows][4]
   AlignedVector<int32_t> sc;    // [block][group][32 rows]
   AlignedVector<int16_t> mn;    // [block][group pair][32 rows][2]
@@ -286,10 +287,9 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
     }
     const uint8_t* rows_here = static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes;
     if (w.tiled) {  // tiled Q4_K (cpu/q4k_tiles.h): the panel's 8-row groups back to plain rows, in L2
-      thread_local std::vector<uint8_t> plain;
-      plain.resize(static_cast<size_t>(n_rows) * w.row_bytes);
-      for (int g = 0; g < n_rows / 8; ++g) untile_q4k(rows_here + g * 8 * w.row_bytes, 8, w.cols, plain.data() + g * 8 * w.row_bytes);
-      rows_here = plain.data();
+      p.plain.resize(static_cast<size_t>(n_rows) * w.row_bytes);
+      untile_q4k(rows_here, n_rows, w.cols, p.plain.data());
+      rows_here = p.plain.data();
     }
     unpack_panel<B>(rows_here, w.row_bytes, n_rows, nb, p);
     const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)

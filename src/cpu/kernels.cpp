@@ -15,7 +15,6 @@
 
 #include "common/cpu_features.h"
 #include "cpu/kernels_simd.h"
-#include "cpu/q4k_tiles.h"
 #include "quant/fp16.h"
 #include "quant/quantize_row.h"
 
@@ -102,7 +101,7 @@ bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys
       const int64_t step = w.tiled ? 8 : 1;
       const int64_t from = std::max(lo, first_cost[i]) - first_cost[i], to = std::min(hi, first_cost[i + 1]) - first_cost[i];
       for (int64_t r = (from + step - 1) / step * step; r < to; r += step) {
-        if (w.tiled) q4k_tiles_dot8(base + r * w.row_bytes, xq.data() + act_at[i], w.cols, ys[i] + r);
+        if (w.tiled) avx512::q4k_tiles_dot8(base + r * w.row_bytes, xq.data() + act_at[i], w.cols, ys[i] + r);
         else ys[i][r] = dots[i](base + r * w.row_bytes, xq.data() + act_at[i], w.cols);
       }
     }
@@ -110,33 +109,11 @@ bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys
   return true;
 }
 
-namespace {
-
-// Tiled Q4_K (cpu/q4k_tiles.h): decode reads the tiles, 8 rows a step; prompts go to the matrix
-// kernel, which turns each 32-row panel back into plain rows in L2 as it unpacks it.
-bool tiled_matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
-  const int64_t rows = w.rows, cols = w.cols, groups = rows / 8;
-  const auto* base = static_cast<const uint8_t*>(w.data);
-  const size_t act_row = row_size(GgmlType::Q8_K, cols);
-  std::vector<uint8_t> xq(act_row * static_cast<size_t>(n_tokens));
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_tokens > 1 && n_threads > 1)
-  for (int64_t t = 0; t < n_tokens; ++t) quantize_row(GgmlType::Q8_K, x + t * cols, xq.data() + static_cast<size_t>(t) * act_row, cols);
-  if (n_tokens >= kGemmMinTokens) return avx512::gemm_kquant(w, xq.data(), act_row, n_tokens, y, n_threads);
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
-  for (int64_t g = 0; g < groups; ++g)
-    for (int64_t t = 0; t < n_tokens; ++t)
-      q4k_tiles_dot8(base + g * 8 * w.row_bytes, xq.data() + static_cast<size_t>(t) * act_row, cols, y + t * rows + 8 * g);
-  return true;
-}
-
-}  // namespace
-
 bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
   if (!cpu_features::avx2()) return false;
   const int64_t rows = w.rows, cols = w.cols;
   const auto* base = static_cast<const uint8_t*>(w.data);
   n_threads = threads_for(rows * cols * n_tokens, n_threads);
-  if (w.tiled) return tiled_matmul(w, x, n_tokens, y, n_threads);
   const bool float_type = w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16;
   if (float_type && n_tokens >= kGemmFloatMinTokens && cpu_features::avx512())
     return avx512::gemm_float(w, x, n_tokens, y, n_threads);
@@ -196,6 +173,13 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
                                                    : avx2::gemm_q8(w, xq.data(), act_row, n_tokens, y, n_threads)))
       return true;
     if (!dot) return false;
+  }
+  if (w.tiled) {  // tiled Q4_K (cpu/q4k_tiles.h), a few tokens: 8 rows a step; tokens inner, so each group is read once
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
+    for (int64_t g = 0; g < rows / 8; ++g)
+      for (int64_t t = 0; t < n_tokens; ++t)
+        avx512::q4k_tiles_dot8(base + g * 8 * w.row_bytes, xq.data() + static_cast<size_t>(t) * act_row, cols, y + t * rows + 8 * g);
+    return true;
   }
   // Rows in blocks of 16 per task; tokens inner, so each weight row is read once from memory.
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)

@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "common/cpu_features.h"
-#include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
 
 namespace jing::cpu {
@@ -59,10 +58,6 @@ void tile_q4k(const void* rows, int64_t n_rows, int64_t cols, void* tiles) {
 void untile_q4k(const void* tiles, int64_t n_rows, int64_t cols, void* rows) {
   each_field(const_cast<uint8_t*>(static_cast<const uint8_t*>(tiles)), static_cast<uint8_t*>(rows), n_rows, cols,
              [](const uint8_t* t, uint8_t* q, size_t n) { std::memcpy(q, t, n); });
-}
-
-void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) {
-  avx512::q4k_tiles_dot8(group, x_q8k, cols, y8);
 }
 
 }  // namespace jing::cpu

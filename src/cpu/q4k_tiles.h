@@ -18,8 +18,4 @@ bool q4k_tiles_fit(const WeightView& w);
 void tile_q4k(const void* rows, int64_t n_rows, int64_t cols, void* tiles);
 void untile_q4k(const void* tiles, int64_t n_rows, int64_t cols, void* rows);
 
-// y[0..7] = the 8 rows of one tile group (tiles of one 8-row group, cols / 256 of them) times x
-// (one Q8_K row of cols values).
-void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);
-
 }  // namespace jing::cpu
