@@ -171,12 +171,8 @@ __global__ void __launch_bounds__(kThreads) attention_prompt_kernel(const Prompt
 template <int DK>
 void launch_prompt(const PromptArgs& a, cudaStream_t s) {
   const size_t smem = (2 * kRowsPerBlock * (DK + 8) + (a.p.v_in_k ? 0 : kKeysPerTile * (kSlice + 8))) * sizeof(__half);
-  static const bool opted = [&] {
-    return cudaFuncSetAttribute(attention_prompt_kernel<DK>, cudaFuncAttributeMaxDynamicSharedMemorySize, 2 * kRowsPerBlock * (DK + 8) * 2 +
-                                                                                                             kKeysPerTile * (kSlice + 8) * 2) ==
-           cudaSuccess;
-  }();
-  if (!opted) throw Error("CUDA attention: the prompt kernel's shared memory was refused");
+  allow_dynamic_smem<attention_prompt_kernel<DK>>((2 * kRowsPerBlock * (DK + 8) + kKeysPerTile * (kSlice + 8)) * sizeof(__half),
+                                                  "CUDA attention: the prompt kernel's shared memory");
   const int group = a.p.n_head / a.p.n_head_kv;
   const dim3 grid(static_cast<unsigned>((a.n * group + kRowsPerBlock - 1) / kRowsPerBlock), static_cast<unsigned>(a.p.n_head_kv),
                   static_cast<unsigned>((a.p.dv + kSlice - 1) / kSlice));

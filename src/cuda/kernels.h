@@ -72,8 +72,8 @@ struct MmaCall {
 bool mma_f16_supported(GgmlType type);
 void mma_f16(const MmaCall& c, int n_blocks_y, cudaStream_t s);
 int mma_f16_token_tile();
-// The same for 1-64 tokens per block (mmv_f16.cu): each weight read once for all of them, for
-// batched decode. Dense: blockIdx.y takes 64 tokens; grouped: items of up to max_tokens rows.
+// The same for up to 64 tokens per block (mmv_f16.cu): each weight read once for all of them, for
+// batched decode (run_few: dense, blockIdx.y takes 64 tokens; MmaCall's work items work as in mma_f16).
 void mmv_f16(const MmaCall& c, int max_tokens, int n_blocks_y, cudaStream_t s);
 // Dense products of formats decoded into fragments, activations shared by 128 rows (mmv_frag.cu);
 // false where it does not apply (mmv_f16 then).

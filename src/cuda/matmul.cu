@@ -182,7 +182,7 @@ void Matmul::run_gemv(const WeightView& w, const float* x, int64_t n_tokens, flo
 // The tensor-core path for 9-64 tokens takes block formats at their blocks' own alignment.
 bool Matmul::few_supported(const WeightView& w) {
   static const bool off = std::getenv("JING_MMV_OFF") != nullptr;  // measurement switch: 8 tokens at a time instead
-  const size_t align = std::min<size_t>(16, traits(w.type).type_size & (~traits(w.type).type_size + 1));
+  const auto align = static_cast<size_t>(fmt::gcd16(static_cast<int>(traits(w.type).type_size)));  // the formats' kAlign
   return !off && detail::mma_f16_supported(w.type) && (reinterpret_cast<uintptr_t>(w.data) | w.row_bytes) % align == 0;
 }
 

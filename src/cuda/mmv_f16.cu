@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <mutex>
 
 #include "cuda/check.h"
 #include "cuda/formats.cuh"
@@ -197,11 +196,7 @@ __global__ void __launch_bounds__(kThreads, 2) mmv_f16_kernel(const MmaCall c) {
 
 template <class F, int NT8>
 void launch(const MmaCall& c, int n_blocks_y, cudaStream_t s) {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    check(cudaFuncSetAttribute(mmv_f16_kernel<F, NT8>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes<F>())),
-          "mmv_f16 shared memory");
-  });
+  allow_dynamic_smem<mmv_f16_kernel<F, NT8>>(smem_bytes<F>(), "mmv_f16 shared memory");
   const dim3 grid(static_cast<unsigned>((c.rows + block_rows<F>() - 1) / block_rows<F>()), static_cast<unsigned>(n_blocks_y));
   if (grid.x && grid.y) launch_pdl_smem(mmv_f16_kernel<F, NT8>, grid, dim3(kThreads), smem_bytes<F>(), s, "mmv_f16", c);
 }
@@ -217,8 +212,7 @@ void mmv_f16(const MmaCall& c, int max_tokens, int n_blocks_y, cudaStream_t s) {
       if (c.cols % F::kWeights) throw Error("CUDA matmul: rows of whole blocks only");
       if ((reinterpret_cast<uintptr_t>(c.w) | c.row_bytes | static_cast<size_t>(c.mat_bytes)) % F::kAlign)
         throw Error("CUDA matmul: rows are not aligned to their block size");
-      if (max_tokens <= 8) launch<F, 1>(c, n_blocks_y, s);
-      else if (max_tokens <= 16) launch<F, 2>(c, n_blocks_y, s);
+      if (max_tokens <= 16) launch<F, 2>(c, n_blocks_y, s);
       else if (max_tokens <= 32) launch<F, 4>(c, n_blocks_y, s);
       else launch<F, 8>(c, n_blocks_y, s);
     } else {

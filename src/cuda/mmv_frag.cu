@@ -9,7 +9,6 @@
 #include <cuda_pipeline.h>
 
 #include <algorithm>
-#include <mutex>
 
 #include "cuda/check.h"
 #include "cuda/formats.cuh"
@@ -129,11 +128,8 @@ __global__ void __launch_bounds__(kThreads) mmv_frag_kernel(const MmaCall c, int
 
 template <class F, int NT8>
 bool launch(const MmaCall& c, cudaStream_t s) {
-  static std::once_flag once;
   constexpr size_t bytes = static_cast<size_t>(kStages) * stage_bytes<F, NT8>();
-  std::call_once(once, [] {
-    check(cudaFuncSetAttribute(mmv_frag_kernel<F, NT8>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), "mmv_frag shared memory");
-  });
+  allow_dynamic_smem<mmv_frag_kernel<F, NT8>>(bytes, "mmv_frag shared memory");
   static const int slots = [] {  // blocks resident on the GPU at once
     int per_sm = 0;
     check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, mmv_frag_kernel<F, NT8>, kThreads, bytes), "mmv_frag occupancy");

@@ -25,6 +25,14 @@ __device__ __forceinline__ void let_next_kernel_start() {
 
 bool pdl_supported();  // the current device is sm_90 or later (tables.cpp)
 
+// Lets Kernel take `bytes` of dynamic shared memory (past the default 48 KB): asked once per
+// kernel, the answer kept (a refusal throws at every launch, naming `what`).
+template <auto Kernel>
+void allow_dynamic_smem(size_t bytes, const char* what) {
+  static const cudaError_t answer = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  check(answer, what);
+}
+
 template <class... Params, class... Args>
 void launch_pdl_smem(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t s, const char* name, Args&&... args) {
   cudaLaunchConfig_t cfg = {};

@@ -96,6 +96,9 @@ double rel_l2(const std::vector<float>& got, const std::vector<float>& ref) {
 
 enum class Path { Auto, Gemv, Gemm, Few };
 
+// m's rows as uploaded to w.
+cuda::WeightView device_view(const HostMatrix& m, const cuda::DeviceBuffer& w) { return {m.type, w.data(), m.cols, m.rows, row_size(m.type, m.cols)}; }
+
 // The GPU product of m with n_tokens random activations against cpu::matmul.
 double gpu_vs_cpu(cuda::Matmul& mm, const cuda::Stream& stream, const HostMatrix& m, const cuda::DeviceBuffer& w, int64_t n, Path path,
                   std::mt19937& rng) {
@@ -105,7 +108,7 @@ double gpu_vs_cpu(cuda::Matmul& mm, const cuda::Stream& stream, const HostMatrix
   cuda::DeviceBuffer xd(x.size() * 4), yd(got.size() * 4);
   xd.upload(x.data(), x.size() * 4);
   cudaMemsetAsync(yd.data(), 0xFF, yd.size(), static_cast<cudaStream_t>(stream.handle()));  // NaN: an output the kernel forgets shows
-  cuda::WeightView v{m.type, w.data(), m.cols, m.rows, row_size(m.type, m.cols)};
+  const cuda::WeightView v = device_view(m, w);
   if (path == Path::Gemv) mm.run_gemv(v, xd.as<float>(), n, yd.as<float>());
   else if (path == Path::Gemm) mm.run_gemm(v, xd.as<float>(), n, yd.as<float>());
   else if (path == Path::Few) mm.run_few(v, xd.as<float>(), n, yd.as<float>());
@@ -152,7 +155,7 @@ TEST(CudaMatmul, ZooTypesMatchCpu) {
     for (int64_t n : {1, 3, 17, 512}) rel[i++] = gpu_vs_cpu(mm, stream, m, w, n, Path::Auto, rng);
     rel[i++] = gpu_vs_cpu(mm, stream, m, w, 17, Path::Gemv, rng);
     rel[i++] = gpu_vs_cpu(mm, stream, m, w, 3, Path::Gemm, rng);
-    rel[i++] = cuda::Matmul::few_supported(cuda::WeightView{m.type, w.data(), m.cols, m.rows, row_size(m.type, m.cols)})
+    rel[i++] = cuda::Matmul::few_supported(device_view(m, w))
                    ? gpu_vs_cpu(mm, stream, m, w, 17, Path::Few, rng)
                    : 0;
     std::printf("[cuda-matmul] %-8s                        %.2e  %.2e  %.2e  %.2e  | %.2e   %.2e   %.2e\n", name, rel[0], rel[1], rel[2], rel[3], rel[4],
@@ -177,7 +180,7 @@ TEST(CudaMatmul, LargeMatricesMatchCpu) {
     int i = 0;
     for (int64_t n : {1, 2, 8, 64}) rel[i++] = gpu_vs_cpu(mm, stream, m, w, n, Path::Auto, rng);
     // 9-64 tokens of distinct sequences (batched decode) on the tensor cores
-    if (cuda::Matmul::few_supported(cuda::WeightView{m.type, w.data(), m.cols, m.rows, row_size(m.type, m.cols)}))
+    if (cuda::Matmul::few_supported(device_view(m, w)))
       for (int64_t n : {12, 40}) rel[i++] = gpu_vs_cpu(mm, stream, m, w, n, Path::Few, rng);
     std::printf("[cuda-large] %-8s                         %.2e  %.2e  %.2e  %.2e  | %.2e  %.2e\n", name, rel[0], rel[1], rel[2], rel[3], rel[4],
                 rel[5]);
