@@ -15,11 +15,41 @@
 namespace jing::cuda::ops {
 namespace {
 
-constexpr int kAttnThreads = 128, kAttnTile = 128, kMaxHeadDim = 1024, kMaxValueDims = 4;  // dv <= 4 * 128 (MLA: 512)
+constexpr int kAttnThreads = 128, kAttnTile = 128, kMaxHeadDim = 1024, kMaxValueDims = 4;  // dv <= 4 * 128 (MLA: 512): attention_kernel<VR <= 4>
 constexpr int kMinSplitKeys = 256;
 constexpr int kStagedValueDims = 128;  // values up to this wide are staged in shared memory (32 KB a tile)
 
 __device__ float round_f16(float x) { return __half2float(__float2half_rn(x)); }
+
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+// The online softmax's value walk over a tile's keys, one key after another in ggml's rounding
+// order: rows are `rows` (shared or global memory), key j's at j * stride. Nothing but the
+// chain's own arithmetic may sit in the loop: a branch per key around the loads (for threads past
+// the last dimension) cost about 80 cycles a key, so such a thread walks a copy of the last
+// dimension and its sums are dropped. (Runs between the keys that raise the max, to take the
+// predicated rescale off the chain, measured slower.)
+template <int VR>
+__device__ __forceinline__ void walk_values(const __half* rows, int stride, const float* msh, const float* vsh, int nt, int tid, int dv,
+                                            float& l, float (&acc)[VR]) {
+  int dim[VR];
+#pragma unroll
+  for (int r = 0; r < VR; ++r) dim[r] = min(tid + r * kAttnThreads, dv - 1);
+#pragma unroll 8
+  for (int j = 0; j < nt; ++j) {
+    const float ms = msh[j], vs = vsh[j];
+    float v[VR];
+#pragma unroll
+    for (int r = 0; r < VR; ++r) v[r] = __half2float(rows[j * stride + dim[r]]);
+    l = l * ms + vs;
+    if (ms != 1.0f) {  // the key raised the max
+#pragma unroll
+      for (int r = 0; r < VR; ++r) acc[r] = round_f16(__fmul_rn(acc[r], ms));
+    }
+#pragma unroll
+    for (int r = 0; r < VR; ++r) acc[r] = round_f16(__fadd_rn(acc[r], __fmul_rn(v[r], vs)));
+  }
+}
 
 // One block per (token, head, split): split `sp` of `splits` takes an equal share of the token's
 // keys, so a decode step with few heads still fills the GPU (the share is worked out on the device
@@ -32,6 +62,7 @@ __device__ float round_f16(float x) { return __half2float(__float2half_rn(x)); }
 // sensitive enough to that rounding (2e-2 in the logits of the fixtures) that matching it matters.
 // One split writes the output; several write their (max, sum, weighted values) for
 // attention_combine_kernel, which merges them in f32.
+template <int VR>  // value dimensions per thread: dv <= VR * kAttnThreads
 __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams p, const float* q, int64_t q_stride, const __half* kc,
                                                                  const __half* vc, const int32_t* seq, const int32_t* pos, float* out, int splits,
                                                                  float* part) {
@@ -41,25 +72,38 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
   __shared__ __align__(16) __half vtile[kAttnTile * kStagedValueDims];  // the tile's values, when they fit
   const int t = blockIdx.x, h = blockIdx.y, sp = blockIdx.z, tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warps = kAttnThreads / 32;
   const int hk = h / (p.n_head / p.n_head_kv);
-  wait_for_previous_kernel();
-  let_next_kernel_start();
   // Splits of fewer than kMinSplitKeys keys are not used: short contexts keep ggml's exact
   // summation order (one walk over all keys), which the quantized fixtures need.
+  // Positions and sequences are uploaded before the step, so they are read before the wait.
   const int len = pos[t] + 1, used = min(splits, max(1, len / kMinSplitKeys)), per = (len + used - 1) / used;
   const int j_begin = min(len, sp * per), j_end = sp < used ? min(len, j_begin + per) : j_begin;
   const int64_t s = seq[t];
-  const float* qt = q + t * q_stride + static_cast<int64_t>(h) * p.dk;
-  for (int d = tid; d < p.dk; d += kAttnThreads) qs[d] = round_f16(qt[d]);
   const __half* kbase = kc + s * p.n_ctx * p.k_width + static_cast<int64_t>(hk) * p.dk;
   const int v_stride = p.v_in_k ? p.k_width : p.v_width;
   const __half* vbase = p.v_in_k ? kbase : vc + s * p.n_ctx * p.v_width + static_cast<int64_t>(hk) * p.dv;
+  // The cached keys and values of earlier steps are brought into L2 while the previous kernel runs
+  // (a decode step's weights have evicted them: HBM latency, twice, was most of a short walk's time).
+  for (int j = j_begin + tid; j < min(j_end, len - 1); j += kAttnThreads) {
+    const char* kr = reinterpret_cast<const char*>(kbase + static_cast<int64_t>(j) * p.k_width);
+    for (int b = 0; b < 2 * p.dk; b += 128) prefetch_l2(kr + b);
+    if (p.v_in_k) continue;
+    const char* vr = reinterpret_cast<const char*>(vbase + static_cast<int64_t>(j) * v_stride);
+    for (int b = 0; b < 2 * p.dv; b += 128) prefetch_l2(vr + b);
+  }
+  wait_for_previous_kernel();
+  let_next_kernel_start();
+  const float* qt = q + t * q_stride + static_cast<int64_t>(h) * p.dk;
+  for (int d = tid; d < p.dk; d += kAttnThreads) qs[d] = round_f16(qt[d]);
   // A thread scores a whole key with 16-byte loads when rows allow (up to 256 dims: MLA's 576
   // measured slower so, a warp per key suits it); values of up to 128 dims are staged in shared
   // memory while the keys are scored (their loads overlap the scoring).
   const bool key_per_thread = p.dk <= 256 && p.dk % 8 == 0 && p.k_width % 8 == 0 && reinterpret_cast<uintptr_t>(kbase) % 16 == 0;
   const bool stage_v = p.dv <= kStagedValueDims && p.dv % 8 == 0 && v_stride % 8 == 0 && reinterpret_cast<uintptr_t>(vbase) % 16 == 0;
   __syncthreads();
-  float m = -INFINITY, l = 0, acc[kMaxValueDims] = {};
+  float m = -INFINITY, l = 0, acc[VR] = {};
+  bool active[VR];  // this thread's dimension r exists
+#pragma unroll
+  for (int r = 0; r < VR; ++r) active[r] = tid + r * kAttnThreads < p.dv;
   for (int j0 = j_begin; j0 < j_end; j0 += kAttnTile) {
     const int nt = min(kAttnTile, j_end - j0);
     if (stage_v) {
@@ -74,14 +118,22 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
       if (tid < nt) {
         const uint4* kr = reinterpret_cast<const uint4*>(kbase + static_cast<int64_t>(j0 + tid) * p.k_width);
         const float4* q4 = reinterpret_cast<const float4*>(qs);
-        float dot = 0;
-#pragma unroll 4
-        for (int c = 0; c < p.dk / 8; ++c) {
-          const uint4 u = __ldg(kr + c);
-          const float2 k0 = __half22float2(*reinterpret_cast<const __half2*>(&u.x)), k1 = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
-          const float2 k2 = __half22float2(*reinterpret_cast<const __half2*>(&u.z)), k3 = __half22float2(*reinterpret_cast<const __half2*>(&u.w));
-          const float4 qa = q4[2 * c], qb = q4[2 * c + 1];
-          dot += qa.x * k0.x + qa.y * k0.y + qa.z * k1.x + qa.w * k1.y + qb.x * k2.x + qb.y * k2.y + qb.z * k3.x + qb.w * k3.y;
+        const int chunks = p.dk / 8;
+        float dot = 0;  // one chain, in order (four interleaved sums changed a deepseek2 fixture's logits by 0.44 at one position)
+        for (int c0 = 0; c0 < chunks; c0 += 16) {  // 16 loads in flight, then their products in order
+          uint4 u[16];
+#pragma unroll
+          for (int i = 0; i < 16; ++i)
+            if (c0 + i < chunks) u[i] = __ldg(kr + c0 + i);
+#pragma unroll
+          for (int i = 0; i < 16; ++i) {
+            if (c0 + i >= chunks) break;
+            const int c = c0 + i;
+            const float2 k0 = __half22float2(*reinterpret_cast<const __half2*>(&u[i].x)), k1 = __half22float2(*reinterpret_cast<const __half2*>(&u[i].y));
+            const float2 k2 = __half22float2(*reinterpret_cast<const __half2*>(&u[i].z)), k3 = __half22float2(*reinterpret_cast<const __half2*>(&u[i].w));
+            const float4 qa = q4[2 * c], qb = q4[2 * c + 1];
+            dot += qa.x * k0.x + qa.y * k0.y + qa.z * k1.x + qa.w * k1.y + qb.x * k2.x + qb.y * k2.y + qb.z * k3.x + qb.w * k3.y;
+          }
         }
         sc[tid] = dot * p.scale;
       }
@@ -118,52 +170,28 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
     float tile_max = m;
     for (int w = 0; w < warps; ++w) tile_max = fmaxf(tile_max, wmax[w]);
     __syncthreads();
-    // The walk is serial (the rounding chain), so the value rows come from shared memory or are
-    // loaded 8 keys ahead of it.
+    // The walk is serial (the rounding chain): each thread's dimensions are a compile-time count
+    // (a runtime one, with a branch per dimension, cost about 200 cycles a key).
     if (stage_v) __pipeline_wait_prior(0);
     __syncthreads();
-    for (int j8 = 0; j8 < nt; j8 += 8) {
-      float vv[8][kMaxValueDims];
-#pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        const int key = min(j8 + k, nt - 1);
-        const __half* vr = stage_v ? vtile + key * p.dv : vbase + static_cast<int64_t>(j0 + key) * v_stride;
-#pragma unroll
-        for (int r = 0; r < kMaxValueDims; ++r) {
-          const int d = tid + r * kAttnThreads;
-          vv[k][r] = d < p.dv ? __half2float(vr[d]) : 0.0f;
-        }
-      }
-#pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        if (j8 + k >= nt) break;
-        const float ms = msh[j8 + k], vs = vsh[j8 + k];
-        l = l * ms + vs;
-#pragma unroll
-        for (int r = 0; r < kMaxValueDims; ++r) {
-          if (tid + r * kAttnThreads < p.dv) {
-            if (ms != 1.0f) acc[r] = round_f16(__fmul_rn(acc[r], ms));
-            acc[r] = round_f16(__fadd_rn(acc[r], __fmul_rn(vv[k][r], vs)));
-          }
-        }
-      }
-    }
+    if (stage_v) walk_values<VR>(vtile, p.dv, msh, vsh, nt, tid, p.dv, l, acc);
+    else walk_values<VR>(vbase + static_cast<int64_t>(j0) * v_stride, v_stride, msh, vsh, nt, tid, p.dv, l, acc);
     m = tile_max;
     __syncthreads();  // sc is rewritten by the next tile
   }
   if (splits == 1) {
     float* o = out + (static_cast<int64_t>(t) * p.n_head + h) * p.dv;
 #pragma unroll
-    for (int r = 0; r < kMaxValueDims; ++r)
-      if (tid + r * kAttnThreads < p.dv) o[tid + r * kAttnThreads] = acc[r] / l;
+    for (int r = 0; r < VR; ++r)
+      if (active[r]) o[tid + r * kAttnThreads] = acc[r] / l;
     return;
   }
   // part: per (token, head, split) the max, the sum, then dv weighted values.
   float* pp = part + ((static_cast<int64_t>(t) * p.n_head + h) * splits + sp) * (p.dv + 2);
   if (tid == 0) pp[0] = m, pp[1] = l;
 #pragma unroll
-  for (int r = 0; r < kMaxValueDims; ++r)
-    if (tid + r * kAttnThreads < p.dv) pp[2 + tid + r * kAttnThreads] = acc[r];
+  for (int r = 0; r < VR; ++r)
+    if (active[r]) pp[2 + tid + r * kAttnThreads] = acc[r];
 }
 
 __global__ void attention_combine_kernel(int n_head, int dv, int splits, const float* part, float* out) {
@@ -214,7 +242,9 @@ void attention_f16(const AttentionParams& p, const float* q, int64_t q_stride, c
     throw Error("CUDA attention: keys wider than 1024 (or of odd width) or values wider than 512 are not supported");
   const int splits = attention_splits(p, n);
   dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(p.n_head), static_cast<unsigned>(splits));
-  launch_pdl(attention_kernel, grid, dim3(kAttnThreads), static_cast<cudaStream_t>(s), "attention", p, q, q_stride, reinterpret_cast<const __half*>(k),
+  const int vr = (p.dv + kAttnThreads - 1) / kAttnThreads;
+  auto kernel = vr == 1 ? attention_kernel<1> : vr == 2 ? attention_kernel<2> : attention_kernel<4>;
+  launch_pdl(kernel, grid, dim3(kAttnThreads), static_cast<cudaStream_t>(s), "attention", p, q, q_stride, reinterpret_cast<const __half*>(k),
              reinterpret_cast<const __half*>(v), seq, pos, out, splits, scratch);
   if (splits > 1)
     launch_pdl(attention_combine_kernel, dim3(static_cast<unsigned>(n * p.n_head)), dim3(128), static_cast<cudaStream_t>(s), "attention_combine", p.n_head, p.dv, splits,
