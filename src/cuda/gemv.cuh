@@ -29,6 +29,8 @@ struct GemvArgs {
   fmt::Tables tab;
   GemvBatch batch;         // batched: n_tokens == 1, blockIdx.y picks the product
   GemvParts parts;         // or several weights: blockIdx.y picks the weight
+  int k_split = 1;         // kGemvWarps: a block's warps share one row group, each taking every
+                           // kGemvWarps-th chunk of it (long rows, few of them; one call's own weight)
 };
 
 // Where this block's product reads and writes: the call's own weight, one of its parts, or a
@@ -124,13 +126,14 @@ __device__ __forceinline__ fmt::Q8Item load_activations(const int8_t* q, const f
   return x;
 }
 
-// A warp's position in its work: row group g, chunk c of the row, shared-memory stage.
+// A warp's position in its work: row group g, chunk c of the row (its chunks are c_first,
+// c_first + c_step, ...), shared-memory stage.
 struct TileCursor {
   int64_t g;
-  int c, stage;
+  int c, stage, c_first, c_step;
   template <int kStages>
   __device__ __forceinline__ void next(int chunks, int64_t stride) {
-    if (++c == chunks) c = 0, g += stride;
+    if ((c += c_step) >= chunks) c = c_first, g += stride;
     if (++stage == kStages) stage = 0;
   }
 };
@@ -160,8 +163,13 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
   uint8_t* const tiles_smem = &smem[warp][0][0][0];
   const int64_t groups = (rows + R - 1) / R;
   const int chunks = (a.blocks + kChunkBlocks - 1) / kChunkBlocks;
-  const int64_t first = static_cast<int64_t>(blockIdx.x) * kGemvWarps + warp, stride = static_cast<int64_t>(gridDim.x) * kGemvWarps;
-  const int tiles = first < groups ? static_cast<int>((groups - first + stride - 1) / stride) * chunks : 0;
+  // A warp owns row groups first, first + stride, ... and of each the chunks c_first, c_first + c_step, ...
+  const bool split = a.k_split > 1;
+  const int64_t first = split ? blockIdx.x : static_cast<int64_t>(blockIdx.x) * kGemvWarps + warp;
+  const int64_t stride = split ? gridDim.x : static_cast<int64_t>(gridDim.x) * kGemvWarps;
+  const int c_first = split ? warp : 0, c_step = split ? kGemvWarps : 1;
+  const int my_chunks = c_first < chunks ? (chunks - c_first + c_step - 1) / c_step : 0;
+  const int tiles = first < groups ? static_cast<int>((groups - first + stride - 1) / stride) * my_chunks : 0;
   const bool shifted = (reinterpret_cast<uintptr_t>(wbase) | a.row_bytes) % kAlign == 0;
   // Where row r of the tile starts in shared memory (chunks are multiples of 16 bytes, so this
   // depends on the row alone).
@@ -169,7 +177,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
 
   // Copies one tile (a chunk of R rows) into its stage; every call commits one group of copies
   // (maybe empty), so the waits count uniformly.
-  TileCursor fc{first, 0, 0};
+  TileCursor fc{first, c_first, 0, c_first, c_step};
   int fetched = 0;
   auto fetch = [&]() {
     if (fetched < tiles) {
@@ -203,8 +211,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
   wait_for_previous_kernel();
   let_next_kernel_start();  // the next call's activation rounding may launch (it waits for us)
 
-  float acc[R][NT];
-  TileCursor cc{first, 0, 0};
+  float acc[R][NT] = {};
+  TileCursor cc{first, c_first, 0, c_first, c_step};
   for (int t = 0; t < tiles; ++t) {
     fetch();  // into the stage consumed in the previous iteration
     const int n_items = min(kChunkBlocks, a.blocks - cc.c * kChunkBlocks) * kItems;
@@ -225,7 +233,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
     }
     __pipeline_wait_prior(kStages - 1);
     __syncwarp();
-    if (cc.c == 0) {
+    if (cc.c == c_first) {
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -263,7 +271,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
       }
     }
     __syncwarp();
-    if (cc.c == chunks - 1) {
+    if (!split && cc.c == chunks - 1) {
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -276,6 +284,27 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
         }
     }
     cc.next<kStages>(chunks, stride);
+  }
+  if (split) {  // one row group per block: the warps' sums meet in shared memory, in warp order
+    __shared__ float part[kGemvWarps][R * NT];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int k = 0; k < NT; ++k) {
+        float v = acc[r][k];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
+        if (lane == 0) part[warp][r * NT + k] = v;
+      }
+    __syncthreads();
+    if (warp == 0 && lane < R * NT) {
+      const int r = lane / NT, k = lane % NT;
+      float v = part[0][lane];
+#pragma unroll
+      for (int w = 1; w < kGemvWarps; ++w) v += part[w][lane];
+      const int64_t row = first * R + r;
+      if (first < groups && row < rows && k < n_tokens) y[k * rows + row] = v;
+    }
   }
 }
 
