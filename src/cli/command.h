@@ -2,6 +2,7 @@
 // CLI11 subcommand, so main.cpp never changes when a command is added.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "common/error.h"
 #include "model/model.h"
 #include "runtime/memory_plan.h"
+#include "runtime/placement.h"
 #include "runtime/tensor_overrides.h"
 
 namespace jing::cli {
@@ -35,6 +37,8 @@ struct GpuFlags {
   std::vector<std::string> override_tensor;  // -ot REGEX=DEVICE
   std::string gpu_memory;                    // --gpu-memory SIZE
   bool no_mmap = false, mlock = false;
+  std::string split_mode = "layer";  // -sm none | layer | row (one GPU today: the same)
+  std::string tensor_split;          // -ts 3,1: shares per GPU (picks the GPU today)
 };
 
 inline void add_gpu_flags(CLI::App* cmd, GpuFlags& g) {
@@ -50,6 +54,11 @@ inline void add_gpu_flags(CLI::App* cmd, GpuFlags& g) {
   cmd->add_option("--gpu-memory", g.gpu_memory, "Most GPU memory to plan for, e.g. 60GiB (default: what is free)");
   cmd->add_flag("--no-mmap", g.no_mmap, "Read the CPU's weights into RAM (huge pages where allowed) instead of mapping the file; the plan checks RAM");
   cmd->add_flag("--mlock", g.mlock, "Keep the CPU's weights resident in RAM (mlock)");
+  cmd->add_option("--split-mode", g.split_mode,
+                  "How a model spreads over several GPUs: none (the main GPU), layer or row (-sm); one GPU runs a model for now, so all three do the same")
+      ->check(CLI::IsMember({"none", "layer", "row"}));
+  cmd->add_option("--tensor-split", g.tensor_split,
+                  "Each GPU's share of the model, e.g. 3,1 (-ts); one GPU runs a model for now: the one with the largest share");
   cmd->add_option("--flash-attn", g.flash_attn, "Flash attention: on, off or auto (-fa; attention is always fused)")->expected(0, 1)->default_str("auto");
 }
 
@@ -65,6 +74,11 @@ inline void apply_gpu_flags(const GpuFlags& g, model::ModelOptions& mo) {
     throw Error("--n-gpu-layers '" + ngl + "': give a number of layers, all or auto");
   }
   mo.main_gpu = g.main_gpu;
+  if (!g.tensor_split.empty() && g.split_mode != "none") {  // llama.cpp: -sm none keeps the main GPU
+    std::string note;
+    mo.main_gpu = runtime::gpu_for_tensor_split(g.tensor_split, &note);
+    if (!note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
+  }
   mo.n_cpu_moe = g.cpu_moe ? 100000 : g.n_cpu_moe;
   runtime::parse_tensor_overrides(g.override_tensor);  // a bad regex or device fails before loading
   mo.tensor_overrides = g.override_tensor;
@@ -73,10 +87,13 @@ inline void apply_gpu_flags(const GpuFlags& g, model::ModelOptions& mo) {
   mo.use_mmap = !g.no_mmap;
   mo.mlock = g.mlock;
   if (g.device.empty()) return;
-  if (g.device == "none" || g.device == "CPU" || g.device == "cpu") {
+  // llama.cpp takes a list (-dev CUDA0,CUDA1); one GPU runs a model for now: the first.
+  const std::string device = g.device.substr(0, g.device.find(','));
+  if (device == "none" || device == "CPU" || device == "cpu") {
     mo.n_gpu_layers = 0;
-  } else if (g.device.rfind("CUDA", 0) == 0 && g.device.size() > 4 && g.device.find_first_not_of("0123456789", 4) == std::string::npos) {
-    mo.main_gpu = std::stoi(g.device.substr(4));
+  } else if (device.rfind("CUDA", 0) == 0 && device.size() > 4 && device.size() < 8 && device.find_first_not_of("0123456789", 4) == std::string::npos) {
+    mo.main_gpu = std::stoi(device.substr(4));
+    if (device.size() != g.device.size()) std::fprintf(stderr, "note: --device '%s': one GPU runs a model for now: %s\n", g.device.c_str(), device.c_str());
   } else {
     throw Error("unknown --device '" + g.device + "' (CUDA0, CUDA1, ... or none)");
   }

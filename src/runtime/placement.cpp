@@ -110,4 +110,30 @@ PlacementPlan plan_placement(const gguf::File& f, int n_layer, const LayerShape&
   return plan;
 }
 
+int gpu_for_tensor_split(const std::string& spec, std::string* note) {
+  std::vector<double> shares;
+  size_t at = 0;
+  while (at <= spec.size()) {
+    const size_t end = std::min(spec.find(',', at), spec.find('/', at));
+    const std::string item = spec.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    char* rest = nullptr;
+    const double v = std::strtod(item.c_str(), &rest);
+    if (item.empty() || *rest != '\0' || !(v >= 0) || v > 1e9)
+      throw Error("--tensor-split '" + spec + "': give each GPU's share as a number, e.g. 3,1");
+    shares.push_back(v);
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  int best = -1, given = 0;
+  for (int i = 0; i < static_cast<int>(shares.size()); ++i) {
+    if (shares[static_cast<size_t>(i)] > 0) ++given;
+    if (shares[static_cast<size_t>(i)] > 0 && (best < 0 || shares[static_cast<size_t>(i)] > shares[static_cast<size_t>(best)])) best = i;
+  }
+  if (best < 0) throw Error("--tensor-split '" + spec + "': every share is 0; give the GPU to use a share above 0");
+  if (given > 1 && note)
+    *note = "--tensor-split '" + spec + "' shares the model over " + std::to_string(given) + " GPUs; one GPU runs a model for now, so CUDA" +
+            std::to_string(best) + " (the largest share) takes it all";
+  return best;
+}
+
 }  // namespace jing::runtime

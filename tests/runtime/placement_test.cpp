@@ -103,3 +103,37 @@ TEST(PlacementCli, BadOverridesAreClearErrors) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("note: -ot 'exps=CPU' matches no tensor of this model"), std::string::npos) << r.err;
 }
+
+TEST(Placement, TensorSplitPicksTheGpuWithTheLargestShare) {
+  std::string note;
+  EXPECT_EQ(gpu_for_tensor_split("1", &note), 0);
+  EXPECT_TRUE(note.empty());
+  EXPECT_EQ(gpu_for_tensor_split("0,1", &note), 1);
+  EXPECT_EQ(gpu_for_tensor_split("0/0/2.5", &note), 2);
+  EXPECT_TRUE(note.empty());
+  EXPECT_EQ(gpu_for_tensor_split("1,3", &note), 1);
+  EXPECT_NE(note.find("over 2 GPUs"), std::string::npos) << note;
+  EXPECT_NE(note.find("CUDA1 (the largest share)"), std::string::npos) << note;
+  EXPECT_EQ(gpu_for_tensor_split("2,2", &note), 0);  // the first of equals
+  for (const char* bad : {"", "1,", "a", "1,-1", "1;2", "nan", "0,0"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_THROW(gpu_for_tensor_split(bad, &note), Error);
+  }
+}
+
+TEST(PlacementCli, SplitFlagsAreAcceptedAsLlamaCppSpellsThem) {
+  JING_FIXTURE_OR_SKIP(path, "models/qwen2-f16.gguf");
+  auto r = test::run_jing({"run", path.string(), "hi", "-n", "2", "-sm", "row", "-ts", "1,1", "-dev", "CUDA0,CUDA1", "-ngl", "0"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("note: --tensor-split '1,1' shares the model over 2 GPUs"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("note: --device 'CUDA0,CUDA1': one GPU runs a model for now: CUDA0"), std::string::npos) << r.err;
+  r = test::run_jing({"bench", path.string(), "-ts", "0,0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--tensor-split '0,0': every share is 0"), std::string::npos) << r.err;
+  r = test::run_jing({"bench", path.string(), "-sm", "rows"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("split-mode"), std::string::npos) << r.err;
+  // -sm none keeps the main GPU: the shares are not read
+  r = test::run_jing({"run", path.string(), "hi", "-n", "2", "-sm", "none", "-ts", "0,0", "-ngl", "0"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
