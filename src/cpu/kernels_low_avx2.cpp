@@ -15,8 +15,12 @@ using namespace blocks;
 
 namespace {
 
-// 16-bit scales for 32 values whose low 16 use scale 2k and high 16 use scale 2k+1.
-inline __m256i pair_scales(__m256i sc, int k) { return _mm256_blend_epi32(spread16(sc, 2 * k), spread16(sc, 2 * k + 1), 0xF0); }
+// 16-bit scales for 32 values whose low 16 use scale 2k and high 16 use scale 2k+1, from sc's eight
+// 16-bit scales in both 128-bit halves: one shuffle (its control a constant once k is unrolled).
+inline __m256i pair_scales(__m256i sc, int k) {
+  const int lo = (4 * k) | ((4 * k + 1) << 8), hi = (4 * k + 2) | ((4 * k + 3) << 8);
+  return _mm256_shuffle_epi8(sc, _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(hi)), _mm_set1_epi16(static_cast<int16_t>(lo))));
+}
 
 
 // q3k_scales (blocks.h) with the result in a register.
