@@ -13,6 +13,7 @@
 #include "cuda/formats.cuh"
 #include "cuda/gemv_batch.h"
 #include "cuda/pdl.cuh"
+#include "cuda/reduce.cuh"
 
 namespace jing::cuda {
 
@@ -137,6 +138,15 @@ struct TileCursor {
     if (++stage == kStages) stage = 0;
   }
 };
+
+// The warp's sum of each (row, token) accumulator, handed to put(r, k, sum) on every lane.
+template <int R, int NT, class Put>
+__device__ __forceinline__ void each_lane_sum(const float (&acc)[R][NT], Put&& put) {
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int k = 0; k < NT; ++k) put(r, k, warp_sum(acc[r][k]));
+}
 
 // NT: tokens computed (a.n_tokens <= NT; the rest repeat the last token and are not written).
 template <class F, int NT, int R>
@@ -271,31 +281,18 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
       }
     }
     __syncwarp();
-    if (!split && cc.c == chunks - 1) {
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int k = 0; k < NT; ++k) {
-          float v = acc[r][k];
-#pragma unroll
-          for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
-          const int64_t row = cc.g * R + r;
-          if (lane == 0 && row < rows && k < n_tokens) y[k * rows + row] = v;
-        }
-    }
+    if (!split && cc.c == chunks - 1)
+      each_lane_sum(acc, [&](int r, int k, float v) {
+        const int64_t row = cc.g * R + r;
+        if (lane == 0 && row < rows && k < n_tokens) y[k * rows + row] = v;
+      });
     cc.next<kStages>(chunks, stride);
   }
   if (split) {  // one row group per block: the warps' sums meet in shared memory, in warp order
     __shared__ float part[kGemvWarps][R * NT];
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-      for (int k = 0; k < NT; ++k) {
-        float v = acc[r][k];
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
-        if (lane == 0) part[warp][r * NT + k] = v;
-      }
+    each_lane_sum(acc, [&](int r, int k, float v) {
+      if (lane == 0) part[warp][r * NT + k] = v;
+    });
     __syncthreads();
     if (warp == 0 && lane < R * NT) {
       const int r = lane / NT, k = lane % NT;
