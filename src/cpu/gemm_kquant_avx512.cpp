@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "cpu/avx512_util.h"
-#include "cpu/q4k_tiles.h"
+#include "cpu/row_tiles.h"
 #include "cpu/kernels_simd.h"
 #include "cpu/kquant_unpack.h"
 #include "cpu/matmul.h"
@@ -135,7 +135,7 @@ struct Gathered<q6_K> {
 
 // 32 rows of a weight matrix in the kernel's layout (see the file comment).
 struct Panel {
-  std::vector<uint8_t> plain;   // tiled Q4_K: the panel's rows untiled (cpu/q4k_tiles.h)
+  std::vector<uint8_t> plain;   // tiled weights: the panel's rows untiled (cpu/row_tiles.h)
   AlignedVector<uint8_t> vals;  // [k/4][32 rows][4]
   AlignedVector<int32_t> sc;    // [block][group][32 rows]
   AlignedVector<int16_t> mn;    // [block][group pair][32 rows][2]
@@ -286,9 +286,9 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
       for (size_t off = 0; off < bytes; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
     }
     const uint8_t* rows_here = static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes;
-    if (w.tiled) {  // tiled Q4_K (cpu/q4k_tiles.h): the panel's 8-row groups back to plain rows, in L2
+    if (w.tiled) {  // tiled rows (cpu/row_tiles.h): the panel's 8-row groups back to plain rows, in L2
       p.plain.resize(static_cast<size_t>(n_rows) * w.row_bytes);
-      untile_q4k(rows_here, n_rows, w.cols, p.plain.data());
+      untile_rows(w.type, rows_here, n_rows, w.cols, p.plain.data());
       rows_here = p.plain.data();
     }
     unpack_panel<B>(rows_here, w.row_bytes, n_rows, nb, p);

@@ -1,4 +1,4 @@
-// The decode kernel of tiled Q4_K (cpu/q4k_tiles.h): 8 rows at once, VPDPBUSD on 64-byte chunks
+// The decode kernel of tiled Q4_K (cpu/row_tiles.h): 8 rows at once, VPDPBUSD on 64-byte chunks
 // (16 values of each of the 8 rows) against the matching 8 activation bytes of each row, spread
 // over the lanes by a permute in registers (64-byte pattern loads bound an earlier version).
 #include <immintrin.h>

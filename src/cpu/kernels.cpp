@@ -15,6 +15,7 @@
 
 #include "common/cpu_features.h"
 #include "cpu/kernels_simd.h"
+#include "cpu/row_tiles.h"
 #include "quant/fp16.h"
 #include "quant/quantize_row.h"
 
@@ -101,7 +102,7 @@ bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys
       const int64_t step = w.tiled ? 8 : 1;
       const int64_t from = std::max(lo, first_cost[i]) - first_cost[i], to = std::min(hi, first_cost[i + 1]) - first_cost[i];
       for (int64_t r = (from + step - 1) / step * step; r < to; r += step) {
-        if (w.tiled) avx512::q4k_tiles_dot8(base + r * w.row_bytes, xq.data() + act_at[i], w.cols, ys[i] + r);
+        if (w.tiled) tiles_dot8(w.type)(base + r * w.row_bytes, xq.data() + act_at[i], w.cols, ys[i] + r);
         else ys[i][r] = dots[i](base + r * w.row_bytes, xq.data() + act_at[i], w.cols);
       }
     }
@@ -174,11 +175,11 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
       return true;
     if (!dot) return false;
   }
-  if (w.tiled) {  // tiled Q4_K (cpu/q4k_tiles.h), a few tokens: 8 rows a step; tokens inner, so each group is read once
+  if (w.tiled) {  // tiled rows (cpu/row_tiles.h), a few tokens: 8 rows a step; tokens inner, so each group is read once
+    const TilesDot8 dot8 = tiles_dot8(w.type);
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
     for (int64_t g = 0; g < rows / 8; ++g)
-      for (int64_t t = 0; t < n_tokens; ++t)
-        avx512::q4k_tiles_dot8(base + g * 8 * w.row_bytes, xq.data() + static_cast<size_t>(t) * act_row, cols, y + t * rows + 8 * g);
+      for (int64_t t = 0; t < n_tokens; ++t) dot8(base + g * 8 * w.row_bytes, xq.data() + static_cast<size_t>(t) * act_row, cols, y + t * rows + 8 * g);
     return true;
   }
   // Rows in blocks of 16 per task; tokens inner, so each weight row is read once from memory.

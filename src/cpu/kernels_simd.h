@@ -69,7 +69,8 @@ bool gemm_float(const WeightView& w, const float* x, int64_t n_tokens, float* y,
 bool gemm_q8(const WeightView& w, const void* x_blocks, size_t act_row, int64_t n_tokens, float* y, int n_threads);
 // gemm_kquant_avx512.cpp: the K-quants, i-quants and ternary formats (Q8_K rows).
 bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t n_tokens, float* y, int n_threads);
-// gemv_q4k_tiles_avx512.cpp: y[0..7] = the 8 rows of one group of tiled Q4_K (cpu/q4k_tiles.h;
-// cols / 256 tiles) times x (one Q8_K row of cols values).
+// gemv_q4k_tiles_avx512.cpp, gemv_q2k_tiles_avx512.cpp: y[0..7] = the 8 rows of one group of tiled
+// Q4_K / Q2_K (cpu/row_tiles.h; cols / 256 tiles) times x (one Q8_K row of cols values).
 void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);
+void q2k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);
 }  // namespace jing::cpu::avx512

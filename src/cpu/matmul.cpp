@@ -88,7 +88,7 @@ void matvecs(const WeightView* ws, const float* const* xs, float* const* ys, int
 void matmul(const WeightView& w, const float* x_in, int64_t n_tokens, float* y, int n_threads) {
   if (n_threads <= 0) n_threads = default_threads();
   if (matmul_fast(w, x_in, n_tokens, y, n_threads)) return;
-  if (w.tiled) throw Error("tiled Q4_K weights are read by the AVX-512 kernels only");
+  if (w.tiled) throw Error("tiled weights are read by the AVX-512 kernels only");
   const int64_t rows = w.rows, cols = w.cols;
   // Activations are rounded through the weight type's partner format (Q8_0, Q8_1, Q8_K) as
   // ggml's integer dot products do, so results track llama.cpp's closely.

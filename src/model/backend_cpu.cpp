@@ -15,7 +15,7 @@
 
 #include "common/error.h"
 #include "cpu/matmul.h"
-#include "cpu/q4k_tiles.h"
+#include "cpu/row_tiles.h"
 #include "gguf/gguf.h"
 #include "model/backend.h"
 #include "model/moe.h"
@@ -126,13 +126,13 @@ class CpuBackend : public Backend {
  private:
   // --no-mmap: the weight's bytes copied into memory of their own (once per tensor and layout:
   // tied embeddings place the same table twice); --mlock: that memory, or the mapping, kept
-  // resident. Q4_K matrices (`tile`, where the kernels read them) are copied into 8-row tiles.
+  // resident. Q4_K and Q2_K matrices (`tile`, where the kernels read them) are copied into 8-row tiles.
   cpu::WeightView hold(const cpu::WeightView& w, int n_mats, bool tile) {
     const size_t bytes = static_cast<size_t>(n_mats) * static_cast<size_t>(w.rows) * w.row_bytes;
     // Tiles are anonymous memory the kernel cannot page back to the file: only while RAM has room
     // (2 GiB kept free); past that the weights stay mapped as they are.
     constexpr uint64_t kKeepFree = uint64_t{2} << 30;
-    tile = tile && weights_.tile && w.data && cpu::q4k_tiles_fit(w) && runtime::ram_available() > bytes + kKeepFree;
+    tile = tile && weights_.tile && w.data && cpu::tiles_fit(w) && runtime::ram_available() > bytes + kKeepFree;
     if (!w.data || (!weights_.copy && !weights_.lock && !tile)) return w;
     cpu::WeightView v = w;
     if (weights_.copy || tile) {
@@ -143,10 +143,10 @@ class CpuBackend : public Backend {
         void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED)
           throw Error("not enough memory to read " + std::to_string(bytes >> 20) + " MiB of weights into RAM (" + std::to_string(copied_bytes_ >> 20) +
-                      " MiB read so far); " + (weights_.copy ? "leave out --no-mmap to map the file" : "JING_TILES=0 keeps Q4_K weights mapped"));
+                      " MiB read so far); " + (weights_.copy ? "leave out --no-mmap to map the file" : "JING_TILES=0 keeps Q4_K and Q2_K weights mapped"));
         madvise(mem, bytes, MADV_HUGEPAGE);
         auto* at = static_cast<uint8_t*>(mem);
-        if (tile) tile_q4k_parallel(w, n_mats, at);
+        if (tile) tile_parallel(w, n_mats, at);
         else std::memcpy(at, w.data, bytes);
         // The mapped pages just read leave the process (the file stays in the page cache), so RSS
         // holds one copy of the weights, not two.
@@ -163,11 +163,11 @@ class CpuBackend : public Backend {
     }
     return v;
   }
-  void tile_q4k_parallel(const cpu::WeightView& w, int n_mats, uint8_t* out) const {
+  void tile_parallel(const cpu::WeightView& w, int n_mats, uint8_t* out) const {
     const int64_t groups = static_cast<int64_t>(n_mats) * w.rows / 8;
     const size_t group_bytes = 8 * w.row_bytes;
 #pragma omp parallel for num_threads(ctx_.n_threads > 0 ? ctx_.n_threads : cpu::default_threads()) schedule(static)
-    for (int64_t g = 0; g < groups; ++g) cpu::tile_q4k(static_cast<const uint8_t*>(w.data) + g * group_bytes, 8, w.cols, out + g * group_bytes);
+    for (int64_t g = 0; g < groups; ++g) cpu::tile_rows(w.type, static_cast<const uint8_t*>(w.data) + g * group_bytes, 8, w.cols, out + g * group_bytes);
   }
   void lock(const void* p, size_t bytes) {
     if (!weights_.lock) return;

@@ -1,6 +1,6 @@
-// Q4_K in 8-row tiles (cpu/q4k_tiles.h): the tiles hold exactly the plain rows' bytes (a round trip
-// gives them back), and products read from tiles match the plain rows' products: one token, a few
-// tokens, a prompt (which reads untiled rows), and matvecs mixing tiled with plain weights.
+// Q4_K and Q2_K in 8-row tiles (cpu/row_tiles.h): the tiles hold exactly the plain rows' bytes (a
+// round trip gives them back), and products read from tiles match the plain rows' products: one
+// token, a few tokens, a prompt (which reads untiled rows), and matvecs mixing tiled with plain weights.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "cpu/matmul.h"
-#include "cpu/q4k_tiles.h"
+#include "cpu/row_tiles.h"
 #include "quant/quantize.h"
 #include "quant/types.h"
 
@@ -22,22 +22,25 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
   return std::sqrt(d / n);
 }
 
-TEST(Q4kTiles, SameBytesAndSameProducts) {
+class RowTiles : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(RowTiles, SameBytesAndSameProducts) {
+  const GgmlType type = GetParam();
   const int64_t rows = 48, cols = 1536;
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0, 1);
   std::vector<float> wf(static_cast<size_t>(rows * cols));
   for (auto& v : wf) v = 0.02f * nd(rng);
-  const size_t row_bytes = row_size(GgmlType::Q4_K, cols);
+  const size_t row_bytes = row_size(type, cols);
   std::vector<uint8_t> plain(row_bytes * rows), tiles(plain.size()), back(plain.size());
-  quantize_rows(GgmlType::Q4_K, wf.data(), plain.data(), rows, cols);
-  cpu::tile_q4k(plain.data(), rows, cols, tiles.data());
-  cpu::untile_q4k(tiles.data(), rows, cols, back.data());
+  quantize_rows(type, wf.data(), plain.data(), rows, cols);
+  cpu::tile_rows(type, plain.data(), rows, cols, tiles.data());
+  cpu::untile_rows(type, tiles.data(), rows, cols, back.data());
   EXPECT_EQ(back, plain);
   EXPECT_NE(tiles, plain);
 
-  cpu::WeightView pw{GgmlType::Q4_K, plain.data(), cols, rows, row_bytes};
-  if (!cpu::q4k_tiles_fit(pw)) GTEST_SKIP() << "no tiled Q4_K kernel on this CPU (AVX-512 VNNI)";
+  cpu::WeightView pw{type, plain.data(), cols, rows, row_bytes};
+  if (!cpu::tiles_fit(pw)) GTEST_SKIP() << "no tiled kernels on this CPU (AVX-512 VNNI)";
   cpu::WeightView tw = pw;
   tw.data = tiles.data(), tw.tiled = true;
   for (int64_t n : {1, 3, 9}) {
@@ -71,5 +74,8 @@ TEST(Q4kTiles, SameBytesAndSameProducts) {
     EXPECT_LT(rel_l2(y2, r2), 1e-5);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Formats, RowTiles, ::testing::Values(GgmlType::Q4_K, GgmlType::Q2_K),
+                         [](const ::testing::TestParamInfo<GgmlType>& i) { return std::string(traits(i.param).name); });
 
 }  // namespace

@@ -1,0 +1,98 @@
+#include "cpu/row_tiles.h"
+
+#include <cstddef>
+#include <cstring>
+
+#include "common/cpu_features.h"
+#include "common/error.h"
+#include "cpu/kernels_simd.h"
+#include "quant/blocks.h"
+
+namespace jing::cpu {
+
+using blocks::q2_K;
+using blocks::q4_K;
+
+namespace {
+
+// Walks every (row, block) field's place in both layouts; `move(tile_bytes, row_bytes, n)` copies
+// one way or the other.
+//
+// Q4_K tile (1,152 bytes): d[8] and dmin[8] (f16), the three 32-bit scale words of each row
+// transposed ([word][row]), then 16 chunks of [rows 0-7 bytes 0-3 | rows 0-7 bytes 4-7] of qs.
+template <class Move>
+void each_q4k_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
+  constexpr int kTile = 8 * sizeof(q4_K), kD = 0, kDmin = 16, kScales = 32, kQs = 128;
+  const int64_t nb = cols / 256;
+  for (int64_t g = 0; g < n_rows / 8; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* t = tiles + (g * nb + b) * kTile;
+      for (int r = 0; r < 8; ++r) {
+        uint8_t* q = rows + ((g * 8 + r) * nb + b) * static_cast<int64_t>(sizeof(q4_K));
+        move(t + kD + 2 * r, q + offsetof(q4_K, d), 2);
+        move(t + kDmin + 2 * r, q + offsetof(q4_K, dmin), 2);
+        for (int k = 0; k < 3; ++k) move(t + kScales + (k * 8 + r) * 4, q + offsetof(q4_K, scales) + 4 * k, 4);
+        for (int c = 0; c < 16; ++c) {
+          move(t + kQs + c * 64 + r * 4, q + offsetof(q4_K, qs) + 8 * c, 4);
+          move(t + kQs + c * 64 + 32 + r * 4, q + offsetof(q4_K, qs) + 8 * c + 4, 4);
+        }
+      }
+    }
+}
+
+// Q2_K tile (672 bytes): d[8] and dmin[8] (f16), the 16 sub-block scale bytes of each row
+// transposed ([sub-block][row]), then 8 chunks of [rows 0-7 bytes 0-3 | rows 0-7 bytes 4-7] of qs.
+template <class Move>
+void each_q2k_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
+  constexpr int kTile = 8 * sizeof(q2_K), kD = 0, kDmin = 16, kScales = 32, kQs = 160;
+  const int64_t nb = cols / 256;
+  for (int64_t g = 0; g < n_rows / 8; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* t = tiles + (g * nb + b) * kTile;
+      for (int r = 0; r < 8; ++r) {
+        uint8_t* q = rows + ((g * 8 + r) * nb + b) * static_cast<int64_t>(sizeof(q2_K));
+        move(t + kD + 2 * r, q + offsetof(q2_K, d), 2);
+        move(t + kDmin + 2 * r, q + offsetof(q2_K, dmin), 2);
+        for (int j = 0; j < 16; ++j) move(t + kScales + j * 8 + r, q + offsetof(q2_K, scales) + j, 1);
+        for (int c = 0; c < 8; ++c) {
+          move(t + kQs + c * 64 + r * 4, q + offsetof(q2_K, qs) + 8 * c, 4);
+          move(t + kQs + c * 64 + 32 + r * 4, q + offsetof(q2_K, qs) + 8 * c + 4, 4);
+        }
+      }
+    }
+}
+
+template <class Move>
+void each_field(GgmlType type, uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
+  if (type == GgmlType::Q4_K) each_q4k_field(tiles, rows, n_rows, cols, move);
+  else if (type == GgmlType::Q2_K) each_q2k_field(tiles, rows, n_rows, cols, move);
+  else throw Error("no tiled layout for this weight type");
+}
+
+}  // namespace
+
+static_assert(sizeof(q4_K) == 144 && sizeof(q2_K) == 84, "K-quant blocks");
+
+bool tiles_fit(const WeightView& w) {
+  if (!cpu_features::avx512() || (w.type != GgmlType::Q4_K && w.type != GgmlType::Q2_K)) return false;
+  const size_t block = w.type == GgmlType::Q4_K ? sizeof(q4_K) : sizeof(q2_K);
+  return w.rows % 8 == 0 && w.cols % 256 == 0 && w.row_bytes == static_cast<size_t>(w.cols / 256) * block;
+}
+
+void tile_rows(GgmlType type, const void* rows, int64_t n_rows, int64_t cols, void* tiles) {
+  each_field(type, static_cast<uint8_t*>(tiles), const_cast<uint8_t*>(static_cast<const uint8_t*>(rows)), n_rows, cols,
+             [](uint8_t* t, const uint8_t* q, size_t n) { std::memcpy(t, q, n); });
+}
+
+void untile_rows(GgmlType type, const void* tiles, int64_t n_rows, int64_t cols, void* rows) {
+  each_field(type, const_cast<uint8_t*>(static_cast<const uint8_t*>(tiles)), static_cast<uint8_t*>(rows), n_rows, cols,
+             [](const uint8_t* t, uint8_t* q, size_t n) { std::memcpy(q, t, n); });
+}
+
+TilesDot8 tiles_dot8(GgmlType type) {
+  if (type == GgmlType::Q4_K) return avx512::q4k_tiles_dot8;
+  if (type == GgmlType::Q2_K) return avx512::q2k_tiles_dot8;
+  return nullptr;
+}
+
+}  // namespace jing::cpu
