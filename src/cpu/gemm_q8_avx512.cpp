@@ -17,6 +17,7 @@
 #include "cpu/kernels_simd.h"
 #include "cpu/matmul.h"
 #include "cpu/q8_unpack.h"
+#include "cpu/row_tiles.h"
 #include "cpu/tiles.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
@@ -31,6 +32,7 @@ namespace {
 struct Panel {
   AlignedVector<uint8_t> vals;  // [k/4][32 rows][4]
   AlignedVector<float> d, m;    // [block][32 rows]
+  std::vector<uint8_t> plain;   // tiled weights: the panel's rows untiled (cpu/row_tiles.h)
 };
 
 // Rows are decoded eight blocks at a time into a row-major scratch, then transposed sixteen rows
@@ -124,7 +126,13 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
   const BlockActivations acts(xq, act_row, n_tokens, nblk, kMin, offset<B>());
   constexpr int T = 4;
   for_each_panel<Panel>(rows, kRows, n_threads, [&](int64_t r0, int n_rows, Panel& p) {
-    unpack_panel<B>(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes, n_rows, nblk, p);
+    const uint8_t* rows_here = static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes;
+    if (w.tiled) {  // tiled rows (cpu/row_tiles.h): the panel's 8-row groups back to plain rows, in L2
+      p.plain.resize(static_cast<size_t>(n_rows) * w.row_bytes);
+      untile_rows(w.type, rows_here, n_rows, w.cols, p.plain.data());
+      rows_here = p.plain.data();
+    }
+    unpack_panel<B>(rows_here, w.row_bytes, n_rows, nblk, p);
     const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
     const __mmask16 m0 = masks.first, m1 = masks.second;
     token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {

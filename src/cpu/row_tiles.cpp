@@ -11,6 +11,7 @@
 namespace jing::cpu {
 
 using blocks::q2_K;
+using blocks::q4_0;
 using blocks::q4_K;
 
 namespace {
@@ -62,21 +63,43 @@ void each_q2k_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols,
     }
 }
 
+// Q4_0 tile (144 bytes, one 32-value block of 8 rows): d[8] (f16), then 2 chunks of [rows 0-7
+// bytes 0-3 | rows 0-7 bytes 4-7] of qs (bytes 8c..8c+7 of each row).
+template <class Move>
+void each_q40_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
+  constexpr int kTile = 8 * sizeof(q4_0), kD = 0, kQs = 16;
+  const int64_t nb = cols / 32;
+  for (int64_t g = 0; g < n_rows / 8; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* t = tiles + (g * nb + b) * kTile;
+      for (int r = 0; r < 8; ++r) {
+        uint8_t* q = rows + ((g * 8 + r) * nb + b) * static_cast<int64_t>(sizeof(q4_0));
+        move(t + kD + 2 * r, q + offsetof(q4_0, d), 2);
+        for (int c = 0; c < 2; ++c) {
+          move(t + kQs + c * 64 + r * 4, q + offsetof(q4_0, qs) + 8 * c, 4);
+          move(t + kQs + c * 64 + 32 + r * 4, q + offsetof(q4_0, qs) + 8 * c + 4, 4);
+        }
+      }
+    }
+}
+
 template <class Move>
 void each_field(GgmlType type, uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
   if (type == GgmlType::Q4_K) each_q4k_field(tiles, rows, n_rows, cols, move);
   else if (type == GgmlType::Q2_K) each_q2k_field(tiles, rows, n_rows, cols, move);
+  else if (type == GgmlType::Q4_0) each_q40_field(tiles, rows, n_rows, cols, move);
   else throw Error("no tiled layout for this weight type");
 }
 
 }  // namespace
 
-static_assert(sizeof(q4_K) == 144 && sizeof(q2_K) == 84, "K-quant blocks");
+static_assert(sizeof(q4_K) == 144 && sizeof(q2_K) == 84 && sizeof(q4_0) == 18, "tiled blocks");
 
 bool tiles_fit(const WeightView& w) {
-  if (!cpu_features::avx512() || (w.type != GgmlType::Q4_K && w.type != GgmlType::Q2_K)) return false;
-  const size_t block = w.type == GgmlType::Q4_K ? sizeof(q4_K) : sizeof(q2_K);
-  return w.rows % 8 == 0 && w.cols % 256 == 0 && w.row_bytes == static_cast<size_t>(w.cols / 256) * block;
+  if (!cpu_features::avx512() || !tiles_dot8(w.type)) return false;
+  const int64_t block_values = w.type == GgmlType::Q4_0 ? 32 : 256;
+  const size_t block_bytes = w.type == GgmlType::Q4_K ? sizeof(q4_K) : w.type == GgmlType::Q2_K ? sizeof(q2_K) : sizeof(q4_0);
+  return w.rows % 8 == 0 && w.cols % block_values == 0 && w.row_bytes == static_cast<size_t>(w.cols / block_values) * block_bytes;
 }
 
 void tile_rows(GgmlType type, const void* rows, int64_t n_rows, int64_t cols, void* tiles) {
@@ -92,6 +115,7 @@ void untile_rows(GgmlType type, const void* tiles, int64_t n_rows, int64_t cols,
 TilesDot8 tiles_dot8(GgmlType type) {
   if (type == GgmlType::Q4_K) return avx512::q4k_tiles_dot8;
   if (type == GgmlType::Q2_K) return avx512::q2k_tiles_dot8;
+  if (type == GgmlType::Q4_0) return avx512::q40_tiles_dot8;
   return nullptr;
 }
 

@@ -126,7 +126,7 @@ class CpuBackend : public Backend {
  private:
   // --no-mmap: the weight's bytes copied into memory of their own (once per tensor and layout:
   // tied embeddings place the same table twice); --mlock: that memory, or the mapping, kept
-  // resident. Q4_K and Q2_K matrices (`tile`, where the kernels read them) are copied into 8-row tiles.
+  // resident. Q4_K, Q2_K and Q4_0 matrices (`tile`, where the kernels read them) are copied into 8-row tiles.
   cpu::WeightView hold(const cpu::WeightView& w, int n_mats, bool tile) {
     const size_t bytes = static_cast<size_t>(n_mats) * static_cast<size_t>(w.rows) * w.row_bytes;
     // Tiles are anonymous memory the kernel cannot page back to the file: only while RAM has room
@@ -143,7 +143,7 @@ class CpuBackend : public Backend {
         void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED)
           throw Error("not enough memory to read " + std::to_string(bytes >> 20) + " MiB of weights into RAM (" + std::to_string(copied_bytes_ >> 20) +
-                      " MiB read so far); " + (weights_.copy ? "leave out --no-mmap to map the file" : "JING_TILES=0 keeps Q4_K and Q2_K weights mapped"));
+                      " MiB read so far); " + (weights_.copy ? "leave out --no-mmap to map the file" : "JING_TILES=0 keeps tiled formats mapped"));
         madvise(mem, bytes, MADV_HUGEPAGE);
         auto* at = static_cast<uint8_t*>(mem);
         if (tile) tile_parallel(w, n_mats, at);
