@@ -7,9 +7,11 @@
 #include "common/error.h"
 #include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
+#include "quant/types.h"
 
 namespace jing::cpu {
 
+using blocks::iq4_xs;
 using blocks::q2_K;
 using blocks::q4_0;
 using blocks::q4_K;
@@ -83,23 +85,45 @@ void each_q40_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols,
     }
 }
 
+// IQ4_XS tile (1,088 bytes): d[8] (f16), scales_h[8] (16-bit), the 4 scales_l bytes of each row
+// transposed ([byte][row]), then 16 chunks of [rows 0-7 bytes 0-3 | rows 0-7 bytes 4-7] of qs.
+template <class Move>
+void each_iq4xs_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
+  constexpr int kTile = 8 * sizeof(iq4_xs), kD = 0, kScalesH = 16, kScalesL = 32, kQs = 64;
+  const int64_t nb = cols / 256;
+  for (int64_t g = 0; g < n_rows / 8; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* t = tiles + (g * nb + b) * kTile;
+      for (int r = 0; r < 8; ++r) {
+        uint8_t* q = rows + ((g * 8 + r) * nb + b) * static_cast<int64_t>(sizeof(iq4_xs));
+        move(t + kD + 2 * r, q + offsetof(iq4_xs, d), 2);
+        move(t + kScalesH + 2 * r, q + offsetof(iq4_xs, scales_h), 2);
+        for (int k = 0; k < 4; ++k) move(t + kScalesL + k * 8 + r, q + offsetof(iq4_xs, scales_l) + k, 1);
+        for (int c = 0; c < 16; ++c) {
+          move(t + kQs + c * 64 + r * 4, q + offsetof(iq4_xs, qs) + 8 * c, 4);
+          move(t + kQs + c * 64 + 32 + r * 4, q + offsetof(iq4_xs, qs) + 8 * c + 4, 4);
+        }
+      }
+    }
+}
+
 template <class Move>
 void each_field(GgmlType type, uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
   if (type == GgmlType::Q4_K) each_q4k_field(tiles, rows, n_rows, cols, move);
   else if (type == GgmlType::Q2_K) each_q2k_field(tiles, rows, n_rows, cols, move);
   else if (type == GgmlType::Q4_0) each_q40_field(tiles, rows, n_rows, cols, move);
+  else if (type == GgmlType::IQ4_XS) each_iq4xs_field(tiles, rows, n_rows, cols, move);
   else throw Error("no tiled layout for this weight type");
 }
 
 }  // namespace
 
-static_assert(sizeof(q4_K) == 144 && sizeof(q2_K) == 84 && sizeof(q4_0) == 18, "tiled blocks");
+static_assert(sizeof(q4_K) == 144 && sizeof(q2_K) == 84 && sizeof(q4_0) == 18 && sizeof(iq4_xs) == 136, "tiled blocks");
 
 bool tiles_fit(const WeightView& w) {
   if (!cpu_features::avx512() || !tiles_dot8(w.type)) return false;
-  const int64_t block_values = w.type == GgmlType::Q4_0 ? 32 : 256;
-  const size_t block_bytes = w.type == GgmlType::Q4_K ? sizeof(q4_K) : w.type == GgmlType::Q2_K ? sizeof(q2_K) : sizeof(q4_0);
-  return w.rows % 8 == 0 && w.cols % block_values == 0 && w.row_bytes == static_cast<size_t>(w.cols / block_values) * block_bytes;
+  const TypeTraits& tr = traits(w.type);
+  return w.rows % 8 == 0 && w.cols % tr.block_size == 0 && w.row_bytes == static_cast<size_t>(w.cols / tr.block_size) * tr.type_size;
 }
 
 void tile_rows(GgmlType type, const void* rows, int64_t n_rows, int64_t cols, void* tiles) {
@@ -116,6 +140,7 @@ TilesDot8 tiles_dot8(GgmlType type) {
   if (type == GgmlType::Q4_K) return avx512::q4k_tiles_dot8;
   if (type == GgmlType::Q2_K) return avx512::q2k_tiles_dot8;
   if (type == GgmlType::Q4_0) return avx512::q40_tiles_dot8;
+  if (type == GgmlType::IQ4_XS) return avx512::iq4xs_tiles_dot8;
   return nullptr;
 }
 
