@@ -127,12 +127,7 @@ void gemm(const WeightView& w, const uint8_t* xq, size_t act_row, int64_t n_toke
   constexpr int T = 4;
   for_each_panel<Panel>(rows, kRows, n_threads, [&](int64_t r0, int n_rows, Panel& p) {
     const uint8_t* rows_here = static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes;
-    if (w.tiled) {  // tiled rows (cpu/row_tiles.h): the panel's 8-row groups back to plain rows, in L2
-      p.plain.resize(static_cast<size_t>(n_rows) * w.row_bytes);
-      untile_rows(w.type, rows_here, n_rows, w.cols, p.plain.data());
-      rows_here = p.plain.data();
-    }
-    unpack_panel<B>(rows_here, w.row_bytes, n_rows, nblk, p);
+    unpack_panel<B>(plain_rows(w, rows_here, n_rows, p.plain), w.row_bytes, n_rows, nblk, p);  // tiled: untiled in L2
     const auto masks = row_masks(n_rows);  // (no structured binding: lambdas capture these)
     const __mmask16 m0 = masks.first, m1 = masks.second;
     token_tiles<T>(n_tokens, [&](int64_t t0, auto n) {

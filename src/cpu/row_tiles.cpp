@@ -18,93 +18,68 @@ using blocks::q4_K;
 
 namespace {
 
-// Walks every (row, block) field's place in both layouts; `move(tile_bytes, row_bytes, n)` copies
-// one way or the other.
-//
+// Calls fields(t, q, r) for row r's block q and the tile t holding it, for every (row, block) of
+// n_rows rows; fields moves the block's fields between the layouts with `move(tile_bytes,
+// row_bytes, n)`, which copies one way or the other.
+template <class Block, int kBlockValues, class Fields>
+void each_block(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Fields fields) {
+  constexpr int64_t kTile = 8 * sizeof(Block);
+  const int64_t nb = cols / kBlockValues;
+  for (int64_t g = 0; g < n_rows / 8; ++g)
+    for (int64_t b = 0; b < nb; ++b)
+      for (int r = 0; r < 8; ++r) fields(tiles + (g * nb + b) * kTile, rows + ((g * 8 + r) * nb + b) * static_cast<int64_t>(sizeof(Block)), r);
+}
+
+// One 64-byte chunk: 8 bytes of each row, [rows 0-7 bytes 0-3 | rows 0-7 bytes 4-7].
+template <class Move>
+void move_chunk(uint8_t* chunk, uint8_t* row_bytes, int r, Move move) {
+  move(chunk + r * 4, row_bytes, 4);
+  move(chunk + 32 + r * 4, row_bytes + 4, 4);
+}
+
 // Q4_K tile (1,152 bytes): d[8] and dmin[8] (f16), the three 32-bit scale words of each row
-// transposed ([word][row]), then 16 chunks of [rows 0-7 bytes 0-3 | rows 0-7 bytes 4-7] of qs.
+// transposed ([word][row]), then 16 chunks of qs (chunk c: bytes 8c..8c+7 of each row).
 template <class Move>
 void each_q4k_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
-  constexpr int kTile = 8 * sizeof(q4_K), kD = 0, kDmin = 16, kScales = 32, kQs = 128;
-  const int64_t nb = cols / 256;
-  for (int64_t g = 0; g < n_rows / 8; ++g)
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* t = tiles + (g * nb + b) * kTile;
-      for (int r = 0; r < 8; ++r) {
-        uint8_t* q = rows + ((g * 8 + r) * nb + b) * static_cast<int64_t>(sizeof(q4_K));
-        move(t + kD + 2 * r, q + offsetof(q4_K, d), 2);
-        move(t + kDmin + 2 * r, q + offsetof(q4_K, dmin), 2);
-        for (int k = 0; k < 3; ++k) move(t + kScales + (k * 8 + r) * 4, q + offsetof(q4_K, scales) + 4 * k, 4);
-        for (int c = 0; c < 16; ++c) {
-          move(t + kQs + c * 64 + r * 4, q + offsetof(q4_K, qs) + 8 * c, 4);
-          move(t + kQs + c * 64 + 32 + r * 4, q + offsetof(q4_K, qs) + 8 * c + 4, 4);
-        }
-      }
-    }
+  each_block<q4_K, 256>(tiles, rows, n_rows, cols, [&](uint8_t* t, uint8_t* q, int r) {
+    move(t + 2 * r, q + offsetof(q4_K, d), 2);
+    move(t + 16 + 2 * r, q + offsetof(q4_K, dmin), 2);
+    for (int k = 0; k < 3; ++k) move(t + 32 + (k * 8 + r) * 4, q + offsetof(q4_K, scales) + 4 * k, 4);
+    for (int c = 0; c < 16; ++c) move_chunk(t + 128 + c * 64, q + offsetof(q4_K, qs) + 8 * c, r, move);
+  });
 }
 
 // Q2_K tile (672 bytes): d[8] and dmin[8] (f16), the 16 sub-block scale bytes of each row
-// transposed ([sub-block][row]), then 8 chunks of [rows 0-7 bytes 0-3 | rows 0-7 bytes 4-7] of qs.
+// transposed ([sub-block][row]), then 8 chunks of qs.
 template <class Move>
 void each_q2k_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
-  constexpr int kTile = 8 * sizeof(q2_K), kD = 0, kDmin = 16, kScales = 32, kQs = 160;
-  const int64_t nb = cols / 256;
-  for (int64_t g = 0; g < n_rows / 8; ++g)
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* t = tiles + (g * nb + b) * kTile;
-      for (int r = 0; r < 8; ++r) {
-        uint8_t* q = rows + ((g * 8 + r) * nb + b) * static_cast<int64_t>(sizeof(q2_K));
-        move(t + kD + 2 * r, q + offsetof(q2_K, d), 2);
-        move(t + kDmin + 2 * r, q + offsetof(q2_K, dmin), 2);
-        for (int j = 0; j < 16; ++j) move(t + kScales + j * 8 + r, q + offsetof(q2_K, scales) + j, 1);
-        for (int c = 0; c < 8; ++c) {
-          move(t + kQs + c * 64 + r * 4, q + offsetof(q2_K, qs) + 8 * c, 4);
-          move(t + kQs + c * 64 + 32 + r * 4, q + offsetof(q2_K, qs) + 8 * c + 4, 4);
-        }
-      }
-    }
+  each_block<q2_K, 256>(tiles, rows, n_rows, cols, [&](uint8_t* t, uint8_t* q, int r) {
+    move(t + 2 * r, q + offsetof(q2_K, d), 2);
+    move(t + 16 + 2 * r, q + offsetof(q2_K, dmin), 2);
+    for (int j = 0; j < 16; ++j) move(t + 32 + j * 8 + r, q + offsetof(q2_K, scales) + j, 1);
+    for (int c = 0; c < 8; ++c) move_chunk(t + 160 + c * 64, q + offsetof(q2_K, qs) + 8 * c, r, move);
+  });
 }
 
-// Q4_0 tile (144 bytes, one 32-value block of 8 rows): d[8] (f16), then 2 chunks of [rows 0-7
-// bytes 0-3 | rows 0-7 bytes 4-7] of qs (bytes 8c..8c+7 of each row).
+// Q4_0 tile (144 bytes, one 32-value block of 8 rows): d[8] (f16), then 2 chunks of qs.
 template <class Move>
 void each_q40_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
-  constexpr int kTile = 8 * sizeof(q4_0), kD = 0, kQs = 16;
-  const int64_t nb = cols / 32;
-  for (int64_t g = 0; g < n_rows / 8; ++g)
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* t = tiles + (g * nb + b) * kTile;
-      for (int r = 0; r < 8; ++r) {
-        uint8_t* q = rows + ((g * 8 + r) * nb + b) * static_cast<int64_t>(sizeof(q4_0));
-        move(t + kD + 2 * r, q + offsetof(q4_0, d), 2);
-        for (int c = 0; c < 2; ++c) {
-          move(t + kQs + c * 64 + r * 4, q + offsetof(q4_0, qs) + 8 * c, 4);
-          move(t + kQs + c * 64 + 32 + r * 4, q + offsetof(q4_0, qs) + 8 * c + 4, 4);
-        }
-      }
-    }
+  each_block<q4_0, 32>(tiles, rows, n_rows, cols, [&](uint8_t* t, uint8_t* q, int r) {
+    move(t + 2 * r, q + offsetof(q4_0, d), 2);
+    for (int c = 0; c < 2; ++c) move_chunk(t + 16 + c * 64, q + offsetof(q4_0, qs) + 8 * c, r, move);
+  });
 }
 
 // IQ4_XS tile (1,088 bytes): d[8] (f16), scales_h[8] (16-bit), the 4 scales_l bytes of each row
-// transposed ([byte][row]), then 16 chunks of [rows 0-7 bytes 0-3 | rows 0-7 bytes 4-7] of qs.
+// transposed ([byte][row]), then 16 chunks of qs.
 template <class Move>
 void each_iq4xs_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
-  constexpr int kTile = 8 * sizeof(iq4_xs), kD = 0, kScalesH = 16, kScalesL = 32, kQs = 64;
-  const int64_t nb = cols / 256;
-  for (int64_t g = 0; g < n_rows / 8; ++g)
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* t = tiles + (g * nb + b) * kTile;
-      for (int r = 0; r < 8; ++r) {
-        uint8_t* q = rows + ((g * 8 + r) * nb + b) * static_cast<int64_t>(sizeof(iq4_xs));
-        move(t + kD + 2 * r, q + offsetof(iq4_xs, d), 2);
-        move(t + kScalesH + 2 * r, q + offsetof(iq4_xs, scales_h), 2);
-        for (int k = 0; k < 4; ++k) move(t + kScalesL + k * 8 + r, q + offsetof(iq4_xs, scales_l) + k, 1);
-        for (int c = 0; c < 16; ++c) {
-          move(t + kQs + c * 64 + r * 4, q + offsetof(iq4_xs, qs) + 8 * c, 4);
-          move(t + kQs + c * 64 + 32 + r * 4, q + offsetof(iq4_xs, qs) + 8 * c + 4, 4);
-        }
-      }
-    }
+  each_block<iq4_xs, 256>(tiles, rows, n_rows, cols, [&](uint8_t* t, uint8_t* q, int r) {
+    move(t + 2 * r, q + offsetof(iq4_xs, d), 2);
+    move(t + 16 + 2 * r, q + offsetof(iq4_xs, scales_h), 2);
+    for (int k = 0; k < 4; ++k) move(t + 32 + k * 8 + r, q + offsetof(iq4_xs, scales_l) + k, 1);
+    for (int c = 0; c < 16; ++c) move_chunk(t + 64 + c * 64, q + offsetof(iq4_xs, qs) + 8 * c, r, move);
+  });
 }
 
 template <class Move>
@@ -134,6 +109,13 @@ void tile_rows(GgmlType type, const void* rows, int64_t n_rows, int64_t cols, vo
 void untile_rows(GgmlType type, const void* tiles, int64_t n_rows, int64_t cols, void* rows) {
   each_field(type, const_cast<uint8_t*>(static_cast<const uint8_t*>(tiles)), static_cast<uint8_t*>(rows), n_rows, cols,
              [](const uint8_t* t, uint8_t* q, size_t n) { std::memcpy(q, t, n); });
+}
+
+const uint8_t* plain_rows(const WeightView& w, const uint8_t* rows, int64_t n_rows, std::vector<uint8_t>& plain) {
+  if (!w.tiled) return rows;
+  plain.resize(static_cast<size_t>(n_rows) * w.row_bytes);
+  untile_rows(w.type, rows, n_rows, w.cols, plain.data());
+  return plain.data();
 }
 
 TilesDot8 tiles_dot8(GgmlType type) {

@@ -5,6 +5,7 @@
 // and per-head matrices keep their offsets. Only the CPU backend makes and reads them.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "cpu/matmul.h"
 
@@ -17,6 +18,9 @@ bool tiles_fit(const WeightView& w);
 // n_rows (a multiple of 8) plain rows of `type` -> tiles, and back.
 void tile_rows(GgmlType type, const void* rows, int64_t n_rows, int64_t cols, void* tiles);
 void untile_rows(GgmlType type, const void* tiles, int64_t n_rows, int64_t cols, void* rows);
+
+// The rows a matrix kernel reads: rows itself, or (tiled) n_rows rows from it untiled into plain.
+const uint8_t* plain_rows(const WeightView& w, const uint8_t* rows, int64_t n_rows, std::vector<uint8_t>& plain);
 
 // The decode kernel of a tiled format: y8[0..7] = one group of 8 tiled rows times x (one row of the
 // format's activations, as the row kernels take: Q8_K, or Q8_0 for Q4_0).
