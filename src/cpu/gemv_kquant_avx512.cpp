@@ -75,13 +75,17 @@ float dot_q6_K(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const q6_K*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
   const __m512i low4 = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
-  // Each scale covers 16 weights = 8 16-bit lanes: lane l takes scale l / 8 (+4 for the upper 64).
+  // Each scale covers 16 weights = 8 16-bit lanes, so 128-bit lane L takes scale L (L + 4 for the
+  // upper 64): a byte shuffle of the 8 scales broadcast to every lane (cheaper than VPERMW).
   __m512i pick_lo, pick_hi;
   {
-    alignas(64) int16_t a[32], b[32];
-    for (int l = 0; l < 32; ++l) a[l] = static_cast<int16_t>(l / 8), b[l] = static_cast<int16_t>(4 + l / 8);
+    alignas(64) int8_t a[64], b[64];
+    for (int i = 0; i < 64; ++i) a[i] = static_cast<int8_t>(2 * (i / 16) + (i & 1)), b[i] = static_cast<int8_t>(8 + 2 * (i / 16) + (i & 1));
     pick_lo = _mm512_load_si512(a), pick_hi = _mm512_load_si512(b);
   }
+  // qh shifted per 256-bit half: bits 0-1 / 2-3 for the low 64 weights, 4-5 / 6-7 for the high.
+  const __m512i shifts01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+  const __m512i shifts23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     prefetch_ahead(w + i + 16, static_cast<int>(sizeof(q6_K)));
@@ -92,17 +96,16 @@ float dot_q6_K(const void* wv, const void* xv, int64_t n) {
     sumi = _mm512_inserti64x4(sumi, _mm256_setzero_si256(), 1);
     for (int half = 0; half < 2; ++half) {
       const uint8_t* ql = w[i].ql + 64 * half;
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh + 32 * half));
+      const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh + 32 * half)));
       const int8_t* q8 = x[i].qs + 128 * half;
-      const __m512i sc = _mm512_castsi128_si512(_mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w[i].scales + 8 * half))));
+      const __m512i sc = _mm512_broadcast_i32x4(_mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w[i].scales + 8 * half))));
       const __m512i l = _mm512_loadu_si512(ql);
       // Weights 0-63 of the half: low nibbles of ql with bits 0-1 / 2-3 of qh; 64-127: high nibbles with bits 4-5 / 6-7.
-      const __m512i h01 = _mm512_inserti64x4(_mm512_castsi256_si512(h), _mm256_srli_epi16(h, 2), 1);
-      const __m512i h23 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(h, 4)), _mm256_srli_epi16(h, 6), 1);
+      const __m512i h01 = _mm512_srlv_epi16(h, shifts01), h23 = _mm512_srlv_epi16(h, shifts23);
       const __m512i q_lo = _mm512_or_si512(_mm512_and_si512(l, low4), _mm512_slli_epi16(_mm512_and_si512(h01, three), 4));
       const __m512i q_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), low4), _mm512_slli_epi16(_mm512_and_si512(h23, three), 4));
-      sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q_lo, _mm512_loadu_si512(q8)), _mm512_permutexvar_epi16(pick_lo, sc));
-      sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q_hi, _mm512_loadu_si512(q8 + 64)), _mm512_permutexvar_epi16(pick_hi, sc));
+      sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q_lo, _mm512_loadu_si512(q8)), _mm512_shuffle_epi8(sc, pick_lo));
+      sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q_hi, _mm512_loadu_si512(q8 + 64)), _mm512_shuffle_epi8(sc, pick_hi));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), fold(sumi), acc);
   }
