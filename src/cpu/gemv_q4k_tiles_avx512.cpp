@@ -1,6 +1,8 @@
-// The decode kernel of tiled Q4_K (cpu/row_tiles.h): 8 rows at once, VPDPBUSD on 64-byte chunks
-// (16 values of each of the 8 rows) against the matching 8 activation bytes of each row, spread
-// over the lanes by a permute in registers (64-byte pattern loads bound an earlier version).
+// The decode kernels of tiled Q4_K and Q5_K (cpu/row_tiles.h): 8 rows at once, VPDPBUSD on 64-byte
+// chunks (16 values of each of the 8 rows) against the matching 8 activation bytes of each row,
+// spread over the lanes by a permute in registers (64-byte pattern loads bound an earlier version).
+// Q5_K's tile is Q4_K's with 4 chunks of qh after it: chunk c's bytes hold the fifth bits of the
+// values at the same byte positions of every sub-block pair (bit 2p: the low nibbles of pair p).
 #include <immintrin.h>
 
 #include <cstring>
@@ -11,14 +13,18 @@
 
 namespace jing::cpu::avx512 {
 
-void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) {
+namespace {
+
+template <bool kFifthBit>
+void kquant_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) {
+  constexpr int kTile = kFifthBit ? 1408 : 1152, kQh = 1152;
   const auto* t0 = static_cast<const uint8_t*>(group);
   const auto* x = static_cast<const blocks::q8_K*>(x_q8k);
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
   const __m256i m63 = _mm256_set1_epi32(63), m15 = _mm256_set1_epi32(15), m3 = _mm256_set1_epi32(3);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < cols / 256; ++b) {
-    const uint8_t* t = t0 + b * 1152;
+    const uint8_t* t = t0 + b * kTile;
     // The 8 rows' scale words: 6-bit scale and min of sub-block j as one 32-bit lane per row.
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)), w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 64)),
                   w2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 96));
@@ -43,8 +49,14 @@ void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y
       for (int c = 0; c < 4; ++c) {
         const __m512i q = _mm512_loadu_si512(t + 128 + (4 * p + c) * 64);
         const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
-        slo = _mm512_dpbusd_epi32(slo, _mm512_and_si512(q, low4), _mm512_permutexvar_epi32(idx, xlo));
-        shi = _mm512_dpbusd_epi32(shi, _mm512_and_si512(_mm512_srli_epi16(q, 4), low4), _mm512_permutexvar_epi32(idx, xhi));
+        __m512i vlo = _mm512_and_si512(q, low4), vhi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+        if constexpr (kFifthBit) {  // bit 2p (2p + 1) of each qh byte to bit 4
+          const __m512i qh = _mm512_loadu_si512(t + kQh + c * 64);
+          vlo = _mm512_or_si512(vlo, _mm512_and_si512(_mm512_slli_epi16(_mm512_srli_epi16(qh, 2 * p), 4), bit4));
+          vhi = _mm512_or_si512(vhi, _mm512_and_si512(_mm512_slli_epi16(_mm512_srli_epi16(qh, 2 * p + 1), 4), bit4));
+        }
+        slo = _mm512_dpbusd_epi32(slo, vlo, _mm512_permutexvar_epi32(idx, xlo));
+        shi = _mm512_dpbusd_epi32(shi, vhi, _mm512_permutexvar_epi32(idx, xhi));
       }
       const __m256i s0 = scale(2 * p), s1 = scale(2 * p + 1);
       isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(slo, _mm512_inserti64x4(_mm512_castsi256_si512(s0), s0, 1)));
@@ -61,5 +73,10 @@ void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y
   }
   _mm256_storeu_ps(y8, acc);
 }
+
+}  // namespace
+
+void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) { kquant_tiles_dot8<false>(group, x_q8k, cols, y8); }
+void q5k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) { kquant_tiles_dot8<true>(group, x_q8k, cols, y8); }
 
 }  // namespace jing::cpu::avx512

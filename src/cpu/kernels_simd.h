@@ -70,9 +70,10 @@ bool gemm_q8(const WeightView& w, const void* x_blocks, size_t act_row, int64_t 
 // gemm_kquant_avx512.cpp: the K-quants, i-quants and ternary formats (Q8_K rows).
 bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t n_tokens, float* y, int n_threads);
 // gemv_{q4k,q2k,q40,iq4xs}_tiles_avx512.cpp: y[0..7] = the 8 rows of one group of tiled Q4_K /
-// Q2_K / Q4_0 / IQ4_XS (cpu/row_tiles.h) times x (one activation row of cols values: Q8_0 for Q4_0,
+// Q5_K / Q2_K / Q4_0 / IQ4_XS (cpu/row_tiles.h) times x (one activation row of cols values: Q8_0 for Q4_0,
 // Q8_K for the others).
 void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);
+void q5k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);
 void q2k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);
 void q40_tiles_dot8(const void* group, const void* x_q80, int64_t cols, float* y8);
 void iq4xs_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);

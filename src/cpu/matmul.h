@@ -16,7 +16,7 @@ struct WeightView {
   int64_t cols = 0;  // K: the input size (ne[0])
   int64_t rows = 0;  // N: the output size (ne[1])
   size_t row_bytes = 0;
-  bool tiled = false;  // Q4_K, Q2_K, Q4_0 or IQ4_XS in 8-row tiles (cpu/row_tiles.h): made and read by the CPU backend only
+  bool tiled = false;  // Q4_K, Q5_K, Q2_K, Q4_0 or IQ4_XS in 8-row tiles (cpu/row_tiles.h): made and read by the CPU backend only
 };
 
 // y[m][n] = sum_k W[n][k] * x[m][k] for m < n_tokens (x: [n_tokens][cols], y: [n_tokens][rows]).

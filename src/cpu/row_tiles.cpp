@@ -15,6 +15,7 @@ using blocks::iq4_xs;
 using blocks::q2_K;
 using blocks::q4_0;
 using blocks::q4_K;
+using blocks::q5_K;
 
 namespace {
 
@@ -46,6 +47,19 @@ void each_q4k_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols,
     move(t + 16 + 2 * r, q + offsetof(q4_K, dmin), 2);
     for (int k = 0; k < 3; ++k) move(t + 32 + (k * 8 + r) * 4, q + offsetof(q4_K, scales) + 4 * k, 4);
     for (int c = 0; c < 16; ++c) move_chunk(t + 128 + c * 64, q + offsetof(q4_K, qs) + 8 * c, r, move);
+  });
+}
+
+// Q5_K tile (1,408 bytes): Q4_K's layout (the fields sit at the same offsets in both blocks but for
+// qs), then 4 chunks of qh (chunk c: bytes 8c..8c+7 of each row).
+template <class Move>
+void each_q5k_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
+  each_block<q5_K, 256>(tiles, rows, n_rows, cols, [&](uint8_t* t, uint8_t* q, int r) {
+    move(t + 2 * r, q + offsetof(q5_K, d), 2);
+    move(t + 16 + 2 * r, q + offsetof(q5_K, dmin), 2);
+    for (int k = 0; k < 3; ++k) move(t + 32 + (k * 8 + r) * 4, q + offsetof(q5_K, scales) + 4 * k, 4);
+    for (int c = 0; c < 16; ++c) move_chunk(t + 128 + c * 64, q + offsetof(q5_K, qs) + 8 * c, r, move);
+    for (int c = 0; c < 4; ++c) move_chunk(t + 1152 + c * 64, q + offsetof(q5_K, qh) + 8 * c, r, move);
   });
 }
 
@@ -85,6 +99,7 @@ void each_iq4xs_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t col
 template <class Move>
 void each_field(GgmlType type, uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
   if (type == GgmlType::Q4_K) each_q4k_field(tiles, rows, n_rows, cols, move);
+  else if (type == GgmlType::Q5_K) each_q5k_field(tiles, rows, n_rows, cols, move);
   else if (type == GgmlType::Q2_K) each_q2k_field(tiles, rows, n_rows, cols, move);
   else if (type == GgmlType::Q4_0) each_q40_field(tiles, rows, n_rows, cols, move);
   else if (type == GgmlType::IQ4_XS) each_iq4xs_field(tiles, rows, n_rows, cols, move);
@@ -93,7 +108,7 @@ void each_field(GgmlType type, uint8_t* tiles, uint8_t* rows, int64_t n_rows, in
 
 }  // namespace
 
-static_assert(sizeof(q4_K) == 144 && sizeof(q2_K) == 84 && sizeof(q4_0) == 18 && sizeof(iq4_xs) == 136, "tiled blocks");
+static_assert(sizeof(q4_K) == 144 && sizeof(q5_K) == 176 && sizeof(q2_K) == 84 && sizeof(q4_0) == 18 && sizeof(iq4_xs) == 136, "tiled blocks");
 
 bool tiles_fit(const WeightView& w) {
   if (!cpu_features::avx512() || !tiles_dot8(w.type)) return false;
@@ -120,6 +135,7 @@ const uint8_t* plain_rows(const WeightView& w, const uint8_t* rows, int64_t n_ro
 
 TilesDot8 tiles_dot8(GgmlType type) {
   if (type == GgmlType::Q4_K) return avx512::q4k_tiles_dot8;
+  if (type == GgmlType::Q5_K) return avx512::q5k_tiles_dot8;
   if (type == GgmlType::Q2_K) return avx512::q2k_tiles_dot8;
   if (type == GgmlType::Q4_0) return avx512::q40_tiles_dot8;
   if (type == GgmlType::IQ4_XS) return avx512::iq4xs_tiles_dot8;

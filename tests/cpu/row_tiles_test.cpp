@@ -1,4 +1,4 @@
-// Q4_K, Q2_K, Q4_0 and IQ4_XS in 8-row tiles (cpu/row_tiles.h): the tiles hold exactly the plain rows' bytes (a
+// Q4_K, Q5_K, Q2_K, Q4_0 and IQ4_XS in 8-row tiles (cpu/row_tiles.h): the tiles hold exactly the plain rows' bytes (a
 // round trip gives them back), and products read from tiles match the plain rows' products: one
 // token, a few tokens, a prompt (which reads untiled rows), and matvecs mixing tiled with plain weights.
 #include <gtest/gtest.h>
@@ -75,7 +75,7 @@ TEST_P(RowTiles, SameBytesAndSameProducts) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, RowTiles, ::testing::Values(GgmlType::Q4_K, GgmlType::Q2_K, GgmlType::Q4_0, GgmlType::IQ4_XS),
+INSTANTIATE_TEST_SUITE_P(Formats, RowTiles, ::testing::Values(GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q2_K, GgmlType::Q4_0, GgmlType::IQ4_XS),
                          [](const ::testing::TestParamInfo<GgmlType>& i) { return std::string(traits(i.param).name); });
 
 }  // namespace
