@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include "common/cpu_features.h"
 #include "common/error.h"
@@ -39,27 +40,17 @@ void move_chunk(uint8_t* chunk, uint8_t* row_bytes, int r, Move move) {
 }
 
 // Q4_K tile (1,152 bytes): d[8] and dmin[8] (f16), the three 32-bit scale words of each row
-// transposed ([word][row]), then 16 chunks of qs (chunk c: bytes 8c..8c+7 of each row).
-template <class Move>
-void each_q4k_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
-  each_block<q4_K, 256>(tiles, rows, n_rows, cols, [&](uint8_t* t, uint8_t* q, int r) {
-    move(t + 2 * r, q + offsetof(q4_K, d), 2);
-    move(t + 16 + 2 * r, q + offsetof(q4_K, dmin), 2);
-    for (int k = 0; k < 3; ++k) move(t + 32 + (k * 8 + r) * 4, q + offsetof(q4_K, scales) + 4 * k, 4);
-    for (int c = 0; c < 16; ++c) move_chunk(t + 128 + c * 64, q + offsetof(q4_K, qs) + 8 * c, r, move);
-  });
-}
-
-// Q5_K tile (1,408 bytes): Q4_K's layout (the fields sit at the same offsets in both blocks but for
-// qs), then 4 chunks of qh (chunk c: bytes 8c..8c+7 of each row).
-template <class Move>
-void each_q5k_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
-  each_block<q5_K, 256>(tiles, rows, n_rows, cols, [&](uint8_t* t, uint8_t* q, int r) {
-    move(t + 2 * r, q + offsetof(q5_K, d), 2);
-    move(t + 16 + 2 * r, q + offsetof(q5_K, dmin), 2);
-    for (int k = 0; k < 3; ++k) move(t + 32 + (k * 8 + r) * 4, q + offsetof(q5_K, scales) + 4 * k, 4);
-    for (int c = 0; c < 16; ++c) move_chunk(t + 128 + c * 64, q + offsetof(q5_K, qs) + 8 * c, r, move);
-    for (int c = 0; c < 4; ++c) move_chunk(t + 1152 + c * 64, q + offsetof(q5_K, qh) + 8 * c, r, move);
+// transposed ([word][row]), then 16 chunks of qs (chunk c: bytes 8c..8c+7 of each row). Q5_K's
+// (1,408 bytes) is the same (its fields but qh sit where Q4_K's do) with 4 chunks of qh after it.
+template <class Block, class Move>
+void each_k45_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
+  each_block<Block, 256>(tiles, rows, n_rows, cols, [&](uint8_t* t, uint8_t* q, int r) {
+    move(t + 2 * r, q + offsetof(Block, d), 2);
+    move(t + 16 + 2 * r, q + offsetof(Block, dmin), 2);
+    for (int k = 0; k < 3; ++k) move(t + 32 + (k * 8 + r) * 4, q + offsetof(Block, scales) + 4 * k, 4);
+    for (int c = 0; c < 16; ++c) move_chunk(t + 128 + c * 64, q + offsetof(Block, qs) + 8 * c, r, move);
+    if constexpr (std::is_same_v<Block, q5_K>)
+      for (int c = 0; c < 4; ++c) move_chunk(t + 1152 + c * 64, q + offsetof(q5_K, qh) + 8 * c, r, move);
   });
 }
 
@@ -98,8 +89,8 @@ void each_iq4xs_field(uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t col
 
 template <class Move>
 void each_field(GgmlType type, uint8_t* tiles, uint8_t* rows, int64_t n_rows, int64_t cols, Move move) {
-  if (type == GgmlType::Q4_K) each_q4k_field(tiles, rows, n_rows, cols, move);
-  else if (type == GgmlType::Q5_K) each_q5k_field(tiles, rows, n_rows, cols, move);
+  if (type == GgmlType::Q4_K) each_k45_field<q4_K>(tiles, rows, n_rows, cols, move);
+  else if (type == GgmlType::Q5_K) each_k45_field<q5_K>(tiles, rows, n_rows, cols, move);
   else if (type == GgmlType::Q2_K) each_q2k_field(tiles, rows, n_rows, cols, move);
   else if (type == GgmlType::Q4_0) each_q40_field(tiles, rows, n_rows, cols, move);
   else if (type == GgmlType::IQ4_XS) each_iq4xs_field(tiles, rows, n_rows, cols, move);
