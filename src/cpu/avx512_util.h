@@ -42,6 +42,12 @@ inline std::pair<__mmask16, __mmask16> row_masks(int64_t n_rows) {
   return {mask(n_rows), mask(n_rows - 16)};
 }
 
+// The tiled decode kernels (cpu/row_tiles.h): a 256-bit vector in both halves (one value per row,
+// for the 16 lanes that hold 8 rows twice), and the permute picking activation dwords a (lanes
+// 0-7) and b (lanes 8-15) for a chunk's [rows 0-7 bytes 0-3 | rows 0-7 bytes 4-7].
+inline __m512i both_halves(__m256i v) { return _mm512_inserti64x4(_mm512_castsi256_si512(v), v, 1); }
+inline __m512i dword_pair(int a, int b) { return _mm512_inserti64x4(_mm512_set1_epi32(a), _mm256_set1_epi32(b), 1); }
+
 inline int32_t load32(const void* p) {
   int32_t v;
   std::memcpy(&v, p, 4);

@@ -4,23 +4,16 @@
 // activations' 16-value sums, each sub-block's 6-bit scale (minus 32) applied to its 8 rows' sums.
 #include <immintrin.h>
 
+#include "cpu/avx512_util.h"
 #include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
 #include "quant/iq_tables.h"
-
-// GCC 12's AVX-512 intrinsics pass an undefined vector as the unused merge source, and its
-// uninitialized-use analysis flags that once this kernel inlines them.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace jing::cpu::avx512 {
 
 namespace {
 
 constexpr int kTile = 1088, kD = 0, kScalesH = 16, kScalesL = 32, kQs = 64;  // row_tiles.cpp's IQ4_XS tile
-
-inline __m512i words(int a, int b) { return _mm512_inserti64x4(_mm512_set1_epi32(a), _mm256_set1_epi32(b), 1); }
-inline __m512i both_halves(__m256i v) { return _mm512_inserti64x4(_mm512_castsi256_si512(v), v, 1); }
 
 }  // namespace
 
@@ -33,7 +26,7 @@ void iq4xs_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float*
   const __m512i table = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(shifted)));
   // Activation words of a sub-block's 32 bytes for chunk half o (bytes 8o..8o+7): low nibbles
   // (values 8o..) and high nibbles (values 16 + 8o..).
-  const __m512i pattern[2][2] = {{words(0, 1), words(4, 5)}, {words(2, 3), words(6, 7)}};
+  const __m512i pattern[2][2] = {{dword_pair(0, 1), dword_pair(4, 5)}, {dword_pair(2, 3), dword_pair(6, 7)}};
   const __m256i m15 = _mm256_set1_epi32(15), m3 = _mm256_set1_epi32(3), m32 = _mm256_set1_epi32(32);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < cols / 256; ++b) {

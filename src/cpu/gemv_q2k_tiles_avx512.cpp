@@ -6,11 +6,7 @@
 // 1.2x the row kernel on one core (docs/PERFORMANCE.md).
 #include <immintrin.h>
 
-// GCC 12's AVX-512 intrinsics pass an undefined vector as the unused merge source, and its
-// uninitialized-use analysis flags that once this kernel inlines them.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
+#include "cpu/avx512_util.h"
 #include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
 
@@ -19,8 +15,6 @@ namespace jing::cpu::avx512 {
 namespace {
 
 constexpr int kTile = 672, kD = 0, kDmin = 16, kScales = 32, kQs = 160;  // row_tiles.cpp's Q2_K tile
-
-inline __m512i both_halves(__m256i v) { return _mm512_inserti64x4(_mm512_castsi256_si512(v), v, 1); }
 
 // The 8 rows' scale bytes of sub-block j as 32-bit lanes.
 inline __m256i scale_bytes(const uint8_t* t, int j) {
@@ -35,7 +29,7 @@ void q2k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y
   const __m512i three = _mm512_set1_epi8(3);
   const __m256i m15 = _mm256_set1_epi32(15);
   __m512i pattern[4];  // chunk m of a half: activation words 2m (lanes 0-7) and 2m + 1 (lanes 8-15)
-  for (int m = 0; m < 4; ++m) pattern[m] = _mm512_inserti64x4(_mm512_set1_epi32(2 * m), _mm256_set1_epi32(2 * m + 1), 1);
+  for (int m = 0; m < 4; ++m) pattern[m] = dword_pair(2 * m, 2 * m + 1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < cols / 256; ++b) {
     const uint8_t* t = t0 + b * kTile;

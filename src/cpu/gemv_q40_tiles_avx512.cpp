@@ -6,21 +6,15 @@
 #include <immintrin.h>
 
 #include "cpu/avx2_util.h"
+#include "cpu/avx512_util.h"
 #include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
-
-// GCC 12's AVX-512 intrinsics pass an undefined vector as the unused merge source, and its
-// uninitialized-use analysis flags that once this kernel inlines them.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace jing::cpu::avx512 {
 
 namespace {
 
 constexpr int kTile = 144, kD = 0, kQs = 16;  // row_tiles.cpp's Q4_0 tile
-
-inline __m512i words(int a, int b) { return _mm512_inserti64x4(_mm512_set1_epi32(a), _mm256_set1_epi32(b), 1); }
 
 }  // namespace
 
@@ -29,7 +23,7 @@ void q40_tiles_dot8(const void* group, const void* x_q80, int64_t cols, float* y
   const auto* x = static_cast<const blocks::q8_0*>(x_q80);
   const __m512i low4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
   // Activation words for chunk c's low nibbles (bytes 8c..8c+7) and high nibbles (16 + 8c..).
-  const __m512i pattern[2][2] = {{words(0, 1), words(4, 5)}, {words(2, 3), words(6, 7)}};
+  const __m512i pattern[2][2] = {{dword_pair(0, 1), dword_pair(4, 5)}, {dword_pair(2, 3), dword_pair(6, 7)}};
   __m512 acc = _mm512_setzero_ps();
   for (int64_t b = 0; b < cols / 32; ++b) {
     const uint8_t* t = t0 + b * kTile;

@@ -48,7 +48,7 @@ void kquant_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float
       const __m512i xhi = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 64 * p + 32)));
       for (int c = 0; c < 4; ++c) {
         const __m512i q = _mm512_loadu_si512(t + 128 + (4 * p + c) * 64);
-        const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
+        const __m512i idx = dword_pair(2 * c, 2 * c + 1);
         __m512i vlo = _mm512_and_si512(q, low4), vhi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
         if constexpr (kFifthBit) {  // bit 2p (2p + 1) of each qh byte to bit 4
           const __m512i qh = _mm512_loadu_si512(t + kQh + c * 64);
@@ -59,8 +59,8 @@ void kquant_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float
         shi = _mm512_dpbusd_epi32(shi, vhi, _mm512_permutexvar_epi32(idx, xhi));
       }
       const __m256i s0 = scale(2 * p), s1 = scale(2 * p + 1);
-      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(slo, _mm512_inserti64x4(_mm512_castsi256_si512(s0), s0, 1)));
-      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(shi, _mm512_inserti64x4(_mm512_castsi256_si512(s1), s1, 1)));
+      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(slo, both_halves(s0)));
+      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(shi, both_halves(s1)));
       msum = _mm256_add_epi32(msum, _mm256_mullo_epi32(min(2 * p), _mm256_set1_epi32(x[b].bsums[4 * p] + x[b].bsums[4 * p + 1])));
       msum = _mm256_add_epi32(msum, _mm256_mullo_epi32(min(2 * p + 1), _mm256_set1_epi32(x[b].bsums[4 * p + 2] + x[b].bsums[4 * p + 3])));
     }

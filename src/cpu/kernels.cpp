@@ -100,9 +100,10 @@ bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys
       const WeightView& w = ws[i];
       const auto* base = static_cast<const uint8_t*>(w.data);
       const int64_t step = w.tiled ? 8 : 1;
+      const TilesDot8 dot8 = w.tiled ? tiles_dot8(w.type) : nullptr;
       const int64_t from = std::max(lo, first_cost[i]) - first_cost[i], to = std::min(hi, first_cost[i + 1]) - first_cost[i];
       for (int64_t r = (from + step - 1) / step * step; r < to; r += step) {
-        if (w.tiled) tiles_dot8(w.type)(base + r * w.row_bytes, xq.data() + act_at[i], w.cols, ys[i] + r);
+        if (dot8) dot8(base + r * w.row_bytes, xq.data() + act_at[i], w.cols, ys[i] + r);
         else ys[i][r] = dots[i](base + r * w.row_bytes, xq.data() + act_at[i], w.cols);
       }
     }

@@ -1,8 +1,9 @@
-// Q4_K, Q5_K, Q2_K, Q4_0 and IQ4_XS weights in tiles of 8 rows x one block (256 or 32 columns), the layout the
-// CPU's decode kernels read fastest: each tile holds the same bytes as the 8 rows' blocks, reordered so one 64-byte load is a
-// chunk of all 8 rows (no per-row reduction, the activations shared by the 8 rows). A tiled
-// matrix occupies the bytes of the plain one, group g of 8 rows at g * 8 * row_bytes, so experts
-// and per-head matrices keep their offsets. Only the CPU backend makes and reads them.
+// Q4_K, Q5_K, Q2_K, Q4_0 and IQ4_XS weights in tiles of 8 rows x one block (256 or 32 columns),
+// the layout the CPU's decode kernels read fastest: each tile holds the same bytes as the 8 rows'
+// blocks, reordered so one 64-byte load is a chunk of all 8 rows (no per-row reduction, the
+// activations shared by the 8 rows). A tiled matrix occupies the bytes of the plain one, group g
+// of 8 rows at g * 8 * row_bytes, so experts and per-head matrices keep their offsets. Only the
+// CPU backend makes and reads them.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -11,8 +12,8 @@
 
 namespace jing::cpu {
 
-// Whether this machine's kernels read w's format tiled and w can be tiled (Q4_K, Q5_K, Q2_K, Q4_0 or IQ4_XS,
-// rows a multiple of 8, plain rows of whole blocks).
+// Whether this machine's kernels read w's format tiled and w can be tiled (one of the formats
+// above, rows a multiple of 8, plain rows of whole blocks).
 bool tiles_fit(const WeightView& w);
 
 // n_rows (a multiple of 8) plain rows of `type` -> tiles, and back.

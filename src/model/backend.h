@@ -192,7 +192,7 @@ Buf move_to(Backend& be, Buf x);
 // their own; lock (--mlock) keeps them resident.
 struct CpuWeights {
   bool copy = false, lock = false;
-  bool tile = false;  // Q4_K, Q5_K, Q2_K, Q4_0 and IQ4_XS matrices into 8-row tiles where the CPU has their kernels (the model: unless JING_TILES=0)
+  bool tile = false;  // the tiled formats into 8-row tiles where the CPU has their kernels (cpu/row_tiles.h; the model: unless JING_TILES=0)
 };
 std::unique_ptr<Backend> make_cpu_backend(int n_threads, CpuWeights weights = {});
 // The GPU backend for a device, or null (with the reason in *why) when this build or machine has none.

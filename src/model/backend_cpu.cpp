@@ -126,7 +126,8 @@ class CpuBackend : public Backend {
  private:
   // --no-mmap: the weight's bytes copied into memory of their own (once per tensor and layout:
   // tied embeddings place the same table twice); --mlock: that memory, or the mapping, kept
-  // resident. Q4_K, Q5_K, Q2_K, Q4_0 and IQ4_XS matrices (`tile`, where the kernels read them) are copied into 8-row tiles.
+  // resident. Matrices of the tiled formats (`tile`, where the kernels read them; cpu/row_tiles.h)
+  // are copied into 8-row tiles.
   cpu::WeightView hold(const cpu::WeightView& w, int n_mats, bool tile) {
     const size_t bytes = static_cast<size_t>(n_mats) * static_cast<size_t>(w.rows) * w.row_bytes;
     // Tiles are anonymous memory the kernel cannot page back to the file: only while RAM has room

@@ -26,9 +26,10 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   output_ = out ? *out : w_.matrix("token_embd.weight", n_embd_, n_vocab_);
   tok_embd_view_ = w_.matrix("token_embd.weight", n_embd_, n_vocab_);
   kv_len_.assign(static_cast<size_t>(opts_.n_seq), 0);
-  // Q4_K, Q5_K, Q2_K, Q4_0 and IQ4_XS matrices in 8-row tiles (as llama.cpp repacks them at load): the CPU's decode reads
-  // 8 rows per load, 1.2-1.3x the plain rows' speed on one core (docs/PERFORMANCE.md). JING_TILES=0 keeps the
-  // plain rows (the rounding order the GPU's decode kernels mirror; the GPU tests compare with it).
+  // Matrices of the tiled formats (cpu/row_tiles.h) in 8-row tiles, as llama.cpp repacks some at
+  // load: the CPU's decode reads 8 rows per load, 1.0-2x the plain rows' speed on one core
+  // (docs/PERFORMANCE.md). JING_TILES=0 keeps the plain rows (the rounding order the GPU's decode
+  // kernels mirror; the GPU tests compare with it).
   const char* tiles = std::getenv("JING_TILES");
   cpu_ = make_cpu_backend(ctx_.n_threads, {!opts_.use_mmap, opts_.mlock, !(tiles && *tiles == '0')});
   input_be_ = output_be_ = cpu_.get();
