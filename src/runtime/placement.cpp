@@ -112,9 +112,8 @@ PlacementPlan plan_placement(const gguf::File& f, int n_layer, const LayerShape&
 
 int gpu_for_tensor_split(const std::string& spec, std::string* note) {
   std::vector<double> shares;
-  size_t at = 0;
-  while (at <= spec.size()) {
-    const size_t end = std::min(spec.find(',', at), spec.find('/', at));
+  for (size_t at = 0;;) {
+    const size_t end = spec.find_first_of(",/", at);
     const std::string item = spec.substr(at, end == std::string::npos ? std::string::npos : end - at);
     char* rest = nullptr;
     const double v = std::strtod(item.c_str(), &rest);
@@ -124,16 +123,14 @@ int gpu_for_tensor_split(const std::string& spec, std::string* note) {
     if (end == std::string::npos) break;
     at = end + 1;
   }
-  int best = -1, given = 0;
-  for (int i = 0; i < static_cast<int>(shares.size()); ++i) {
-    if (shares[static_cast<size_t>(i)] > 0) ++given;
-    if (shares[static_cast<size_t>(i)] > 0 && (best < 0 || shares[static_cast<size_t>(i)] > shares[static_cast<size_t>(best)])) best = i;
-  }
-  if (best < 0) throw Error("--tensor-split '" + spec + "': every share is 0; give the GPU to use a share above 0");
+  const auto best = std::max_element(shares.begin(), shares.end());  // the first of equals
+  if (*best <= 0) throw Error("--tensor-split '" + spec + "': every share is 0; give the GPU to use a share above 0");
+  const auto given = std::count_if(shares.begin(), shares.end(), [](double v) { return v > 0; });
+  const int gpu = static_cast<int>(best - shares.begin());
   if (given > 1 && note)
     *note = "--tensor-split '" + spec + "' shares the model over " + std::to_string(given) + " GPUs; one GPU runs a model for now, so CUDA" +
-            std::to_string(best) + " (the largest share) takes it all";
-  return best;
+            std::to_string(gpu) + " (the largest share) takes it all";
+  return gpu;
 }
 
 }  // namespace jing::runtime
