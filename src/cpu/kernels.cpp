@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -31,6 +32,25 @@ constexpr int64_t kGemmFloatMinTokens = 4;
 using QuantDot = float (*)(const void*, const void*, int64_t);
 
 }  // namespace
+
+// q . k in cpu::avx512::score_dot's order, so that every path (and the GPU) gives the same bits:
+// 32 running sums by FMA (sum l: dims l, l + 32, ...; a tail of fewer than 16 in sums 16 up),
+// then l + (l + 16), l + (l + 8), l + (l + 4), l + (l + 2), [0] + [1].
+float score_dot(const float* a, const float* b, int64_t n) {
+  float p[32] = {};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int l = 0; l < 32; ++l) p[l] = std::fma(a[i + l], b[i + l], p[l]);
+  if (i + 16 <= n) {
+    for (int l = 0; l < 16; ++l) p[l] = std::fma(a[i + l], b[i + l], p[l]);
+    i += 16;
+  }
+  for (int64_t l = 0; i + l < n; ++l) p[16 + l] = std::fma(a[i + l], b[i + l], p[16 + l]);
+  for (int l = 0; l < 16; ++l) p[l] += p[l + 16];
+  for (int w = 8; w >= 2; w /= 2)
+    for (int l = 0; l < w; ++l) p[l] += p[l + w];
+  return p[0] + p[1];
+}
 
 bool simd_available() { return cpu_features::avx2(); }
 bool avx512_available() { return cpu_features::avx512(); }

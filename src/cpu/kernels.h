@@ -12,6 +12,9 @@ bool matmul_fast(const WeightView& w, const float* x, int64_t n_tokens, float* y
 // cpu::matvecs on the row kernels (false: a type without one; nothing was computed).
 bool matvecs_fast(const WeightView* ws, const float* const* xs, float* const* ys, int count, int n_threads);
 float dot_f32(const float* a, const float* b, int64_t n);
+// Attention's score q . k in avx512::score_dot's order (portable; the SIMD paths and the GPU give
+// the same bits): 32 running sums by FMA, then a fixed tree.
+float score_dot(const float* a, const float* b, int64_t n);
 bool simd_available();    // AVX2 + FMA + F16C kernels usable on this CPU
 bool avx512_available();  // AVX-512 F/BW/VL/DQ + VNNI + BF16 kernels usable on this CPU
 

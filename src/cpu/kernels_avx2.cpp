@@ -4,6 +4,8 @@
 // offset of 32) into the activation block sums.
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "cpu/avx2_util.h"
 #include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
@@ -137,6 +139,34 @@ float dot_f32(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+float score_dot(const float* a, const float* b, int64_t n) {
+  // r0, r1 are avx512::score_dot's first sum (lanes 0-15), r2, r3 its second (lanes 16-31).
+  __m256 r0 = _mm256_setzero_ps(), r1 = r0, r2 = r0, r3 = r0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    r0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), r0);
+    r1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), r1);
+    r2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), r2);
+    r3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), r3);
+  }
+  if (i + 16 <= n) {
+    r0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), r0);
+    r1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), r1);
+    i += 16;
+  }
+  if (i < n) {  // fewer than 16 left: into the second sum, zeros past the end (the masked load)
+    alignas(32) float ta[16] = {}, tb[16] = {};
+    for (int64_t k = 0; k < n - i; ++k) ta[k] = a[i + k], tb[k] = b[i + k];
+    r2 = _mm256_fmadd_ps(_mm256_load_ps(ta), _mm256_load_ps(tb), r2);
+    r3 = _mm256_fmadd_ps(_mm256_load_ps(ta + 8), _mm256_load_ps(tb + 8), r3);
+  }
+  // Lane l + lane l + 16, then l + 8, l + 4, l + 2, and [0] + [1]: _mm512_reduce_add_ps's tree.
+  const __m256 t = _mm256_add_ps(_mm256_add_ps(r1, r3), _mm256_add_ps(r0, r2));
+  __m128 s = _mm_add_ps(_mm256_extractf128_ps(t, 1), _mm256_castps256_ps128(t));
+  s = _mm_add_ps(s, _mm_shuffle_ps(s, s, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm_cvtss_f32(s) + _mm_cvtss_f32(_mm_shuffle_ps(s, s, _MM_SHUFFLE(1, 1, 1, 1)));
+}
+
 // 16-bit float rows (F16 or BF16: `widen8` turns eight of them into floats) with float activations.
 template <class Widen8, class Widen1>
 float dot_16bit(const uint16_t* w, const float* b, int64_t n, Widen8 widen8, Widen1 widen1) {
@@ -181,13 +211,13 @@ void f16_scale_mad(uint16_t* acc, float scale, const float* v, float weight, int
   for (; d + 8 <= n; d += 8) {
     __m256 a = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(acc + d)));
     if (scale != 1.0f) a = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(a, s), _MM_FROUND_TO_NEAREST_INT));
-    a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(v + d), w));
+    a = _mm256_fmadd_ps(_mm256_loadu_ps(v + d), w, a);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(acc + d), _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT));
   }
   for (; d < n; ++d) {
     float a = _cvtsh_ss(acc[d]);
     if (scale != 1.0f) a = _cvtsh_ss(_cvtss_sh(a * scale, 0));
-    acc[d] = _cvtss_sh(a + v[d] * weight, 0);
+    acc[d] = _cvtss_sh(std::fma(v[d], weight, a), 0);
   }
 }
 

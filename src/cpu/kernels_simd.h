@@ -21,7 +21,10 @@ float dot_q8_0(const void* w, const void* x_q80, int64_t n);
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f16(const void* w, const float* b, int64_t n);
 float dot_bf16(const void* w, const float* b, int64_t n);
-// acc[0..n) (f16 values) = f16(f16(acc) * scale + v * weight): ggml's f16 attention accumulator.
+// Attention's score q . k in avx512::score_dot's order (bit for bit, with 8-lane registers).
+float score_dot(const float* a, const float* b, int64_t n);
+// acc[0..n) (f16 values) = f16(f16(acc) * scale + v * weight), the product fused into the add:
+// ggml's f16 attention accumulator.
 void f16_scale_mad(uint16_t* acc, float scale, const float* v, float weight, int n);
 // out[t][r] = w_r . x_t for 4 tokens at once (weight row as float, read once).
 void dot_rows_x4(const float* w, const float* x, int64_t x_stride, int64_t cols, float* out4);
@@ -57,8 +60,9 @@ bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t
 }  // namespace jing::cpu::avxvnni
 
 namespace jing::cpu::avx512 {
-// kernels_avx512.cpp: attention's vector primitives (as the avx2:: ones, 16 lanes).
-float dot_f32(const float* a, const float* b, int64_t n);
+// kernels_avx512.cpp: attention's vector primitives (as the avx2:: ones, 16 lanes). score_dot
+// sets the summation order that avx2::score_dot, the portable one and the GPU's reproduce.
+float score_dot(const float* a, const float* b, int64_t n);
 void f16_scale_mad(uint16_t* acc, float scale, const float* v, float weight, int n);
 // gemv_kquant_avx512.cpp: decode dot products (as the avx2:: ones, 128 weights per step, VNNI).
 float dot_q4_K(const void* w, const void* x_q8k, int64_t n);

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "cuda/check.h"
+#include "cuda/host_math.cuh"
 #include "cuda/model_ops.h"
 #include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
@@ -22,6 +23,44 @@ constexpr int kStagedValueDims = 128;  // values up to this wide are staged in s
 __device__ float round_f16(float x) { return __half2float(__float2half_rn(x)); }
 
 __device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+// q . k of one cached key row (f16, 16-byte aligned, dk % 8 == 0) in the CPU engine's order
+// (cpu::avx512::dot_f32): 32 running sums, sum L taking dims L, L + 32, ... by FMA (a tail of
+// fewer than 16 dims goes to sums 16 up), then sum L + sum L + 16, then halves as
+// _mm512_reduce_add_ps adds them. Another order moves a score by ulps, which a quantized
+// model's logits carry (1.6e-2 on the fixtures' 40-token prompts).
+__device__ __forceinline__ float key_dot_cpu_order(const float* qs, const uint4* kr, int dk) {
+  float p[32];
+#pragma unroll
+  for (int l = 0; l < 32; ++l) p[l] = 0;
+  const int chunks = dk / 8, tail8 = dk % 32 == 8, body = chunks - tail8;
+  const float4* q4 = reinterpret_cast<const float4*>(qs);
+  auto add8 = [&](const uint4& u, int c, float* s) {  // dims 8c .. 8c + 7 into s[0..8)
+    const float2 k0 = __half22float2(*reinterpret_cast<const __half2*>(&u.x)), k1 = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
+    const float2 k2 = __half22float2(*reinterpret_cast<const __half2*>(&u.z)), k3 = __half22float2(*reinterpret_cast<const __half2*>(&u.w));
+    const float4 qa = q4[2 * c], qb = q4[2 * c + 1];
+    s[0] = __fmaf_rn(qa.x, k0.x, s[0]), s[1] = __fmaf_rn(qa.y, k0.y, s[1]), s[2] = __fmaf_rn(qa.z, k1.x, s[2]), s[3] = __fmaf_rn(qa.w, k1.y, s[3]);
+    s[4] = __fmaf_rn(qb.x, k2.x, s[4]), s[5] = __fmaf_rn(qb.y, k2.y, s[5]), s[6] = __fmaf_rn(qb.z, k3.x, s[6]), s[7] = __fmaf_rn(qb.w, k3.y, s[7]);
+  };
+  for (int c0 = 0; c0 < body; c0 += 16) {  // 16 loads in flight, then their products
+    uint4 u[16];
+#pragma unroll
+    for (int i = 0; i < 16; ++i)
+      if (c0 + i < body) u[i] = __ldg(kr + c0 + i);
+#pragma unroll
+    for (int i = 0; i < 16; ++i)
+      if (c0 + i < body) add8(u[i], c0 + i, p + 8 * (i % 4));
+  }
+  if (tail8) add8(__ldg(kr + body), body, p + 16);
+  float t[16];
+#pragma unroll
+  for (int l = 0; l < 16; ++l) t[l] = __fadd_rn(p[l], p[l + 16]);
+#pragma unroll
+  for (int l = 0; l < 8; ++l) t[l] = __fadd_rn(t[l], t[l + 8]);
+#pragma unroll
+  for (int l = 0; l < 4; ++l) t[l] = __fadd_rn(t[l], t[l + 4]);
+  return __fadd_rn(__fadd_rn(t[0], t[2]), __fadd_rn(t[1], t[3]));
+}
 
 // The online softmax's value walk over a tile's keys, one key after another in ggml's rounding
 // order: rows are `rows` (shared or global memory), key j's at j * stride. Nothing but the
@@ -47,7 +86,7 @@ __device__ __forceinline__ void walk_values(const __half* rows, int stride, cons
       for (int r = 0; r < VR; ++r) acc[r] = round_f16(__fmul_rn(acc[r], ms));
     }
 #pragma unroll
-    for (int r = 0; r < VR; ++r) acc[r] = round_f16(__fadd_rn(acc[r], __fmul_rn(v[r], vs)));
+    for (int r = 0; r < VR; ++r) acc[r] = round_f16(__fmaf_rn(v[r], vs, acc[r]));  // fused, as ggml's f16 mad on x86
   }
 }
 
@@ -117,31 +156,18 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
     if (key_per_thread) {
       if (tid < nt) {
         const uint4* kr = reinterpret_cast<const uint4*>(kbase + static_cast<int64_t>(j0 + tid) * p.k_width);
-        const float4* q4 = reinterpret_cast<const float4*>(qs);
-        const int chunks = p.dk / 8;
-        float dot = 0;  // one chain, in order (four interleaved sums changed a deepseek2 fixture's logits by 0.44 at one position)
-        for (int c0 = 0; c0 < chunks; c0 += 16) {  // 16 loads in flight, then their products in order
-          uint4 u[16];
-#pragma unroll
-          for (int i = 0; i < 16; ++i)
-            if (c0 + i < chunks) u[i] = __ldg(kr + c0 + i);
-#pragma unroll
-          for (int i = 0; i < 16; ++i) {
-            if (c0 + i >= chunks) break;
-            const int c = c0 + i;
-            const float2 k0 = __half22float2(*reinterpret_cast<const __half2*>(&u[i].x)), k1 = __half22float2(*reinterpret_cast<const __half2*>(&u[i].y));
-            const float2 k2 = __half22float2(*reinterpret_cast<const __half2*>(&u[i].z)), k3 = __half22float2(*reinterpret_cast<const __half2*>(&u[i].w));
-            const float4 qa = q4[2 * c], qb = q4[2 * c + 1];
-            dot += qa.x * k0.x + qa.y * k0.y + qa.z * k1.x + qa.w * k1.y + qb.x * k2.x + qb.y * k2.y + qb.z * k3.x + qb.w * k3.y;
-          }
-        }
-        sc[tid] = dot * p.scale;
+        sc[tid] = key_dot_cpu_order(qs, kr, p.dk) * p.scale;
       }
     } else {
       for (int jj = warp; jj < nt; jj += warps) {  // a warp per key, lanes across the head dimension
         const __half* kr = kbase + static_cast<int64_t>(j0 + jj) * p.k_width;
+        // Lane L sums dims L, L + 32, ... (the CPU's lane L); a tail of fewer than 16 dims is the
+        // CPU's second register's (lanes 16 up). warp_sum then adds as _mm512_reduce_add_ps does.
+        const int full = p.dk / 32 * 32, tail = p.dk - full;
         float dot = 0;
-        for (int d = lane; d < p.dk; d += 32) dot += qs[d] * __half2float(kr[d]);
+        for (int d = lane; d < full; d += 32) dot = __fmaf_rn(qs[d], __half2float(kr[d]), dot);
+        const int td = full + (tail >= 16 ? lane : lane - 16);
+        if (lane >= (tail >= 16 ? 0 : 16) && td < p.dk) dot = __fmaf_rn(qs[td], __half2float(kr[td]), dot);
         dot = warp_sum(dot);
         if (lane == 0) sc[jj] = dot * p.scale;
       }
@@ -164,8 +190,8 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(AttentionParams
     if (lane > 0) before = fmaxf(before, excl);
     if (tid < nt) {
       const bool raises = s_own > before;
-      msh[tid] = raises ? expf(before - s_own) : 1.0f;
-      vsh[tid] = raises ? 1.0f : expf(s_own - before);
+      msh[tid] = raises ? exp_as_host(before - s_own) : 1.0f;
+      vsh[tid] = raises ? 1.0f : exp_as_host(s_own - before);
     }
     float tile_max = m;
     for (int w = 0; w < warps; ++w) tile_max = fmaxf(tile_max, wmax[w]);
@@ -217,6 +243,12 @@ __global__ void attention_combine_kernel(int n_head, int dv, int splits, const f
 
 }  // namespace
 
+int attention_band(int64_t max_keys) {
+  int b = 0;
+  while (b < 6 && (static_cast<int64_t>(kMinSplitKeys) << (b + 1)) <= max_keys) ++b;
+  return b;
+}
+
 int attention_splits(const AttentionParams& p, int64_t n) {
   // Enough blocks for two per SM (the kernel uses fewer while the context is short).
   static const int sms = [] {
@@ -227,7 +259,9 @@ int attention_splits(const AttentionParams& p, int64_t n) {
   }();
   const int64_t blocks = n * p.n_head;
   const int64_t want = (2 * sms + blocks - 1) / blocks;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, 64, std::max(1, p.n_ctx / kMinSplitKeys)})));
+  // No more splits than the band's longest keys fill: a split the kernel leaves empty still
+  // costs its block and the combine launch (5% of a short-context 1.5B step).
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, int64_t{1} << p.band, std::max(1, p.n_ctx / kMinSplitKeys)})));
 }
 
 size_t attention_scratch_floats(const AttentionParams& p, int64_t n) {

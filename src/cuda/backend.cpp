@@ -108,6 +108,9 @@ void CudaBackend::begin(const Batch& b) {
     meta_cap_ = std::max<size_t>(n, 512);
     cuda::check(cudaMalloc(reinterpret_cast<void**>(&meta_), 2 * meta_cap_ * sizeof(int32_t)), "cudaMalloc (batch)");
   }
+  int32_t last = 0;
+  for (int32_t q : b.pos) last = std::max(last, q);
+  attention_band_ = cuda::ops::attention_band(int64_t{last} + 1);
   upload_i32(meta_, b.pos.data(), n);
   upload_i32(meta_ + meta_cap_, b.seq.data(), n);
   // A step of several sequences (the server's streams, with a new prompt's chunk among them)
@@ -215,7 +218,7 @@ void CudaBackend::mla_inputs(const MlaInputs& m, int layer) {
 
 void CudaBackend::attention(const AttentionShape& sh, const float* q, int64_t q_stride, int layer, float* out) {
   OpProfile::Scope scope_(&prof_, "attention", s());
-  cuda::ops::AttentionParams p{sh.n_head, sh.n_head_kv, sh.dk, sh.dv, sh.scale, n_ctx_, k_width_, v_width_, sh.v_in_k};
+  cuda::ops::AttentionParams p{sh.n_head, sh.n_head_kv, sh.dk, sh.dv, sh.scale, n_ctx_, k_width_, v_width_, sh.v_in_k, attention_band_};
   const int64_t n = static_cast<int64_t>(batch_->size());
   // A prompt of many tokens takes the tensor cores (the f16 rounding chain of the decode kernel
   // is kept where the CPU engine's numbers must be matched closely: decode and short batches).
@@ -366,7 +369,7 @@ bool CudaBackend::replay(int key) {
 cuda::ops::RopeParams CudaBackend::rope_params(const Rope& r) {
   cuda::ops::RopeParams p;
   p.n_rot = r.n_rot, p.neox = r.neox, p.freq_base = r.freq_base, p.freq_scale = r.freq_scale, p.ext_factor = r.ext_factor;
-  p.attn_factor = r.attn_factor;
+  p.attn_factor = r.attn_factor, p.theta_scale = r.theta_scale(), p.mscale = r.mscale();
   r.yarn_corr_dims(p.corr_low, p.corr_high);
   p.freq_factors = device_vector(r.freq_factors);
   return p;

@@ -154,6 +154,7 @@ class CudaBackend : public Backend {
   bool capture_begin() override;
   void capture_end(int key) override;
   bool replay(int key) override;
+  int step_variant() const override { return attention_band_; }
 
  private:
   cudaStream_t s() const { return static_cast<cudaStream_t>(stream_->handle()); }
@@ -181,6 +182,7 @@ class CudaBackend : public Backend {
   const Batch* batch_ = nullptr;
   int32_t* meta_ = nullptr;  // positions [meta_cap_], then sequences [meta_cap_]
   size_t meta_cap_ = 0;
+  int attention_band_ = 0;  // of the batch begun last (cuda::ops::attention_band)
   int n_ctx_ = 0, k_width_ = 0, v_width_ = 0;
   std::vector<uint16_t*> k_, v_;
   std::unordered_map<int, std::pair<cudaGraphExec_t, uint64_t>> graphs_;  // with the buffers' generation when recorded

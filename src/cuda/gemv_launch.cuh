@@ -41,9 +41,9 @@ void launch_gemv_q8(const GemvArgs& a, cudaStream_t s) {
   const int64_t blocks = std::min((groups + kGemvWarps - 1) / kGemvWarps, std::max<int64_t>(max_blocks / products, 1));
   // Few rows of many chunks (ffn_down: 1536 x 8960 on the 1.5B: 96 blocks, ncu 9 us with the weights
   // in L2) leave most SMs idle and each warp streaming its rows alone: there the block's warps can
-  // split each row group's chunks, a block a group. Opt-in (JING_GEMV_SPLIT=1) until it has run on
-  // a GPU: written at the end of a session whose device time was spent (docs/PERFORMANCE.md).
-  static const bool split_on = std::getenv("JING_GEMV_SPLIT") != nullptr;
+  // split each row group's chunks, a block a group: 1.5B decode +3-5% (7B and ds-small even;
+  // docs/PERFORMANCE.md). JING_NO_GEMV_SPLIT=1 turns it off.
+  static const bool split_on = std::getenv("JING_NO_GEMV_SPLIT") == nullptr;
   const int chunks = static_cast<int>((a.blocks + chunk_blocks<F, R>() - 1) / chunk_blocks<F, R>());
   if (split_on && products == 1 && !a.batch.items && blocks < 2 * sm_count() && chunks >= kGemvWarps) {
     GemvArgs split = a;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "cuda/check.h"
+#include "cuda/host_math.cuh"
 #include "cuda/model_ops.h"
 #include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
@@ -73,25 +74,34 @@ __global__ void silu_mul_kernel(float* g, const float* u, int64_t count) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i < count) {
     const float a = g[i];
-    g[i] = a / (1.0f + expf(-a)) * u[i];
+    g[i] = a / (1.0f + exp_as_host(-a)) * u[i];
   }
 }
 
-// cos and sin (scaled) of rotated pair i at position `position`: the angle of ops.cpp's Rope::apply.
+// cos and sin (scaled) of rotated pair i at position `position`: the angle of ops.cpp's Rope::apply
+// to the bit (a quantized model carries an ulp of an angle into its logits). The same chain of
+// multiplications, no contraction into FMAs (the CPU's code has none), and cos/sin through double,
+// rounded once: glibc's cosf/sinf are correctly rounded in practice, CUDA's float ones are not.
 __device__ void rope_cos_sin(const RopeParams& p, int position, int i, float& c, float& s) {
-  const int i0 = 2 * i;
-  const float theta_extrap = static_cast<float>(position) * powf(p.freq_base, -static_cast<float>(i0) / p.n_rot);
+  float theta_extrap = static_cast<float>(position);
+  for (int k = 0; k < i; ++k) theta_extrap = __fmul_rn(theta_extrap, p.theta_scale);
   const float ff = p.freq_factors ? p.freq_factors[i] : 1.0f;
-  const float te = theta_extrap / ff, ti = p.freq_scale * te;
-  float theta = ti, mscale = p.attn_factor;
+  const float te = __fdiv_rn(theta_extrap, ff), ti = __fmul_rn(p.freq_scale, te);
+  float theta = ti;
   if (p.ext_factor != 0.0f) {
-    const float y = (i0 / 2 - p.corr_low) / fmaxf(0.001f, p.corr_high - p.corr_low);
-    const float mix = (1 - fminf(1.0f, fmaxf(0.0f, y))) * p.ext_factor;
-    theta = ti * (1 - mix) + te * mix;
-    mscale *= 1.0f + 0.1f * logf(1.0f / p.freq_scale);
+    const float y = __fdiv_rn(__fsub_rn(static_cast<float>(i), p.corr_low), fmaxf(0.001f, __fsub_rn(p.corr_high, p.corr_low)));
+    const float mix = __fmul_rn(__fsub_rn(1.0f, fminf(1.0f, fmaxf(0.0f, y))), p.ext_factor);
+    theta = __fadd_rn(__fmul_rn(ti, __fsub_rn(1.0f, mix)), __fmul_rn(te, mix));
   }
-  sincosf(theta, &s, &c);
-  c *= mscale, s *= mscale;
+  double sd, cd;
+  sincos(static_cast<double>(theta), &sd, &cd);
+  c = __fmul_rn(static_cast<float>(cd), p.mscale), s = __fmul_rn(static_cast<float>(sd), p.mscale);
+}
+
+// A pair rotated by (c, s) as the CPU rotates it: products rounded, then the sum (no FMA).
+__device__ __forceinline__ void rotate(float x0, float x1, float c, float s, float& y0, float& y1) {
+  y0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+  y1 = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
 }
 
 // The two elements of slot i of a head: a rotated pair for i < n_rot / 2, else two dims past n_rot.
@@ -118,9 +128,7 @@ __global__ void rope_kernel(RopeParams p, float* x, int64_t n, int n_head, int h
   int a, b;
   bool rotated;
   slot_dims(p, i, a, b, rotated);
-  const float x0 = v[a], x1 = v[b];
-  v[a] = x0 * c - x1 * s;
-  v[b] = x0 * s + x1 * c;
+  rotate(v[a], v[b], c, s, v[a], v[b]);
 }
 
 // Slot i of a head row (dims a, b): the values with the head's bias added, rotated when the slot
@@ -134,7 +142,8 @@ __device__ void biased_rotated_slot(const RopeParams& r, const float* row, const
   if (rotated) {
     float c, s;
     rope_cos_sin(r, position, i, c, s);
-    const float y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
+    float y0, y1;
+    rotate(x0, x1, c, s, y0, y1);
     x0 = y0, x1 = y1;
   }
 }
@@ -178,9 +187,10 @@ __global__ void mla_inputs_kernel(RopeParams r, MlaParams m, const float* q, con
       int a, b;
       bool rotated;
       slot_dims(r, i, a, b, rotated);
-      const float x0 = row[m.kv_lora + a], x1 = row[m.kv_lora + b];
-      dst[m.kv_lora + a] = __float2half(x0 * c - x1 * s);
-      dst[m.kv_lora + b] = __float2half(x0 * s + x1 * c);
+      float y0, y1;
+      rotate(row[m.kv_lora + a], row[m.kv_lora + b], c, s, y0, y1);
+      dst[m.kv_lora + a] = __float2half(y0);
+      dst[m.kv_lora + b] = __float2half(y1);
     }
     return;
   }
@@ -195,9 +205,7 @@ __global__ void mla_inputs_kernel(RopeParams r, MlaParams m, const float* q, con
   slot_dims(r, i, a, b, rotated);
   const float* v = q + th * m.head_k + m.nope;
   float* o = qa + th * kw + m.kv_lora;
-  const float x0 = v[a], x1 = v[b];
-  o[a] = x0 * c - x1 * s;
-  o[b] = x0 * s + x1 * c;
+  rotate(v[a], v[b], c, s, o[a], o[b]);
 }
 
 // One launch for all three (a launch less per layer): threads [0, n_q) rotate q, the rest k and v.
@@ -313,7 +321,7 @@ __global__ void silu_mul_round_kernel(float* g, const float* u, int64_t count, i
     if (j >= per) break;
     const int64_t i = first + per * lane + j;
     const float a = g[i];
-    v[j] = a / (1.0f + expf(-a)) * u[i];
+    v[j] = a / (1.0f + exp_as_host(-a)) * u[i];
     g[i] = v[j];
   }
   round_values(kind, v, lane, q + first, rec + first / 32);

@@ -20,6 +20,7 @@ struct RopeParams {
   int n_rot = 0;
   bool neox = false;
   float freq_base = 10000, freq_scale = 1, ext_factor = 0, attn_factor = 1, corr_low = 0, corr_high = 0;
+  float theta_scale = 1, mscale = 1;  // model::Rope's theta_scale() and mscale(), worked out on the host
   const float* freq_factors = nullptr;  // device, n_rot / 2 entries, or null
 };
 void rope(const RopeParams& p, float* x, int64_t n, int n_head, int head_stride, const int32_t* pos, void* stream);
@@ -66,7 +67,11 @@ struct AttentionParams {
   int n_ctx;
   int k_width, v_width;  // f16 values per cache row
   bool v_in_k;           // the value is the first dv values of the key row (MLA)
+  int band = 0;          // attention_band() of the step's longest key count: caps the split over keys
 };
+// Steps whose longest key count falls in one band split the keys alike, so one recorded step
+// replays for all of them (band b: up to 2^b splits, each of at least the minimum split length).
+int attention_band(int64_t max_keys);
 // out[t][h][dv] = softmax(q k^T * scale) v over positions [0, pos[t]] of sequence seq[t].
 // Decode steps split each token's keys over several blocks (their partial results in `scratch`,
 // attention_scratch_floats() of them) so that few heads still fill the GPU.

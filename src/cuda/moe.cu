@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "cuda/check.h"
+#include "cuda/host_math.cuh"
 #include "cuda/model_ops.h"
 #include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
@@ -43,10 +44,10 @@ __device__ void route_token(const MoeRouteParams& p, float l, const float* bias,
   const int e = threadIdx.x, E = p.n_expert;
   float pr;
   if (p.sigmoid) {
-    pr = 1.0f / (1.0f + expf(-l));
+    pr = 1.0f / (1.0f + exp_as_host(-l));
   } else {
     const float mx = block_best(Best{l, e}, red).v;
-    const float ex = e < E ? expf(l - mx) : 0.0f;
+    const float ex = e < E ? exp_as_host(l - mx) : 0.0f;
     // The sum in double, as the CPU's softmax.
     __shared__ double dsum[32];
     double s = ex;

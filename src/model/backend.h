@@ -158,6 +158,9 @@ class Backend {
   virtual bool capture_begin() { return false; }
   virtual void capture_end(int key) {}
   virtual bool replay(int key) { return false; }
+  // Which recording of a one-token step fits the step begun last: a backend whose kernels are
+  // shaped by the context length (the attention's split over keys) keeps one per length band.
+  virtual int step_variant() const { return 0; }
 };
 
 // Activations of one forward pass on one backend, freed with the object.

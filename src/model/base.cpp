@@ -174,7 +174,8 @@ std::vector<float> BaseModel::decode_step(const Batch& b) {
     g.matmul(output_placed_, h.data(), 1, step_logits_.data());
   };
   // The first step runs plainly (buffers reach their sizes); the second is recorded, then replayed.
-  if (steps_run_++ == 0 || !(g.replay(1) || (g.capture_begin() && (run(), g.capture_end(1), g.replay(1))))) {
+  const int key = 1 + g.step_variant();
+  if (steps_run_++ == 0 || !(g.replay(key) || (g.capture_begin() && (run(), g.capture_end(key), g.replay(key))))) {
     if (steps_run_ > 1) graphs_ok_ = false;  // no recording here: plain launches from now on
     run();
   }

@@ -128,10 +128,17 @@ void Rope::yarn_corr_dims(float& corr_low, float& corr_high) const {
   }
 }
 
+float Rope::theta_scale() const { return std::pow(freq_base, -2.0f / n_rot); }
+
+float Rope::mscale() const { return ext_factor != 0.0f ? attn_factor * (1.0f + 0.1f * std::log(1.0f / freq_scale)) : attn_factor; }
+
+// ggml's angles: each pair's from the previous one's by one multiplication (not a power per pair),
+// then cos and sin in float; a different formula moves the angle by ulps, which a quantized model
+// carries into its logits.
 void Rope::apply(float* x, int64_t n, int n_head, int head_stride, const int32_t* pos) const {
   float corr_low = 0, corr_high = 0;
   yarn_corr_dims(corr_low, corr_high);
-  const float theta_scale = std::pow(freq_base, -2.0f / n_rot);
+  const float theta_scale = this->theta_scale(), yarn_mscale = mscale();
   std::vector<float> cs(static_cast<size_t>(n_rot));  // cos, sin pairs per position
   for (int64_t t = 0; t < n; ++t) {
     float theta_extrap = static_cast<float>(pos[t]);
@@ -139,14 +146,13 @@ void Rope::apply(float* x, int64_t n, int n_head, int head_stride, const int32_t
       const float ff = freq_factors.empty() ? 1.0f : freq_factors[static_cast<size_t>(i0 / 2)];
       const float te = theta_extrap / ff;
       const float ti = freq_scale * te;
-      float theta = ti, mscale = attn_factor;
+      float theta = ti;
       if (ext_factor != 0.0f) {
         const float mix = yarn_ramp(corr_low, corr_high, i0) * ext_factor;
         theta = ti * (1 - mix) + te * mix;
-        mscale *= 1.0f + 0.1f * std::log(1.0f / freq_scale);
       }
-      cs[static_cast<size_t>(i0)] = std::cos(theta) * mscale;
-      cs[static_cast<size_t>(i0) + 1] = std::sin(theta) * mscale;
+      cs[static_cast<size_t>(i0)] = std::cos(theta) * yarn_mscale;
+      cs[static_cast<size_t>(i0) + 1] = std::sin(theta) * yarn_mscale;
       theta_extrap *= theta_scale;
     }
     for (int h = 0; h < n_head; ++h) {
@@ -202,7 +208,7 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
     float sum = 0, max = -INFINITY;
     for (int j = 0; j < len; ++j) {
       const float* kj = keys.data() + j * kw + hk * s.dk;
-      const float score = (avx512 ? cpu::avx512::dot_f32(qh, kj, s.dk) : simd ? cpu::avx2::dot_f32(qh, kj, s.dk) : cpu::dot_f32(qh, kj, s.dk)) * s.scale;
+      const float score = (avx512 ? cpu::avx512::score_dot(qh, kj, s.dk) : simd ? cpu::avx2::score_dot(qh, kj, s.dk) : cpu::score_dot(qh, kj, s.dk)) * s.scale;
       float ms = 1, vs = 1;
       if (score > max) {
         ms = std::exp(max - score);
@@ -218,7 +224,7 @@ void attention(const Ctx& c, const AttentionShape& s, const float* q, int64_t q_
       } else {
         if (ms != 1.0f)
           for (int d = 0; d < s.dv; ++d) acc[d] = fp32_to_fp16(fp16_to_fp32(acc[d]) * ms);
-        for (int d = 0; d < s.dv; ++d) acc[d] = fp32_to_fp16(fp16_to_fp32(acc[d]) + vj[d] * vs);
+        for (int d = 0; d < s.dv; ++d) acc[d] = fp32_to_fp16(std::fma(vj[d], vs, fp16_to_fp32(acc[d])));
       }
       sum = sum * ms + vs;
     }

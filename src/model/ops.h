@@ -66,6 +66,10 @@ struct Rope {
   void apply(float* x, int64_t n, int n_head, int head_stride, const int32_t* pos) const;
   // YaRN's ramp bounds (the pair indices between which it blends); 0, 0 without YaRN.
   void yarn_corr_dims(float& low, float& high) const;
+  // The ratio between consecutive pairs' angles, and the magnitude factor (YaRN's included): the
+  // GPU takes them from here so that its angles are the CPU's to the bit.
+  float theta_scale() const;
+  float mscale() const;
 };
 
 // Causal attention of each batch token over its own sequence's cache rows [0, pos].

@@ -3,6 +3,7 @@
 // steps split over the key sequence, and prompts longer than one tile of keys.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -29,7 +30,8 @@ struct Case {
 };
 
 double check(const Case& c, std::mt19937& rng, bool tensor_cores = false) {
-  const auto& p = c.p;
+  cuda::ops::AttentionParams p = c.p;  // split over keys as a decode step up to the last position would be
+  p.band = cuda::ops::attention_band(*std::max_element(c.pos.begin(), c.pos.end()) + 1);
   const int64_t n = static_cast<int64_t>(c.pos.size());
   std::normal_distribution<float> nd(0, 1);
   std::vector<uint16_t> kc(static_cast<size_t>(p.n_ctx) * p.k_width), vc(static_cast<size_t>(p.n_ctx) * std::max(p.v_width, 1));

@@ -1,0 +1,12 @@
+// Float functions with the CPU engine's results: a quantized model carries an ulp of difference
+// in an exponential or an angle into its logits, so where the CPU calls glibc the GPU must agree.
+#pragma once
+#include <cuda_runtime.h>
+
+namespace jing::cuda {
+
+// e^x rounded once from double: glibc's expf is correctly rounded in practice; CUDA's expf is
+// within 2 ulps. Costs a few double operations: used per key or per element, not per weight.
+__device__ __forceinline__ float exp_as_host(float x) { return static_cast<float>(exp(static_cast<double>(x))); }
+
+}  // namespace jing::cuda
