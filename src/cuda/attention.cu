@@ -86,7 +86,7 @@ __device__ __forceinline__ void walk_values(const __half* rows, int stride, cons
       for (int r = 0; r < VR; ++r) acc[r] = round_f16(__fmul_rn(acc[r], ms));
     }
 #pragma unroll
-    for (int r = 0; r < VR; ++r) acc[r] = round_f16(__fmaf_rn(v[r], vs, acc[r]));  // fused, as ggml's f16 mad on x86
+    for (int r = 0; r < VR; ++r) acc[r] = round_f16(__fmaf_rn(v[r], vs, acc[r]));  // fused, as ggml's f16 mad on x86 (and the CPU engine)
   }
 }
 

@@ -5,8 +5,9 @@
 
 namespace jing::cuda {
 
-// e^x rounded once from double: glibc's expf is correctly rounded in practice; CUDA's expf is
-// within 2 ulps. Costs a few double operations: used per key or per element, not per weight.
+// e^x rounded once from double: differs from glibc's expf in about 0.06% of arguments, CUDA's
+// expf in about 30% (measured on the H200 machine). A few double operations: used per key or per
+// element, not per weight.
 __device__ __forceinline__ float exp_as_host(float x) { return static_cast<float>(exp(static_cast<double>(x))); }
 
 }  // namespace jing::cuda

@@ -28,13 +28,12 @@ unsigned blocks_for(int64_t count, int threads) { return static_cast<unsigned>((
 __global__ void rms_norm_kernel(const float* x, const float* w, float* y, int64_t dim, float eps, int64_t stride) {
   wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
   let_next_kernel_start();
-  __shared__ float red[32];
+  __shared__ double red[32];
   const float* xr = x + blockIdx.x * stride;
   float* yr = y + blockIdx.x * stride;
-  float ss = 0;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
-  ss = block_reduce<false>(ss, red);
-  const float scale = rsqrtf(ss / static_cast<float>(dim) + eps);
+  double ss = 0;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += static_cast<double>(xr[i]) * xr[i];
+  const float scale = rms_scale_as_cpu(block_sum_double(ss, red), dim, eps);
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
 }
 
@@ -51,7 +50,7 @@ __global__ void scatter_add_rows_kernel(float* out, const float* src, const int3
   const int64_t r = blockIdx.x;
   float* o = out + static_cast<int64_t>(rows[r]) * width;
   const float wt = weights[r];
-  for (int64_t i = threadIdx.x; i < width; i += blockDim.x) o[i] += wt * src[r * width + i];
+  for (int64_t i = threadIdx.x; i < width; i += blockDim.x) o[i] = __fadd_rn(o[i], __fmul_rn(wt, src[r * width + i]));  // unfused, as the CPU
 }
 
 __global__ void add_bias_kernel(float* y, const float* b, int64_t total, int64_t width) {
@@ -81,7 +80,7 @@ __global__ void silu_mul_kernel(float* g, const float* u, int64_t count) {
 // cos and sin (scaled) of rotated pair i at position `position`: the angle of ops.cpp's Rope::apply
 // to the bit (a quantized model carries an ulp of an angle into its logits). The same chain of
 // multiplications, no contraction into FMAs (the CPU's code has none), and cos/sin through double,
-// rounded once: glibc's cosf/sinf are correctly rounded in practice, CUDA's float ones are not.
+// rounded once, as the CPU does (CUDA's sincosf differs from that in about 20% of angles).
 __device__ void rope_cos_sin(const RopeParams& p, int position, int i, float& c, float& s) {
   float theta_extrap = static_cast<float>(position);
   for (int k = 0; k < i; ++k) theta_extrap = __fmul_rn(theta_extrap, p.theta_scale);
@@ -172,13 +171,12 @@ __global__ void mla_inputs_kernel(RopeParams r, MlaParams m, const float* q, con
   let_next_kernel_start();
   const int kw = m.kv_lora + m.n_rot, pairs = m.n_rot / 2;
   if (blockIdx.x < n) {
-    __shared__ float red[32];
+    __shared__ double red[32];
     const int64_t t = blockIdx.x;
     const float* row = kv + t * kw;
-    float ss = 0;
-    for (int64_t i = threadIdx.x; i < m.kv_lora; i += blockDim.x) ss += row[i] * row[i];
-    ss = block_reduce<false>(ss, red);
-    const float scale = rsqrtf(ss / static_cast<float>(m.kv_lora) + m.eps);
+    double ss = 0;
+    for (int64_t i = threadIdx.x; i < m.kv_lora; i += blockDim.x) ss += static_cast<double>(row[i]) * row[i];
+    const float scale = rms_scale_as_cpu(block_sum_double(ss, red), m.kv_lora, m.eps);
     __half* dst = cache + (static_cast<int64_t>(seq[t]) * m.n_ctx + pos[t]) * kw;
     for (int64_t i = threadIdx.x; i < m.kv_lora; i += blockDim.x) dst[i] = __float2half(row[i] * scale * w[i]);
     for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
@@ -242,17 +240,17 @@ __global__ void qkv_into_cache_kernel(RopeParams r, QkvParams p, float* q, const
 __global__ void add_rms_norm_kernel(float* x, const float* h, const float* w, float* y, int64_t dim, float eps, int kind, int8_t* q, float4* rec) {
   wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
   let_next_kernel_start();
-  __shared__ float red[32];
+  __shared__ double red[32];
   float* xr = x + blockIdx.x * dim;
   float* yr = y + blockIdx.x * dim;
-  float ss = 0;
+  double ss = 0;
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
     float v = xr[i];
     if (h) v += h[blockIdx.x * dim + i], xr[i] = v;
-    ss += v * v;
+    ss += static_cast<double>(v) * v;
   }
-  ss = block_reduce<false>(ss, red);  // also orders every read of h before the writes of y below
-  const float scale = rsqrtf(ss / static_cast<float>(dim) + eps);
+  // The reduction's barriers also order every read of h before the writes of y below.
+  const float scale = rms_scale_as_cpu(block_sum_double(ss, red), dim, eps);
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
   if (!q) return;
   // The row rounded for the products that follow, each warp a block at a time, from y as
@@ -271,11 +269,11 @@ __global__ void add_rms_norm_regs_kernel(float* x, const float* h, const float* 
                                          float4* rec) {
   wait_for_previous_kernel();  // launched early (launch_pdl): inputs are ready only after this
   let_next_kernel_start();
-  __shared__ float red[32];
+  __shared__ double red[32];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32, chunks = dim / 256;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * dim;
   float v[kChunks][8];
-  float ss = 0;
+  double ss = 0;
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
     const int b = warp + c * warps;
@@ -289,10 +287,9 @@ __global__ void add_rms_norm_regs_kernel(float* x, const float* h, const float* 
     }
     v[c][0] = a0.x, v[c][1] = a0.y, v[c][2] = a0.z, v[c][3] = a0.w, v[c][4] = a1.x, v[c][5] = a1.y, v[c][6] = a1.z, v[c][7] = a1.w;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) ss += v[c][j] * v[c][j];
+    for (int j = 0; j < 8; ++j) ss += static_cast<double>(v[c][j]) * v[c][j];
   }
-  ss = block_reduce<false>(ss, red);
-  const float scale = rsqrtf(ss / static_cast<float>(dim) + eps);
+  const float scale = rms_scale_as_cpu(block_sum_double(ss, red), dim, eps);
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
     const int b = warp + c * warps;

@@ -196,7 +196,7 @@ __global__ void moe_combine_kernel(float* out, const float* rows, const float* w
     float acc = 0.0f;
     for (int j = 0; j < n_used; ++j) {
       const int64_t r = pair_row ? pair_row[t * n_used + j] : t * n_used + j;
-      acc += weights[t * n_used + j] * rows[r * width + d];
+      acc = __fadd_rn(acc, __fmul_rn(weights[t * n_used + j], rows[r * width + d]));  // unfused, as the CPU's mix
     }
     out[t * width + d] = acc;
   }

@@ -132,9 +132,8 @@ float Rope::theta_scale() const { return std::pow(freq_base, -2.0f / n_rot); }
 
 float Rope::mscale() const { return ext_factor != 0.0f ? attn_factor * (1.0f + 0.1f * std::log(1.0f / freq_scale)) : attn_factor; }
 
-// ggml's angles: each pair's from the previous one's by one multiplication (not a power per pair),
-// then cos and sin in float; a different formula moves the angle by ulps, which a quantized model
-// carries into its logits.
+// ggml's angles: each pair's from the previous one's by one multiplication (not a power per pair);
+// a different formula moves the angle by ulps, which a quantized model carries into its logits.
 void Rope::apply(float* x, int64_t n, int n_head, int head_stride, const int32_t* pos) const {
   float corr_low = 0, corr_high = 0;
   yarn_corr_dims(corr_low, corr_high);
@@ -151,8 +150,10 @@ void Rope::apply(float* x, int64_t n, int n_head, int head_stride, const int32_t
         const float mix = yarn_ramp(corr_low, corr_high, i0) * ext_factor;
         theta = ti * (1 - mix) + te * mix;
       }
-      cs[static_cast<size_t>(i0)] = std::cos(theta) * yarn_mscale;
-      cs[static_cast<size_t>(i0) + 1] = std::sin(theta) * yarn_mscale;
+      // cos and sin through double, rounded once: correctly rounded, so the GPU's agree (glibc's
+      // float cosf/sinf differ from that in about 1.3% of angles).
+      cs[static_cast<size_t>(i0)] = static_cast<float>(std::cos(static_cast<double>(theta))) * yarn_mscale;
+      cs[static_cast<size_t>(i0) + 1] = static_cast<float>(std::sin(static_cast<double>(theta))) * yarn_mscale;
       theta_extrap *= theta_scale;
     }
     for (int h = 0; h < n_head; ++h) {
