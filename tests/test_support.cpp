@@ -43,6 +43,14 @@ bool have_gpu() {
 #endif
 }
 
+int gpu_count() {
+#ifdef JING_WITH_CUDA
+  return cuda::available() ? cuda::device_count() : 0;
+#else
+  return 0;
+#endif
+}
+
 std::string error_of(const std::function<void()>& f) {
   try {
     f();

@@ -44,6 +44,7 @@ std::string read_file(const std::filesystem::path& p);
 
 // True when this build has CUDA and a GPU answers (GPU tests skip otherwise).
 bool have_gpu();
+int gpu_count();  // CUDA GPUs this machine has (0 without CUDA)
 // The message of the jing::Error that f throws; empty when it throws none.
 std::string error_of(const std::function<void()>& f);
 std::vector<float> read_f32(const std::filesystem::path& p);

@@ -2,6 +2,7 @@
 // CLI11 subcommand, so main.cpp never changes when a command is added.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -37,8 +38,8 @@ struct GpuFlags {
   std::vector<std::string> override_tensor;  // -ot REGEX=DEVICE
   std::string gpu_memory;                    // --gpu-memory SIZE
   bool no_mmap = false, mlock = false;
-  std::string split_mode = "layer";  // -sm none | layer | row (one GPU today: the same)
-  std::string tensor_split;          // -ts 3,1: shares per GPU (picks the GPU today)
+  std::string split_mode = "layer";  // -sm none | layer | row (row: layers are split, for now)
+  std::string tensor_split;          // -ts 3,1: shares per GPU
 };
 
 inline void add_gpu_flags(CLI::App* cmd, GpuFlags& g) {
@@ -55,10 +56,11 @@ inline void add_gpu_flags(CLI::App* cmd, GpuFlags& g) {
   cmd->add_flag("--no-mmap", g.no_mmap, "Read the CPU's weights into RAM (huge pages where allowed) instead of mapping the file; the plan checks RAM");
   cmd->add_flag("--mlock", g.mlock, "Keep the CPU's weights resident in RAM (mlock)");
   cmd->add_option("--split-mode", g.split_mode,
-                  "How a model spreads over several GPUs: none (the main GPU), layer or row (-sm); one GPU runs a model for now, so all three do the same")
+                  "How a model spreads over several GPUs (-ts or -dev lists): none (the main GPU), layer (whole layers per GPU) or row (-sm; "
+                  "splits layers too, for now)")
       ->check(CLI::IsMember({"none", "layer", "row"}));
   cmd->add_option("--tensor-split", g.tensor_split,
-                  "Each GPU's share of the model, e.g. 3,1 (-ts); one GPU runs a model for now: the one with the largest share");
+                  "Each GPU's share of the layers, e.g. 3,1 (-ts; of the GPUs -dev lists, else CUDA0, CUDA1, ...)");
   cmd->add_option("--flash-attn", g.flash_attn, "Flash attention: on, off or auto (-fa; attention is always fused)")->expected(0, 1)->default_str("auto");
 }
 
@@ -74,11 +76,6 @@ inline void apply_gpu_flags(const GpuFlags& g, model::ModelOptions& mo) {
     throw Error("--n-gpu-layers '" + ngl + "': give a number of layers, all or auto");
   }
   mo.main_gpu = g.main_gpu;
-  if (!g.tensor_split.empty() && g.split_mode != "none") {  // llama.cpp: -sm none keeps the main GPU
-    std::string note;
-    mo.main_gpu = runtime::gpu_for_tensor_split(g.tensor_split, &note);
-    if (!note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
-  }
   mo.n_cpu_moe = g.cpu_moe ? 100000 : g.n_cpu_moe;
   runtime::parse_tensor_overrides(g.override_tensor);  // a bad regex or device fails before loading
   mo.tensor_overrides = g.override_tensor;
@@ -86,17 +83,39 @@ inline void apply_gpu_flags(const GpuFlags& g, model::ModelOptions& mo) {
   if (!g.gpu_memory.empty() && mo.gpu_memory == 0) throw Error("--gpu-memory must be above 0 (use -ngl 0 to keep the GPU out)");
   mo.use_mmap = !g.no_mmap;
   mo.mlock = g.mlock;
-  if (g.device.empty()) return;
-  // llama.cpp takes a list (-dev CUDA0,CUDA1); one GPU runs a model for now: the first.
-  const std::string device = g.device.substr(0, g.device.find(','));
-  if (device == "none" || device == "CPU" || device == "cpu") {
-    mo.n_gpu_layers = 0;
-  } else if (device.rfind("CUDA", 0) == 0 && device.size() > 4 && device.size() < 8 && device.find_first_not_of("0123456789", 4) == std::string::npos) {
-    mo.main_gpu = std::stoi(device.substr(4));
-    if (device.size() != g.device.size()) std::fprintf(stderr, "note: --device '%s': one GPU runs a model for now: %s\n", g.device.c_str(), device.c_str());
-  } else {
-    throw Error("unknown --device '" + g.device + "' (CUDA0, CUDA1, ... or none)");
+  // The GPUs: -dev's list (llama.cpp: -dev CUDA0,CUDA1), else as many as -ts has shares.
+  std::vector<int> devices;
+  for (size_t at = 0; !g.device.empty();) {
+    const size_t end = g.device.find(',', at);
+    const std::string d = g.device.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    if (d == "none" || d == "CPU" || d == "cpu") {
+      mo.n_gpu_layers = 0;
+      return;
+    }
+    if (d.rfind("CUDA", 0) != 0 || d.size() <= 4 || d.size() >= 8 || d.find_first_not_of("0123456789", 4) != std::string::npos)
+      throw Error("unknown --device '" + g.device + "' (CUDA0, CUDA1, ... or none)");
+    const int index = std::stoi(d.substr(4));
+    if (std::find(devices.begin(), devices.end(), index) == devices.end()) devices.push_back(index);
+    if (end == std::string::npos) break;
+    at = end + 1;
   }
+  std::vector<double> shares(devices.size(), 1.0);  // -dev alone: equal shares
+  if (!g.tensor_split.empty() && g.split_mode != "none") {  // llama.cpp: -sm none keeps the main GPU
+    shares = runtime::parse_tensor_split(g.tensor_split);
+    if (devices.empty())
+      for (size_t i = 0; i < shares.size(); ++i) devices.push_back(static_cast<int>(i));
+    shares.resize(devices.size(), 0.0);  // a GPU without a share takes no layers
+  }
+  if (devices.empty()) return;
+  std::vector<std::pair<int, double>> split;
+  for (size_t i = 0; i < devices.size(); ++i)
+    if (shares[i] > 0) split.push_back({devices[i], shares[i]});
+  if (split.empty()) throw Error("--tensor-split '" + g.tensor_split + "' gives none of the --device GPUs a share");
+  mo.main_gpu = split.front().first;
+  if (g.split_mode == "none" || split.size() == 1) return;
+  mo.gpu_split = split;
+  if (g.split_mode == "row")
+    std::fprintf(stderr, "note: --split-mode row: rows are not split over GPUs yet; whole layers are (--split-mode layer)\n");
 }
 
 }  // namespace jing::cli

@@ -24,6 +24,9 @@ std::string gib(size_t bytes) {
 }  // namespace
 
 CudaBackend::CudaBackend(int device) : device_(device) {
+  static int first_device = -1;
+  if (first_device < 0) first_device = device;
+  if (device != first_device) several_devices_ = true;
   cuda::set_device(device);
   name_ = "CUDA" + std::to_string(device) + " (" + cuda::device_name(device) + ")";
   main_stream_ = std::make_unique<cuda::Stream>();
@@ -50,18 +53,21 @@ CudaBackend::~CudaBackend() {
 }
 
 void CudaBackend::begin_side() {
+  use();
   cuda::check(cudaEventRecord(fork_, s()), "fork");
   stream_ = side_stream_.get(), matmul_ = side_matmul_.get();
   cuda::check(cudaStreamWaitEvent(s(), fork_, 0), "fork");
 }
 
 float* CudaBackend::alloc(size_t n) {
+  use();
   void* p = nullptr;
   cuda::check(cudaMallocAsync(&p, std::max<size_t>(n, 1) * sizeof(float), s()), "cudaMallocAsync (activations)");
   return static_cast<float*>(p);
 }
 
 void CudaBackend::download(float* dst, const float* src, size_t n) {
+  use();
   const size_t bytes = n * sizeof(float);
   if (bytes >= kPinnedFrom && reserve_pinned(bytes)) {
     cuda::check(cudaMemcpyAsync(pinned_, src, bytes, cudaMemcpyDeviceToHost, s()), "download");
@@ -82,6 +88,7 @@ void CudaBackend::download(float* dst, const float* src, size_t n) {
 }
 
 cpu::WeightView CudaBackend::place(const cpu::WeightView& w) {
+  use();
   cpu::WeightView d = w;
   auto it = placed_.find(w.data);  // tied embeddings: the table is also the output projection
   if (it != placed_.end()) return d.data = it->second, d;
@@ -94,12 +101,14 @@ cpu::WeightView CudaBackend::place(const cpu::WeightView& w) {
 }
 
 const float* CudaBackend::place(const std::vector<float>& v) {
+  use();
   if (v.empty()) return nullptr;
   weight_bytes_ += v.size() * sizeof(float);
   return static_cast<const float*>(device_copy(v.data(), v.size() * sizeof(float), "weights"));
 }
 
 void CudaBackend::begin(const Batch& b) {
+  use();
   batch_ = &b;
   const size_t n = b.size();
   if (meta_cap_ < n) {
@@ -122,6 +131,7 @@ void CudaBackend::begin(const Batch& b) {
 }
 
 void CudaBackend::embed(const cpu::WeightView& table, const std::vector<int32_t>& tokens, float* out) {
+  use();
   OpProfile::Scope scope_(&prof_, "embed", s());
   for (int32_t t : tokens)
     if (t < 0 || t >= table.rows) throw Error("token id " + std::to_string(t) + " is outside the vocabulary");
@@ -137,6 +147,7 @@ void CudaBackend::embed(const cpu::WeightView& table, const std::vector<int32_t>
 }
 
 void CudaBackend::matmuls(std::initializer_list<Product> products, const float* x, int64_t n) {
+  use();
   OpProfile::Scope scope_(&prof_, "matmuls", s());
   const cpu::WeightView* ws[8];
   float* ys[8];
@@ -151,6 +162,7 @@ void CudaBackend::matmuls(std::initializer_list<Product> products, const float* 
 
 void CudaBackend::norm_matmuls(float* x, const float* h, const float* w, float* normed, int64_t n, int64_t dim, float eps,
                                std::initializer_list<Product> products) {
+  use();
   const int kind = rounded_kind(products, n, dim);
   if (!kind) return Backend::norm_matmuls(x, h, w, normed, n, dim, eps, products);
   OpProfile::Scope scope_(&prof_, "norm_matmuls", s());
@@ -160,6 +172,7 @@ void CudaBackend::norm_matmuls(float* x, const float* h, const float* w, float* 
 }
 
 void CudaBackend::swiglu_matmul(float* gate, const float* up, int64_t n, int64_t n_ff, const cpu::WeightView& down, float* out) {
+  use();
   const int kind = rounded_kind({{&down, out}}, n, n_ff);
   if (!kind) return Backend::swiglu_matmul(gate, up, n, n_ff, down, out);
   OpProfile::Scope scope_(&prof_, "swiglu_matmul", s());
@@ -169,6 +182,7 @@ void CudaBackend::swiglu_matmul(float* gate, const float* up, int64_t n, int64_t
 }
 
 void CudaBackend::attention_inputs(const AttentionInputs& a, int layer) {
+  use();
   OpProfile::Scope scope_(&prof_, "attention_inputs", s());
   // Per-head norms (qwen3) or odd head sizes take the separate ops.
   if (a.q_norm || a.k_norm || a.head_dim % 2 || a.rope->n_rot > a.head_dim) return Backend::attention_inputs(a, layer);
@@ -178,6 +192,7 @@ void CudaBackend::attention_inputs(const AttentionInputs& a, int layer) {
 }
 
 void CudaBackend::init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int v_width, GgmlType type, const std::vector<uint8_t>& here) {
+  use();
   if (type != GgmlType::F16) {
     static bool said = false;
     if (!said) std::fprintf(stderr, "note: the GPU keeps its KV cache in f16 (q8_0 is not written for CUDA yet)\n");
@@ -203,12 +218,14 @@ void CudaBackend::init_cache(int n_layer, int n_seq, int n_ctx, int k_width, int
 }
 
 void CudaBackend::store_kv(int layer, const float* k, const float* v, int64_t n) {
+  use();
   const int32_t *pos = meta_, *seq = meta_ + meta_cap_;
   cuda::ops::store_rows_f16(cache_k(layer), k, n, k_width_, seq, pos, n_ctx_, stream_->handle());
   if (v) cuda::ops::store_rows_f16(v_.at(static_cast<size_t>(layer)), v, n, v_width_, seq, pos, n_ctx_, stream_->handle());
 }
 
 void CudaBackend::mla_inputs(const MlaInputs& m, int layer) {
+  use();
   OpProfile::Scope scope_(&prof_, "mla_inputs", s());
   if (m.kv_lora + m.n_rot != k_width_ || v_width_ != 0) throw Error("mla_inputs: the cache rows are not [latent | k_pe]");
   const cuda::ops::MlaParams mp{m.n_head, m.head_k, m.nope, m.kv_lora, m.n_rot, n_ctx_, m.eps};
@@ -217,6 +234,7 @@ void CudaBackend::mla_inputs(const MlaInputs& m, int layer) {
 }
 
 void CudaBackend::attention(const AttentionShape& sh, const float* q, int64_t q_stride, int layer, float* out) {
+  use();
   OpProfile::Scope scope_(&prof_, "attention", s());
   cuda::ops::AttentionParams p{sh.n_head, sh.n_head_kv, sh.dk, sh.dv, sh.scale, n_ctx_, k_width_, v_width_, sh.v_in_k, attention_band_};
   const int64_t n = static_cast<int64_t>(batch_->size());
@@ -236,6 +254,7 @@ void CudaBackend::attention(const AttentionShape& sh, const float* q, int64_t q_
 }
 
 cpu::WeightView CudaBackend::place_experts(const cpu::WeightView& w, int n_expert) {
+  use();
   cpu::WeightView d = w;
   auto it = placed_.find(w.data);
   if (it != placed_.end()) return d.data = it->second, d;
@@ -248,6 +267,7 @@ cpu::WeightView CudaBackend::place_experts(const cpu::WeightView& w, int n_exper
 }
 
 void CudaBackend::head_matmuls(const HeadProducts& p) {
+  use();
   OpProfile::Scope scope_(&prof_, "head_matmuls", s());
   const int64_t cols = p.w.cols, count = p.n * p.n_head;
   // Decode kernels up to the token count run() gives them (block formats: 64, so a batch of
@@ -276,6 +296,7 @@ void CudaBackend::head_matmuls(const HeadProducts& p) {
 }
 
 void CudaBackend::head_matmuls_one_by_one(const HeadProducts& p) {
+  use();
   // One head at a time: its rows gathered, multiplied, scattered back.
   const int64_t cols = p.w.cols, rows = p.w.rows;
   Buf in(*this, static_cast<size_t>(p.n * cols)), out(*this, static_cast<size_t>(p.n * rows));
@@ -289,6 +310,7 @@ void CudaBackend::head_matmuls_one_by_one(const HeadProducts& p) {
 }
 
 void CudaBackend::copy_rows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t rows, int64_t width) {
+  use();
   if (rows <= 0 || width <= 0) return;
   cuda::check(cudaMemcpy2DAsync(dst, dst_stride * sizeof(float), src, src_stride * sizeof(float), width * sizeof(float), rows,
                                 cudaMemcpyDeviceToDevice, s()),
@@ -296,6 +318,7 @@ void CudaBackend::copy_rows(float* dst, int64_t dst_stride, const float* src, in
 }
 
 bool CudaBackend::reserve_pinned(size_t bytes) {
+  use();
   if (pinned_cap_ >= bytes) return true;
   if (pinned_) cudaFreeHost(pinned_);
   pinned_ = nullptr, pinned_cap_ = 0;
@@ -309,6 +332,7 @@ bool CudaBackend::reserve_pinned(size_t bytes) {
 }
 
 const float* CudaBackend::device_vector(const std::vector<float>& v) {
+  use();
   if (v.empty()) return nullptr;
   auto it = vectors_.find(v.data());
   if (it == vectors_.end()) it = vectors_.emplace(v.data(), place(v)).first;
@@ -324,6 +348,7 @@ int CudaBackend::rounded_kind(std::initializer_list<Product> products, int64_t n
 }
 
 void CudaBackend::run_rounded(std::initializer_list<Product> products, const cuda::Matmul::Rounded& r, int64_t n) {
+  use();
   const cpu::WeightView* ws[8];
   float* ys[8];
   int count = 0;
@@ -332,6 +357,7 @@ void CudaBackend::run_rounded(std::initializer_list<Product> products, const cud
 }
 
 bool CudaBackend::capture_begin() {
+  use();
   if (std::getenv("JING_NO_CUDA_GRAPHS") || prof_.on) return false;
   capture_generation_ = buffers_generation();
   if (cudaStreamBeginCapture(s(), cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
@@ -342,6 +368,7 @@ bool CudaBackend::capture_begin() {
 }
 
 void CudaBackend::capture_end(int key) {
+  use();
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
   const bool ok = cudaStreamEndCapture(s(), &graph) == cudaSuccess && graph && buffers_generation() == capture_generation_ &&
@@ -356,6 +383,7 @@ void CudaBackend::capture_end(int key) {
 }
 
 bool CudaBackend::replay(int key) {
+  use();
   auto it = graphs_.find(key);
   if (it == graphs_.end()) return false;
   if (it->second.second != buffers_generation()) {  // stale: the caller records it again
@@ -382,6 +410,7 @@ uint16_t* CudaBackend::cache_k(int layer) const {
 }
 
 void* CudaBackend::device_alloc(size_t bytes, const char* what) {
+  use();
   void* p = nullptr;
   if (cudaMalloc(&p, std::max<size_t>(bytes, 1)) != cudaSuccess) {
     cudaGetLastError();
@@ -393,6 +422,7 @@ void* CudaBackend::device_alloc(size_t bytes, const char* what) {
 }
 
 void* CudaBackend::device_copy(const void* src, size_t bytes, const char* what) {
+  use();
   void* p = device_alloc(bytes, what);
   cuda::check(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice), "upload of weights");
   return p;

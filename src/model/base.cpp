@@ -37,6 +37,27 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   output_norm_placed_ = output_norm_.data();
 }
 
+std::vector<Backend*> BaseModel::backends() const {
+  std::vector<Backend*> all{cpu_.get()};
+  if (gpu_) all.push_back(gpu_.get());
+  for (const auto& g : more_gpus_) all.push_back(g.get());
+  return all;
+}
+
+std::string BaseModel::backend_name() const {
+  if (!gpu_) return "CPU";
+  std::string name = gpu_->name();
+  for (const auto& g : more_gpus_) name += " + " + g->name();
+  return name;
+}
+
+uint64_t BaseModel::gpu_bytes() const {
+  uint64_t bytes = 0;
+  for (Backend* be : backends())
+    if (be != cpu_.get()) bytes += be->weight_bytes() + be->cache_bytes();
+  return bytes;
+}
+
 void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
   using runtime::Device;
   const int device = std::max(0, opts_.main_gpu);
@@ -49,9 +70,19 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
       std::fprintf(stderr, "note: %s; all layers run on the CPU\n", why.c_str());
       said = true;
     }
+    // Several GPUs (-ts / -dev lists): one backend each; a GPU that is missing fails the load.
+    for (size_t k = 1; gpu_ && k < opts_.gpu_split.size(); ++k) {
+      auto g = make_gpu_backend(opts_.gpu_split[k].first, &why);
+      if (!g) throw Error("CUDA" + std::to_string(opts_.gpu_split[k].first) + ": " + why);
+      g->weights_copied = gpu_->weights_copied;
+      more_gpus_.push_back(std::move(g));
+    }
   }
   uint64_t free = 0;
   if (gpu_) free = runtime::gpu_free_bytes(device);
+  // Split over several GPUs, the plan weighs their memory together (each GPU's own share is
+  // checked as its weights are copied: an error names the GPU and the sizes).
+  for (size_t k = 1; k < opts_.gpu_split.size() && !more_gpus_.empty(); ++k) free += runtime::gpu_free_bytes(opts_.gpu_split[k].first);
   const auto plan = runtime::plan_placement(file_, n_layer, shape, n_vocab_, opts_, gpu_ ? &free : nullptr);
   for (const auto& spec : plan.unused) std::fprintf(stderr, "note: -ot '%s' matches no tensor of this model\n", spec.c_str());
   const runtime::Placement& p = plan.placement;
@@ -60,6 +91,7 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
     std::fprintf(stderr, "placement: not one layer fits in the %s %s on %s; all on the CPU\n",
                  runtime::format_gib(capped ? opts_.gpu_memory : free).c_str(), capped ? "allowed" : "free", gpu_->name().c_str());
     gpu_.reset();
+    more_gpus_.clear();
   }
   auto on = [&](Device d) { return d == Device::Gpu ? gpu_.get() : cpu_.get(); };
   layer_be_.resize(static_cast<size_t>(n_layer));
@@ -67,6 +99,28 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
   for (size_t i = 0; i < layer_be_.size(); ++i) layer_be_[i] = on(p.layers[i]), expert_be_[i] = on(p.experts[i]);
   input_be_ = on(p.input);
   output_be_ = on(p.output);
+  if (!more_gpus_.empty()) {
+    // The GPU layers in order, whole layers per GPU in the shares' proportions (a layer's experts
+    // go with it); the embedding to the first GPU's, the output layer to the last one's.
+    std::vector<double> shares;
+    for (const auto& [_, share] : opts_.gpu_split) shares.push_back(share);
+    std::vector<int> gpu_layers;
+    for (int l = 0; l < n_layer; ++l)
+      if (p.layers[static_cast<size_t>(l)] == Device::Gpu) gpu_layers.push_back(l);
+    const auto gpu_of = runtime::split_layers(static_cast<int>(gpu_layers.size()), shares);
+    auto gpu = [&](int k) { return k == 0 ? gpu_.get() : more_gpus_[static_cast<size_t>(k - 1)].get(); };
+    std::string line = "layers split over GPUs:";
+    for (size_t j = 0; j < gpu_layers.size(); ++j) {
+      const size_t l = static_cast<size_t>(gpu_layers[j]);
+      layer_be_[l] = gpu(gpu_of[j]);
+      if (p.experts[l] == Device::Gpu) expert_be_[l] = layer_be_[l];
+      if (j == 0 || gpu_of[j] != gpu_of[j - 1]) line += (j ? "; CUDA" : " CUDA") + std::to_string(opts_.gpu_split[static_cast<size_t>(gpu_of[j])].first) + " layers " + std::to_string(l);
+      if (j + 1 == gpu_layers.size() || gpu_of[j + 1] != gpu_of[j]) line += "-" + std::to_string(l);
+    }
+    if (p.output == Device::Gpu && !gpu_layers.empty()) output_be_ = layer_be_[static_cast<size_t>(gpu_layers.back())];
+    if (p.output == Device::Gpu) line += "; output layer on " + output_be_->name();
+    std::fprintf(stderr, "placement: %s\n", line.c_str());
+  }
   tok_embd_view_ = input_be_->place_table(tok_embd_view_);  // (on the CPU: in place, unless --no-mmap / --mlock)
   output_placed_ = output_be_->place(output_);
   output_norm_placed_ = output_be_->place(output_norm_);
@@ -77,7 +131,7 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
 
 void BaseModel::init_backend_caches(int k_width, int v_width) {
   const int n_layer = static_cast<int>(layer_be_.size());
-  for (Backend* be : {cpu_.get(), gpu_.get()})
+  for (Backend* be : backends())
     if (be && std::find(layer_be_.begin(), layer_be_.end(), be) != layer_be_.end()) {
       std::vector<uint8_t> here(static_cast<size_t>(n_layer));
       for (int l = 0; l < n_layer; ++l) here[static_cast<size_t>(l)] = layer_be_[static_cast<size_t>(l)] == be;
@@ -126,8 +180,7 @@ std::vector<float> BaseModel::forward(const Batch& b, Output out) {
     for (auto [s, len] : next) kv_len_[static_cast<size_t>(s)] = len;
     return logits;
   }
-  for (Backend* be : {cpu_.get(), gpu_.get()})
-    if (be) be->begin(b);
+  for (Backend* be : backends()) be->begin(b);
   Buf x(*input_be_, static_cast<size_t>(n * n_embd_));
   input_be_->embed(tok_embd_view_, b.tokens, x.data());
   layers(x, b);
@@ -158,7 +211,7 @@ std::vector<float> BaseModel::forward(const Batch& b, Output out) {
 }
 
 bool BaseModel::all_on_gpu() const {
-  if (!gpu_ || input_be_ != gpu_.get() || output_be_ != gpu_.get() || layer_be_.empty()) return false;
+  if (!gpu_ || !more_gpus_.empty() || input_be_ != gpu_.get() || output_be_ != gpu_.get() || layer_be_.empty()) return false;
   return std::all_of(layer_be_.begin(), layer_be_.end(), [&](Backend* be) { return be == gpu_.get(); });
 }
 

@@ -23,8 +23,8 @@ class BaseModel : public Model {
   int n_ctx() const override { return opts_.n_ctx; }
   int n_ctx_train() const override { return n_ctx_train_; }
   int n_seq() const override { return opts_.n_seq; }
-  std::string backend_name() const override { return gpu_ ? gpu_->name() : "CPU"; }
-  uint64_t gpu_bytes() const override { return gpu_ ? gpu_->weight_bytes() + gpu_->cache_bytes() : 0; }
+  std::string backend_name() const override;
+  uint64_t gpu_bytes() const override;
   int n_gpu_layers() const override { return n_gpu_layers_; }
   int kv_length(int seq) const override { return kv_len_.at(static_cast<size_t>(seq)); }
   void kv_truncate(int seq, int n_keep) override;
@@ -57,6 +57,8 @@ class BaseModel : public Model {
   Ctx ctx_;
   std::vector<int> kv_len_;  // positions each sequence's cache holds
   std::unique_ptr<Backend> cpu_, gpu_;
+  std::vector<std::unique_ptr<Backend>> more_gpus_;  // the second GPU on, when layers are split over several
+  std::vector<Backend*> backends() const;            // the CPU's and every GPU's
   std::vector<Backend*> layer_be_, expert_be_;
   bool all_on_gpu() const;
   Backend* input_be_ = nullptr;   // the token embedding lookup

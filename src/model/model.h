@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gguf/gguf.h"
@@ -23,6 +24,10 @@ struct ModelOptions {
   int n_gpu_layers = 0;      // the last N layers on the GPU (llama.cpp's -ngl; above the layer count: all, output too;
                              // kGpuLayersAuto: fill the GPU's free memory)
   int main_gpu = 0;          // the GPU they go to (--main-gpu / --device CUDAn)
+  // Several GPUs (--tensor-split / --device lists): (GPU, share) in order; the GPU layers are split
+  // over them in these proportions, whole layers each (llama.cpp's --split-mode layer). Empty or
+  // one entry: main_gpu alone.
+  std::vector<std::pair<int, double>> gpu_split;
   int n_cpu_moe = 0;         // routed experts of the first N layers stay in RAM, run by the CPU (--n-cpu-moe; --cpu-moe: all)
   GgmlType kv_type = GgmlType::F16;  // F16 or Q8_0
   bool mlock = false;

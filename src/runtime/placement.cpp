@@ -1,6 +1,7 @@
 #include "runtime/placement.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
@@ -110,7 +111,7 @@ PlacementPlan plan_placement(const gguf::File& f, int n_layer, const LayerShape&
   return plan;
 }
 
-int gpu_for_tensor_split(const std::string& spec, std::string* note) {
+std::vector<double> parse_tensor_split(const std::string& spec) {
   std::vector<double> shares;
   for (size_t at = 0;;) {
     const size_t end = spec.find_first_of(",/", at);
@@ -123,14 +124,26 @@ int gpu_for_tensor_split(const std::string& spec, std::string* note) {
     if (end == std::string::npos) break;
     at = end + 1;
   }
-  const auto best = std::max_element(shares.begin(), shares.end());  // the first of equals
-  if (*best <= 0) throw Error("--tensor-split '" + spec + "': every share is 0; give the GPU to use a share above 0");
-  const auto given = std::count_if(shares.begin(), shares.end(), [](double v) { return v > 0; });
-  const int gpu = static_cast<int>(best - shares.begin());
-  if (given > 1 && note)
-    *note = "--tensor-split '" + spec + "' shares the model over " + std::to_string(given) + " GPUs; one GPU runs a model for now, so CUDA" +
-            std::to_string(gpu) + " (the largest share) takes it all";
-  return gpu;
+  if (std::none_of(shares.begin(), shares.end(), [](double v) { return v > 0; }))
+    throw Error("--tensor-split '" + spec + "': every share is 0; give the GPU to use a share above 0");
+  return shares;
+}
+
+std::vector<int> split_layers(int layers, const std::vector<double>& shares) {
+  double total = 0;
+  for (double v : shares) total += std::max(0.0, v);
+  std::vector<int> gpu_of(static_cast<size_t>(std::max(layers, 0)), 0);
+  if (total <= 0) return gpu_of;
+  // GPU k takes the layers up to round(layers * (shares 0..k) / total).
+  double cum = 0;
+  int from = 0;
+  for (size_t k = 0; k < shares.size(); ++k) {
+    cum += std::max(0.0, shares[k]);
+    const int to = k + 1 == shares.size() ? layers : static_cast<int>(std::lround(layers * cum / total));
+    for (int l = from; l < to; ++l) gpu_of[static_cast<size_t>(l)] = static_cast<int>(k);
+    from = std::max(from, to);
+  }
+  return gpu_of;
 }
 
 }  // namespace jing::runtime

@@ -39,9 +39,12 @@ struct PlacementPlan {
 PlacementPlan plan_placement(const gguf::File& f, int n_layer, const LayerShape& shape, int n_vocab, const model::ModelOptions& opts,
                              const uint64_t* gpu_free);
 
-// llama.cpp's -ts/--tensor-split "3,1" (or "3/1"): each GPU's share of the layers. One GPU runs
-// a model today (several: issue 16), so it picks the GPU: the one with the largest share (the first
-// of equals). `note` says so when several GPUs were given shares. Throws jing::Error on a bad list.
-int gpu_for_tensor_split(const std::string& spec, std::string* note);
+// llama.cpp's -ts/--tensor-split "3,1" (or "3/1"): share i for the i-th GPU. Throws jing::Error on
+// a bad list or when every share is 0.
+std::vector<double> parse_tensor_split(const std::string& spec);
+
+// Which of the GPUs (by their shares) takes each of `layers` consecutive GPU layers: whole layers,
+// in order, the counts in proportion to the shares (llama.cpp's layer split).
+std::vector<int> split_layers(int layers, const std::vector<double>& shares);
 
 }  // namespace jing::runtime

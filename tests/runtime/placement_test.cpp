@@ -104,29 +104,34 @@ TEST(PlacementCli, BadOverridesAreClearErrors) {
   EXPECT_NE(r.err.find("note: -ot 'exps=CPU' matches no tensor of this model"), std::string::npos) << r.err;
 }
 
-TEST(Placement, TensorSplitPicksTheGpuWithTheLargestShare) {
-  std::string note;
-  EXPECT_EQ(gpu_for_tensor_split("1", &note), 0);
-  EXPECT_TRUE(note.empty());
-  EXPECT_EQ(gpu_for_tensor_split("0,1", &note), 1);
-  EXPECT_EQ(gpu_for_tensor_split("0/0/2.5", &note), 2);
-  EXPECT_TRUE(note.empty());
-  EXPECT_EQ(gpu_for_tensor_split("1,3", &note), 1);
-  EXPECT_NE(note.find("over 2 GPUs"), std::string::npos) << note;
-  EXPECT_NE(note.find("CUDA1 (the largest share)"), std::string::npos) << note;
-  EXPECT_EQ(gpu_for_tensor_split("2,2", &note), 0);  // the first of equals
+TEST(Placement, TensorSplitSharesAndLayersPerGpu) {
+  EXPECT_EQ(parse_tensor_split("1"), (std::vector<double>{1}));
+  EXPECT_EQ(parse_tensor_split("0/0/2.5"), (std::vector<double>{0, 0, 2.5}));
+  EXPECT_EQ(parse_tensor_split("3,1"), (std::vector<double>{3, 1}));
   for (const char* bad : {"", "1,", "a", "1,-1", "1;2", "nan", "0,0"}) {
     SCOPED_TRACE(bad);
-    EXPECT_THROW(gpu_for_tensor_split(bad, &note), Error);
+    EXPECT_THROW(parse_tensor_split(bad), Error);
   }
+  // Whole layers, in order, in proportion: llama.cpp's layer split.
+  EXPECT_EQ(split_layers(8, {1, 1}), (std::vector<int>{0, 0, 0, 0, 1, 1, 1, 1}));
+  EXPECT_EQ(split_layers(8, {3, 1}), (std::vector<int>{0, 0, 0, 0, 0, 0, 1, 1}));
+  EXPECT_EQ(split_layers(5, {1, 1, 1}), (std::vector<int>{0, 0, 1, 2, 2}));  // bounds round(5/3), round(10/3)
+  EXPECT_EQ(split_layers(3, {1, 0, 2}), (std::vector<int>{0, 2, 2}));
+  EXPECT_EQ(split_layers(1, {1, 1}), (std::vector<int>{0}));
+  EXPECT_TRUE(split_layers(0, {1, 1}).empty());
 }
 
 TEST(PlacementCli, SplitFlagsAreAcceptedAsLlamaCppSpellsThem) {
   JING_FIXTURE_OR_SKIP(path, "models/qwen2-f16.gguf");
   auto r = test::run_jing({"run", path.string(), "hi", "-n", "2", "-sm", "row", "-ts", "1,1", "-dev", "CUDA0,CUDA1", "-ngl", "0"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("note: --tensor-split '1,1' shares the model over 2 GPUs"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("note: --device 'CUDA0,CUDA1': one GPU runs a model for now: CUDA0"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("note: --split-mode row: rows are not split over GPUs yet; whole layers are"), std::string::npos) << r.err;
+  r = test::run_jing({"bench", path.string(), "-dev", "CUDA0,GPU1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown --device 'CUDA0,GPU1'"), std::string::npos) << r.err;
+  r = test::run_jing({"bench", path.string(), "-dev", "CUDA0,CUDA1", "-ts", "0,0,1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("gives none of the --device GPUs a share"), std::string::npos) << r.err;
   r = test::run_jing({"bench", path.string(), "-ts", "0,0"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("--tensor-split '0,0': every share is 0"), std::string::npos) << r.err;
