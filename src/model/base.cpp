@@ -80,10 +80,18 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
   }
   uint64_t free = 0;
   if (gpu_) free = runtime::gpu_free_bytes(device);
-  // Split over several GPUs, the plan weighs their memory together (each GPU's own share is
-  // checked as its weights are copied: an error names the GPU and the sizes).
-  for (size_t k = 1; k < opts_.gpu_split.size() && !more_gpus_.empty(); ++k) free += runtime::gpu_free_bytes(opts_.gpu_split[k].first);
-  const auto plan = runtime::plan_placement(file_, n_layer, shape, n_vocab_, opts_, gpu_ ? &free : nullptr);
+  // Split over several GPUs, the plan weighs their memory together (--gpu-memory caps each GPU);
+  // each GPU's own part is checked below.
+  model::ModelOptions plan_opts = opts_;
+  if (!more_gpus_.empty()) {
+    free = 0;
+    for (const auto& [index, _] : opts_.gpu_split) {
+      const uint64_t f = runtime::gpu_free_bytes(index);
+      free += opts_.gpu_memory > 0 ? std::min(f, opts_.gpu_memory) : f;
+    }
+    plan_opts.gpu_memory = 0;
+  }
+  const auto plan = runtime::plan_placement(file_, n_layer, shape, n_vocab_, plan_opts, gpu_ ? &free : nullptr);
   for (const auto& spec : plan.unused) std::fprintf(stderr, "note: -ot '%s' matches no tensor of this model\n", spec.c_str());
   const runtime::Placement& p = plan.placement;
   if (gpu_ && !p.uses(Device::Gpu) && p.input != Device::Gpu) {
@@ -99,34 +107,40 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
   for (size_t i = 0; i < layer_be_.size(); ++i) layer_be_[i] = on(p.layers[i]), expert_be_[i] = on(p.experts[i]);
   input_be_ = on(p.input);
   output_be_ = on(p.output);
+  std::vector<std::string> split_lines;
   if (!more_gpus_.empty()) {
-    // The GPU layers in order, whole layers per GPU in the shares' proportions (a layer's experts
-    // go with it); the embedding to the first GPU's, the output layer to the last one's.
+    // Whole layers per GPU in the shares' proportions (a layer's experts go with it; the embedding
+    // to the first GPU, the output layer with the last GPU layer), each GPU's part checked
+    // against its own free memory before anything is copied.
     std::vector<double> shares;
     for (const auto& [_, share] : opts_.gpu_split) shares.push_back(share);
-    std::vector<int> gpu_layers;
-    for (int l = 0; l < n_layer; ++l)
-      if (p.layers[static_cast<size_t>(l)] == Device::Gpu) gpu_layers.push_back(l);
-    const auto gpu_of = runtime::split_layers(static_cast<int>(gpu_layers.size()), shares);
-    auto gpu = [&](int k) { return k == 0 ? gpu_.get() : more_gpus_[static_cast<size_t>(k - 1)].get(); };
-    std::string line = "layers split over GPUs:";
-    for (size_t j = 0; j < gpu_layers.size(); ++j) {
-      const size_t l = static_cast<size_t>(gpu_layers[j]);
-      layer_be_[l] = gpu(gpu_of[j]);
-      if (p.experts[l] == Device::Gpu) expert_be_[l] = layer_be_[l];
-      if (j == 0 || gpu_of[j] != gpu_of[j - 1]) line += (j ? "; CUDA" : " CUDA") + std::to_string(opts_.gpu_split[static_cast<size_t>(gpu_of[j])].first) + " layers " + std::to_string(l);
-      if (j + 1 == gpu_layers.size() || gpu_of[j + 1] != gpu_of[j]) line += "-" + std::to_string(l);
+    const auto parts = runtime::split_over_gpus(p, shares);
+    for (size_t k = 0; k < parts.size(); ++k) {
+      Backend* g = k == 0 ? gpu_.get() : more_gpus_[k - 1].get();
+      const int index = opts_.gpu_split[k].first;
+      runtime::Budget b;
+      b.gpu = runtime::gpu_free_bytes(index), b.gpu_name = "CUDA" + std::to_string(index);
+      if (opts_.gpu_memory > 0 && opts_.gpu_memory < b.gpu) b.gpu = opts_.gpu_memory, b.gpu_capped = true;
+      runtime::check_fits(plan.sizes, parts[k], b, "the layer split over " + std::to_string(parts.size()) + " GPUs (--tensor-split)");
+      const bool holds = parts[k].uses(Device::Gpu) || parts[k].input == Device::Gpu;
+      split_lines.push_back(holds ? runtime::describe(plan.sizes, parts[k], b).front() : b.gpu_name + ": nothing (its share rounds to no layer)");
+      for (size_t l = 0; l < layer_be_.size(); ++l) {
+        if (parts[k].layers[l] == Device::Gpu) layer_be_[l] = g;
+        if (parts[k].experts[l] == Device::Gpu) expert_be_[l] = g;
+      }
+      if (parts[k].input == Device::Gpu) input_be_ = g;
+      if (parts[k].output == Device::Gpu) output_be_ = g;
     }
-    if (p.output == Device::Gpu && !gpu_layers.empty()) output_be_ = layer_be_[static_cast<size_t>(gpu_layers.back())];
-    if (p.output == Device::Gpu) line += "; output layer on " + output_be_->name();
-    std::fprintf(stderr, "placement: %s\n", line.c_str());
   }
   tok_embd_view_ = input_be_->place_table(tok_embd_view_);  // (on the CPU: in place, unless --no-mmap / --mlock)
   output_placed_ = output_be_->place(output_);
   output_norm_placed_ = output_be_->place(output_norm_);
   if (!gpu_) return;
   n_gpu_layers_ = p.layers_on(Device::Gpu);
-  for (const auto& line : plan.lines) std::fprintf(stderr, "placement: %s\n", line.c_str());
+  for (const auto& line : split_lines.empty() ? plan.lines : split_lines) std::fprintf(stderr, "placement: %s\n", line.c_str());
+  if (!split_lines.empty())  // the CPU's line, when it holds anything
+    for (const auto& line : plan.lines)
+      if (line.rfind("CPU", 0) == 0) std::fprintf(stderr, "placement: %s\n", line.c_str());
 }
 
 void BaseModel::init_backend_caches(int k_width, int v_width) {

@@ -108,6 +108,7 @@ PlacementPlan plan_placement(const gguf::File& f, int n_layer, const LayerShape&
   }
   check_fits(s, plan.placement, b, what);
   plan.lines = describe(s, plan.placement, b);
+  plan.sizes = s;
   return plan;
 }
 
@@ -127,6 +128,26 @@ std::vector<double> parse_tensor_split(const std::string& spec) {
   if (std::none_of(shares.begin(), shares.end(), [](double v) { return v > 0; }))
     throw Error("--tensor-split '" + spec + "': every share is 0; give the GPU to use a share above 0");
   return shares;
+}
+
+std::vector<Placement> split_over_gpus(const Placement& p, const std::vector<double>& shares) {
+  const int n = static_cast<int>(p.layers.size());
+  std::vector<int> gpu_layers;
+  for (int l = 0; l < n; ++l)
+    if (p.layers[static_cast<size_t>(l)] == Device::Gpu) gpu_layers.push_back(l);
+  const std::vector<int> gpu_of = split_layers(static_cast<int>(gpu_layers.size()), shares);
+  std::vector<Placement> parts(shares.size(), Placement::all(n, Device::Cpu));
+  for (auto& part : parts) part.input = part.output = Device::Cpu;
+  for (size_t j = 0; j < gpu_layers.size(); ++j) {
+    const auto l = static_cast<size_t>(gpu_layers[j]);
+    parts[static_cast<size_t>(gpu_of[j])].layers[l] = Device::Gpu;
+    if (p.experts[l] == Device::Gpu) parts[static_cast<size_t>(gpu_of[j])].experts[l] = Device::Gpu;
+  }
+  for (int l = 0; l < n; ++l)  // experts on the GPU beside a CPU layer (-ot): the first GPU
+    if (p.layers[static_cast<size_t>(l)] != Device::Gpu && p.experts[static_cast<size_t>(l)] == Device::Gpu) parts[0].experts[static_cast<size_t>(l)] = Device::Gpu;
+  if (p.input == Device::Gpu) parts[0].input = Device::Gpu;
+  if (p.output == Device::Gpu) parts[gpu_layers.empty() ? parts.size() - 1 : static_cast<size_t>(gpu_of.back())].output = Device::Gpu;
+  return parts;
 }
 
 std::vector<int> split_layers(int layers, const std::vector<double>& shares) {

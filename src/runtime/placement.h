@@ -30,6 +30,7 @@ uint64_t ram_available();
 
 struct PlacementPlan {
   Placement placement;
+  ModelSizes sizes;                 // what it was weighed with
   std::vector<std::string> lines;   // describe(): the plan for the load log
   std::vector<std::string> unused;  // -ot specs that matched no tensor
 };
@@ -46,5 +47,10 @@ std::vector<double> parse_tensor_split(const std::string& spec);
 // Which of the GPUs (by their shares) takes each of `layers` consecutive GPU layers: whole layers,
 // in order, the counts in proportion to the shares (llama.cpp's layer split).
 std::vector<int> split_layers(int layers, const std::vector<double>& shares);
+
+// A placement's GPU part over several GPUs: part k has Device::Gpu where GPU k holds something
+// (its share of the GPU layers, in order, with their routed experts; the token embedding on the
+// first GPU, the output layer with the last GPU layer), Device::Cpu elsewhere.
+std::vector<Placement> split_over_gpus(const Placement& p, const std::vector<double>& shares);
 
 }  // namespace jing::runtime

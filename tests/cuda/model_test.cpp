@@ -296,4 +296,10 @@ TEST(CudaModels, LayersSplitOverTwoGpusMatchOneGpu) {
     std::printf("[cuda two gpus] %-36s layers split over CUDA0 + CUDA%d vs one GPU: max rel-L2 %.2e\n", file, second, worst);
     EXPECT_LE(worst, 5e-3);
   }
+  // A split that does not fit its GPUs (--gpu-memory caps each) fails at load, naming the sizes.
+  model::ModelOptions tight{.n_ctx = 256, .n_gpu_layers = 99, .gpu_memory = uint64_t{1} << 20};
+  tight.gpu_split = {{0, 1.0}, {second, 1.0}};
+  const std::string err = test::error_of([&] { model::Model::load(dir / "models/llama-f16.gguf", tight); });
+  EXPECT_NE(err.find("needs"), std::string::npos) << err;
+  EXPECT_NE(err.find("CUDA"), std::string::npos) << err;
 }

@@ -119,6 +119,28 @@ TEST(Placement, TensorSplitSharesAndLayersPerGpu) {
   EXPECT_EQ(split_layers(3, {1, 0, 2}), (std::vector<int>{0, 2, 2}));
   EXPECT_EQ(split_layers(1, {1, 1}), (std::vector<int>{0}));
   EXPECT_TRUE(split_layers(0, {1, 1}).empty());
+  // A placement's GPU part over two GPUs: layers 2-5 on the GPU (-ngl 4 of 6), the output layer
+  // with the last of them, the embedding on the first GPU, experts with their layer.
+  Placement p = Placement::all(6, Device::Cpu);
+  for (size_t l = 2; l < 6; ++l) p.layers[l] = p.experts[l] = Device::Gpu;
+  p.experts[5] = Device::Cpu;  // --n-cpu-moe style: this layer's experts in RAM
+  p.output = p.input = Device::Gpu;
+  const auto parts = split_over_gpus(p, {1, 1});
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0].layers, (std::vector<Device>{Device::Cpu, Device::Cpu, Device::Gpu, Device::Gpu, Device::Cpu, Device::Cpu}));
+  EXPECT_EQ(parts[1].layers, (std::vector<Device>{Device::Cpu, Device::Cpu, Device::Cpu, Device::Cpu, Device::Gpu, Device::Gpu}));
+  EXPECT_EQ(parts[1].experts, (std::vector<Device>{Device::Cpu, Device::Cpu, Device::Cpu, Device::Cpu, Device::Gpu, Device::Cpu}));
+  EXPECT_EQ(parts[0].input, Device::Gpu);
+  EXPECT_EQ(parts[1].input, Device::Cpu);
+  EXPECT_EQ(parts[0].output, Device::Cpu);
+  EXPECT_EQ(parts[1].output, Device::Gpu);
+  // Each GPU's usage is its own: GPU 1's weights are layers 4 and 5 (no experts of 5) + output.
+  ModelSizes s;
+  s.layer_bytes.assign(6, 100), s.expert_bytes.assign(6, 1000);
+  s.input_bytes = 7, s.output_bytes = 9, s.kv_layer_gpu = 3, s.compute_gpu = 50;
+  EXPECT_EQ(usage_on(Device::Gpu, s, parts[1]).weights, 100u + 100 + 1000 + 9);
+  EXPECT_EQ(usage_on(Device::Gpu, s, parts[1]).kv, 6u);
+  EXPECT_EQ(usage_on(Device::Gpu, s, parts[0]).weights, 100u + 1000 + 100 + 1000 + 7);
 }
 
 TEST(PlacementCli, SplitFlagsAreAcceptedAsLlamaCppSpellsThem) {
