@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "cpu/avx2_util.h"
+#include "cpu/iq_scales.h"
 #include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
 #include "quant/iq_tables.h"
@@ -59,23 +60,7 @@ inline __m256i signed_x_bytes(const int8_t* x, const uint8_t* signs) {
 inline __m256i scale16(int s) { return _mm256_set1_epi16(static_cast<int16_t>(s)); }
 inline __m256i scale16(int lo, int hi) { return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(hi)), _mm_set1_epi16(static_cast<int16_t>(lo))); }
 
-// The same vectors as constant tables (one load instead of building them per sub-block): 2 s + 1
-// for a 4-bit s; the pair of a byte's two 4-bit scales (low nibble: values 0..15); and IQ1_M's
-// pair of 3-bit scales a | b << 3.
-struct OddScaleTables {
-  int16_t one[16][16], nibbles[256][16], triples[64][16];
-};
-constexpr OddScaleTables make_odd_scales() {
-  OddScaleTables t{};
-  for (int i = 0; i < 16; ++i)
-    for (int j = 0; j < 16; ++j) t.one[i][j] = static_cast<int16_t>(2 * i + 1);
-  for (int i = 0; i < 256; ++i)
-    for (int j = 0; j < 16; ++j) t.nibbles[i][j] = static_cast<int16_t>(2 * (j < 8 ? i & 15 : i >> 4) + 1);
-  for (int i = 0; i < 64; ++i)
-    for (int j = 0; j < 16; ++j) t.triples[i][j] = static_cast<int16_t>(2 * (j < 8 ? i & 7 : i >> 3) + 1);
-  return t;
-}
-alignas(32) constexpr OddScaleTables kOddScales = make_odd_scales();
+// The scales as constant tables (cpu/iq_scales.h).
 inline __m256i odd_scale(int s) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kOddScales.one[s])); }
 inline __m256i odd_scale_nibbles(int byte) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kOddScales.nibbles[byte])); }
 inline __m256i odd_scale_triples(int six_bits) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kOddScales.triples[six_bits])); }
