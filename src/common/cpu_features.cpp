@@ -36,4 +36,9 @@ bool avx512() {
   return ok;
 }
 
+bool amd() {
+  static const bool is = __builtin_cpu_is("amd");
+  return is;
+}
+
 }  // namespace jing::cpu_features

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 
+#include "common/cpu_features.h"
 #include "common/error.h"
 #include "cpu/matmul.h"
 
@@ -27,11 +28,13 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   tok_embd_view_ = w_.matrix("token_embd.weight", n_embd_, n_vocab_);
   kv_len_.assign(static_cast<size_t>(opts_.n_seq), 0);
   // Matrices of the tiled formats (cpu/row_tiles.h) in 8-row tiles, as llama.cpp repacks some at
-  // load: the CPU's decode reads 8 rows per load, 1.0-2x the plain rows' speed on one core
-  // (docs/PERFORMANCE.md). JING_TILES=0 keeps the plain rows (the rounding order the GPU's decode
-  // kernels mirror; the GPU tests compare with it).
+  // load: on AMD Zen 4 the CPU's decode reads 8 rows per load, 1.0-2x the plain rows' speed on one
+  // core; on the GPU machine's Intel Xeon the plain rows were the faster (7B, 8 threads 9.8 against
+  // 14.8 t/s; docs/PERFORMANCE.md), so tiles are the default on AMD CPUs only. JING_TILES=1 / =0
+  // turns them on / off (0: the rounding order the GPU's decode kernels mirror; the GPU tests pin it).
   const char* tiles = std::getenv("JING_TILES");
-  cpu_ = make_cpu_backend(ctx_.n_threads, {!opts_.use_mmap, opts_.mlock, !(tiles && *tiles == '0')});
+  const bool tiled = tiles && *tiles ? *tiles != '0' : cpu_features::amd();
+  cpu_ = make_cpu_backend(ctx_.n_threads, {!opts_.use_mmap, opts_.mlock, tiled});
   input_be_ = output_be_ = cpu_.get();
   output_placed_ = output_;
   output_norm_placed_ = output_norm_.data();
