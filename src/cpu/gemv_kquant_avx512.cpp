@@ -88,7 +88,9 @@ float dot_q6_K(const void* wv, const void* xv, int64_t n) {
   const __m512i shifts23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    prefetch_ahead(w + i + 16, static_cast<int>(sizeof(q6_K)));
+    // 32 blocks ahead (6.7 KB): 1.5B all-Q6_K at one thread 17.6 t/s against 16.9-17.0 with 16
+    // ahead, 15.8 with none, 16.0 with 64 (three interleaved rounds; the in-cache harness favours none).
+    prefetch_ahead(w + i + 32, static_cast<int>(sizeof(q6_K)));
     // Stored values are q + 32: subtract 32 * sum(scale * block sum), computed with one madd.
     const __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales)));
     const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(sc_all, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums))), 5);
