@@ -303,3 +303,28 @@ TEST(CudaModels, LayersSplitOverTwoGpusMatchOneGpu) {
   EXPECT_NE(err.find("needs"), std::string::npos) << err;
   EXPECT_NE(err.find("CUDA"), std::string::npos) << err;
 }
+
+// Decode steps whose key count crosses into the next attention band (512 keys: the split over keys
+// goes from 1 to 2 blocks a head, a recorded step per band) give the CPU's logits.
+TEST(CudaModels, DecodeAcrossAttentionBandsMatchesTheCpu) {
+  if (!test::have_gpu()) GTEST_SKIP() << "no CUDA GPU (or a build without CUDA)";
+  auto dir = test::fixtures_dir();
+  if (dir.empty()) GTEST_SKIP() << "fixtures not found";
+  auto ref = nlohmann::json::parse(test::read_file(dir / "models/llama.reference.json"));
+  const std::vector<int32_t> en = ref["prompts"]["en"]["ids"].get<std::vector<int32_t>>();
+  std::vector<int32_t> ids;
+  while (ids.size() < 508) ids.push_back(en[ids.size() % en.size()]);
+  auto gpu = model::Model::load(dir / "models/llama-f16.gguf", {.n_ctx = 1024, .n_gpu_layers = 99});
+  auto cpu = model::Model::load(dir / "models/llama-f16.gguf", {.n_ctx = 1024});
+  const int V = gpu->n_vocab();
+  run(*gpu, ids, 64), run(*cpu, ids, 64);
+  double worst = 0;
+  for (int i = 0; i < 8; ++i) {  // keys 509 .. 516: band 0, then band 1 from 512
+    model::Batch b;
+    b.add(en[static_cast<size_t>(i) % en.size()], static_cast<int>(ids.size()) + i, 0, true);
+    auto l = gpu->forward(b), c = cpu->forward(b);
+    worst = std::max(worst, rel_l2(l.data(), c.data(), V));
+  }
+  std::printf("[cuda bands] llama-f16 decode at 509-516 keys vs CPU max rel-L2 %.2e\n", worst);
+  EXPECT_LE(worst, 5e-3);
+}
