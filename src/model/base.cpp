@@ -63,7 +63,7 @@ uint64_t BaseModel::gpu_bytes() const {
 
 void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
   using runtime::Device;
-  const int device = std::max(0, opts_.main_gpu);
+  const int device = std::max(0, opts_.gpu_split.size() > 1 ? opts_.gpu_split[0].first : opts_.main_gpu);  // a split starts on its first GPU
   if (runtime::wants_gpu(opts_)) {
     std::string why;
     gpu_ = make_gpu_backend(device, &why);
