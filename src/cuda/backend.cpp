@@ -24,9 +24,6 @@ std::string gib(size_t bytes) {
 }  // namespace
 
 CudaBackend::CudaBackend(int device) : device_(device) {
-  static int first_device = -1;
-  if (first_device < 0) first_device = device;
-  if (device != first_device) several_devices_ = true;
   cuda::set_device(device);
   name_ = "CUDA" + std::to_string(device) + " (" + cuda::device_name(device) + ")";
   main_stream_ = std::make_unique<cuda::Stream>();

@@ -158,12 +158,14 @@ class CudaBackend : public Backend {
 
  private:
   cudaStream_t s() const { return static_cast<cudaStream_t>(stream_->handle()); }
-  // Several GPUs in one process (layers split over them): every call first makes this backend's
-  // device the current one (one thread drives them all, one after the other).
+  // Every call first makes this backend's device the current one: one thread drives several GPUs
+  // (layers split over them), and the server loads a model in one thread and runs it in another,
+  // where a GPU other than CUDA0 would not be current. (A query when it already is: cheap, and
+  // allowed while a step is being recorded.)
   void use() const {
-    if (several_devices_) cuda::set_device(device_);
+    int current = -1;
+    if (cudaGetDevice(&current) != cudaSuccess || current != device_) cuda::set_device(device_);
   }
-  static inline bool several_devices_ = false;  // set once a second device's backend exists
   cuda::ops::RopeParams rope_params(const Rope& r);
   // The key cache of a layer placed here (the GPU keeps none for the CPU's layers).
   uint16_t* cache_k(int layer) const;
