@@ -88,9 +88,10 @@ float dot_q6_K(const void* wv, const void* xv, int64_t n) {
   const __m512i shifts23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    // 32 blocks ahead (6.7 KB): 1.5B all-Q6_K at one thread 17.6 t/s against 16.9-17.0 with 16
-    // ahead, 15.8 with none, 16.0 with 64 (three interleaved rounds; the in-cache harness favours none).
-    prefetch_ahead(w + i + 32, static_cast<int>(sizeof(q6_K)));
+    // 64 blocks ahead (13 KB) into L2: 1.5B all-Q6_K at one thread 17.1-18.2 t/s against 16.6-16.7
+    // with 32 ahead into L1 (which had beaten 16 ahead, 16.9-17.0, and none, 15.8), the whole 1.5B
+    // Q4_K_M 22.9 against 22.2-22.3 (interleaved rounds; the in-cache harness favours no prefetch).
+    for (int o = 0; o < static_cast<int>(sizeof(q6_K)); o += 64) _mm_prefetch(reinterpret_cast<const char*>(w + i + 64) + o, _MM_HINT_T1);
     // Stored values are q + 32: subtract 32 * sum(scale * block sum), computed with one madd.
     const __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales)));
     const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(sc_all, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums))), 5);
