@@ -10,7 +10,9 @@
 // same run with `jing bench --np 32` (each step one token of each sequence, each with its logits, as
 // the server's steps are; a 32-token prompt needs one row of logits, not 32, so its rate was about
 // 1.2x higher). The server's part is to deliver that: aggregate >= 0.7x of it (what is lost is HTTP,
-// sampling and the node client on the same cores) and never below 2.5x one stream.
+// sampling and the node client on the same cores) and never below 2.2x one stream. (That bar was 2.5x
+// until the one-token kernels got faster on 30 Nov: the engine's 32-sequence rate is 3.2x its single
+// stream (270 against 84 t/s on dev-2c), and 0.7-0.8x of it is 2.2-2.6x; CI measured 2.41x.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -109,7 +111,7 @@ test('32 concurrent streams on a real-shape model: aggregate near the engine\'s 
     const engine = Math.max(before, batchRate());  // the better of two: a busy host only lowers it
     console.log(`[load] engine 32-sequence decode ${engine.toFixed(1)} t/s (the ceiling for 32 streams): aggregate is ${(many.rate / engine).toFixed(2)}x of it`);
     assert.ok(many.rate >= 0.7 * engine, `aggregate ${many.rate.toFixed(1)} t/s is below 0.7x the engine's 32-sequence decode ${engine.toFixed(1)} t/s`);
-    const min = Number(process.env.JING_LOAD_MIN_RATIO ?? (hasVnni ? 2.5 : 0));
+    const min = Number(process.env.JING_LOAD_MIN_RATIO ?? (hasVnni ? 2.2 : 0));
     assert.ok(many.rate >= min * single.rate, `aggregate ${many.rate.toFixed(1)} t/s is not ${min}x single ${single.rate.toFixed(1)} t/s`);
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
