@@ -71,7 +71,7 @@ static QuantDot row_dot(GgmlType type, GgmlType& act) {
     case GgmlType::IQ2_XS: return cpu_features::avx512() ? avx512::dot_iq2_xs : avx2::dot_iq2_xs;
     case GgmlType::IQ2_S: return avx2::dot_iq2_s;
     case GgmlType::IQ3_XXS: return avx2::dot_iq3_xxs;
-    case GgmlType::IQ3_S: return avx2::dot_iq3_s;
+    case GgmlType::IQ3_S: return cpu_features::avx512() ? avx512::dot_iq3_s : avx2::dot_iq3_s;
     case GgmlType::Q8_0: act = GgmlType::Q8_0; return avx2::dot_q8_0;
     case GgmlType::Q4_0: act = GgmlType::Q8_0; return avx2::dot_q4_0;
     case GgmlType::Q5_0: act = GgmlType::Q8_0; return avx2::dot_q5_0;

@@ -4,6 +4,8 @@
 // loads: 128 against 96 ns a 1536-value row.)
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "cpu/avx512_util.h"
 #include "cpu/iq_scales.h"
 #include "cpu/kernels_simd.h"
@@ -44,6 +46,48 @@ float dot_iq2_xs(const void* wv, const void* xv, int64_t n) {
     acc = _mm512_fmadd_ps(_mm512_set1_ps(fp16_to_fp32(w[i].d) * x[i].d), _mm512_cvtepi32_ps(sum), acc);
   }
   return 0.125f * _mm512_reduce_add_ps(acc);  // d * (0.5 + s) / 4 = d * (2 s + 1) / 8
+}
+
+// IQ3_S: 4 values per 9-bit grid index (8 bits in qs, the 9th in qh), the signs stored as bits.
+// 16 indices are worked out in vector lanes and read back for scalar grid loads (with AVX-512VL the
+// compiler moves them out with VALIGND + VMOVD; the AVX2 file's build extracts each with VPEXTRD
+// and is slower, so it keeps its gathers): 165 ns a streamed 1536-value row against 179 with
+// gathers (ggml 169), 957 against 1039 for 8960 values (ggml 958).
+float dot_iq3_s(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq3_s*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  const __m256i shift = _mm256_set_epi32(1, 2, 3, 4, 5, 6, 7, 8), bit8 = _mm256_set1_epi32(256), one = _mm256_set1_epi8(1);
+  const uint32_t* grid = iq::iq3s_grid;
+  auto signed_x = [&](const int8_t* xq, const uint8_t* sign_bits) {  // PSIGNB by 32 stored sign bits
+    uint32_t bits;
+    std::memcpy(&bits, sign_bits, 4);
+    const __m256i bytes = _mm256_movm_epi8(_cvtu32_mask32(bits));
+    return _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)), _mm256_or_si256(bytes, one));
+  };
+  auto scales = [](int s) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kOddScales.one[s])); };
+  alignas(32) uint32_t idx[16];
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const uint8_t* q = w[i].qs;
+    __m256i sum0 = _mm256_setzero_si256(), sum1 = _mm256_setzero_si256();  // even and odd sub-blocks
+    for (int ib = 0; ib < 8; ib += 2, q += 16) {
+      const __m256i lo = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+      const __m256i hi0 = _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32(w[i].qh[ib]), shift), bit8);
+      const __m256i hi1 = _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32(w[i].qh[ib + 1]), shift), bit8);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(idx), _mm256_or_si256(hi0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo))));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(idx + 8), _mm256_or_si256(hi1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo, 1))));
+      auto g = [&](int k) { return static_cast<int>(grid[idx[k]]); };
+      const __m256i v0 = _mm256_set_epi32(g(7), g(6), g(5), g(4), g(3), g(2), g(1), g(0));
+      const __m256i v1 = _mm256_set_epi32(g(15), g(14), g(13), g(12), g(11), g(10), g(9), g(8));
+      const int sc = w[i].scales[ib / 2];
+      sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(_mm256_maddubs_epi16(v0, signed_x(x[i].qs + 32 * ib, w[i].signs + 4 * ib)), scales(sc & 15)));
+      sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(_mm256_maddubs_epi16(v1, signed_x(x[i].qs + 32 * ib + 32, w[i].signs + 4 * ib + 4)), scales(sc >> 4)));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_fp32(w[i].d) * x[i].d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)), acc);
+  }
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
 }  // namespace jing::cpu::avx512
