@@ -6,16 +6,18 @@
 
 #include <cstring>
 
+#include "cpu/avx2_util.h"
 #include "cpu/avx512_util.h"
 #include "cpu/iq_scales.h"
 #include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
-#include "quant/fp16.h"
 #include "quant/iq_tables.h"
 
 namespace jing::cpu::avx512 {
 
 using namespace blocks;
+using avx2::h2f;
+using avx2::hsum;
 
 // IQ2_XS: per 8 values a 16-bit code, a 9-bit grid index and 7 sign bits (the eighth makes the
 // parity even). Per 64 values: the 8 sign bytes from the codes (their parity by a nibble table),
@@ -43,7 +45,7 @@ float dot_iq2_xs(const void* wv, const void* xv, int64_t n) {
       const __m512i sc = _mm512_inserti64x4(_mm512_castsi256_si512(scales(w[i].scales[2 * p])), scales(w[i].scales[2 * p + 1]), 1);
       sum = _mm512_add_epi32(sum, _mm512_madd_epi16(_mm512_maddubs_epi16(magnitudes, xs), sc));
     }
-    acc = _mm512_fmadd_ps(_mm512_set1_ps(fp16_to_fp32(w[i].d) * x[i].d), _mm512_cvtepi32_ps(sum), acc);
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(h2f(w[i].d) * x[i].d), _mm512_cvtepi32_ps(sum), acc);
   }
   return 0.125f * _mm512_reduce_add_ps(acc);  // d * (0.5 + s) / 4 = d * (2 s + 1) / 8
 }
@@ -83,11 +85,9 @@ float dot_iq3_s(const void* wv, const void* xv, int64_t n) {
       sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(_mm256_maddubs_epi16(v0, signed_x(x[i].qs + 32 * ib, w[i].signs + 4 * ib)), scales(sc & 15)));
       sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(_mm256_maddubs_epi16(v1, signed_x(x[i].qs + 32 * ib + 32, w[i].signs + 4 * ib + 4)), scales(sc >> 4)));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_fp32(w[i].d) * x[i].d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)), acc);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)), acc);
   }
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  return hsum(acc);
 }
 
 }  // namespace jing::cpu::avx512

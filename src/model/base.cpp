@@ -83,14 +83,18 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
   }
   uint64_t free = 0;
   if (gpu_) free = runtime::gpu_free_bytes(device);
-  // Split over several GPUs, the plan weighs their memory together (--gpu-memory caps each GPU);
-  // each GPU's own part is checked below.
+  // Split over several GPUs: each GPU's budget (its free memory, --gpu-memory capping each), the
+  // plan weighing them together; each GPU's own part is checked against its budget below.
   model::ModelOptions plan_opts = opts_;
+  std::vector<runtime::Budget> split_budgets;
   if (!more_gpus_.empty()) {
     free = 0;
     for (const auto& [index, _] : opts_.gpu_split) {
-      const uint64_t f = runtime::gpu_free_bytes(index);
-      free += opts_.gpu_memory > 0 ? std::min(f, opts_.gpu_memory) : f;
+      runtime::Budget b;
+      b.gpu = runtime::gpu_free_bytes(index), b.gpu_name = "CUDA" + std::to_string(index);
+      if (opts_.gpu_memory > 0 && opts_.gpu_memory < b.gpu) b.gpu = opts_.gpu_memory, b.gpu_capped = true;
+      free += b.gpu;
+      split_budgets.push_back(b);
     }
     plan_opts.gpu_memory = 0;
   }
@@ -120,10 +124,7 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
     const auto parts = runtime::split_over_gpus(p, shares);
     for (size_t k = 0; k < parts.size(); ++k) {
       Backend* g = k == 0 ? gpu_.get() : more_gpus_[k - 1].get();
-      const int index = opts_.gpu_split[k].first;
-      runtime::Budget b;
-      b.gpu = runtime::gpu_free_bytes(index), b.gpu_name = "CUDA" + std::to_string(index);
-      if (opts_.gpu_memory > 0 && opts_.gpu_memory < b.gpu) b.gpu = opts_.gpu_memory, b.gpu_capped = true;
+      const runtime::Budget& b = split_budgets[k];
       runtime::check_fits(plan.sizes, parts[k], b, "the layer split over " + std::to_string(parts.size()) + " GPUs (--tensor-split)");
       const bool holds = parts[k].uses(Device::Gpu) || parts[k].input == Device::Gpu;
       split_lines.push_back(holds ? runtime::describe(plan.sizes, parts[k], b).front() : b.gpu_name + ": nothing (its share rounds to no layer)");

@@ -137,7 +137,6 @@ std::vector<Placement> split_over_gpus(const Placement& p, const std::vector<dou
     if (p.layers[static_cast<size_t>(l)] == Device::Gpu) gpu_layers.push_back(l);
   const std::vector<int> gpu_of = split_layers(static_cast<int>(gpu_layers.size()), shares);
   std::vector<Placement> parts(shares.size(), Placement::all(n, Device::Cpu));
-  for (auto& part : parts) part.input = part.output = Device::Cpu;
   for (size_t j = 0; j < gpu_layers.size(); ++j) {
     const auto l = static_cast<size_t>(gpu_layers[j]);
     parts[static_cast<size_t>(gpu_of[j])].layers[l] = Device::Gpu;
