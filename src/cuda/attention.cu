@@ -25,7 +25,7 @@ __device__ float round_f16(float x) { return __half2float(__float2half_rn(x)); }
 __device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 // q . k of one cached key row (f16, 16-byte aligned, dk % 8 == 0) in the CPU engine's order
-// (cpu::avx512::dot_f32): 32 running sums, sum L taking dims L, L + 32, ... by FMA (a tail of
+// (cpu::avx512::score_dot): 32 running sums, sum L taking dims L, L + 32, ... by FMA (a tail of
 // fewer than 16 dims goes to sums 16 up), then sum L + sum L + 16, then halves as
 // _mm512_reduce_add_ps adds them. Another order moves a score by ulps, which a quantized
 // model's logits carry (1.6e-2 on the fixtures' 40-token prompts).

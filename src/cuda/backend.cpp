@@ -293,7 +293,6 @@ void CudaBackend::head_matmuls(const HeadProducts& p) {
 }
 
 void CudaBackend::head_matmuls_one_by_one(const HeadProducts& p) {
-  use();
   // One head at a time: its rows gathered, multiplied, scattered back.
   const int64_t cols = p.w.cols, rows = p.w.rows;
   Buf in(*this, static_cast<size_t>(p.n * cols)), out(*this, static_cast<size_t>(p.n * rows));
@@ -315,7 +314,6 @@ void CudaBackend::copy_rows(float* dst, int64_t dst_stride, const float* src, in
 }
 
 bool CudaBackend::reserve_pinned(size_t bytes) {
-  use();
   if (pinned_cap_ >= bytes) return true;
   if (pinned_) cudaFreeHost(pinned_);
   pinned_ = nullptr, pinned_cap_ = 0;
@@ -329,7 +327,6 @@ bool CudaBackend::reserve_pinned(size_t bytes) {
 }
 
 const float* CudaBackend::device_vector(const std::vector<float>& v) {
-  use();
   if (v.empty()) return nullptr;
   auto it = vectors_.find(v.data());
   if (it == vectors_.end()) it = vectors_.emplace(v.data(), place(v)).first;
@@ -345,7 +342,6 @@ int CudaBackend::rounded_kind(std::initializer_list<Product> products, int64_t n
 }
 
 void CudaBackend::run_rounded(std::initializer_list<Product> products, const cuda::Matmul::Rounded& r, int64_t n) {
-  use();
   const cpu::WeightView* ws[8];
   float* ys[8];
   int count = 0;
@@ -393,8 +389,8 @@ bool CudaBackend::replay(int key) {
 
 cuda::ops::RopeParams CudaBackend::rope_params(const Rope& r) {
   cuda::ops::RopeParams p;
-  p.n_rot = r.n_rot, p.neox = r.neox, p.freq_base = r.freq_base, p.freq_scale = r.freq_scale, p.ext_factor = r.ext_factor;
-  p.attn_factor = r.attn_factor, p.theta_scale = r.theta_scale(), p.mscale = r.mscale();
+  p.n_rot = r.n_rot, p.neox = r.neox, p.freq_scale = r.freq_scale, p.ext_factor = r.ext_factor;
+  p.theta_scale = r.theta_scale(), p.mscale = r.mscale();
   r.yarn_corr_dims(p.corr_low, p.corr_high);
   p.freq_factors = device_vector(r.freq_factors);
   return p;
@@ -407,7 +403,6 @@ uint16_t* CudaBackend::cache_k(int layer) const {
 }
 
 void* CudaBackend::device_alloc(size_t bytes, const char* what) {
-  use();
   void* p = nullptr;
   if (cudaMalloc(&p, std::max<size_t>(bytes, 1)) != cudaSuccess) {
     cudaGetLastError();
@@ -419,7 +414,6 @@ void* CudaBackend::device_alloc(size_t bytes, const char* what) {
 }
 
 void* CudaBackend::device_copy(const void* src, size_t bytes, const char* what) {
-  use();
   void* p = device_alloc(bytes, what);
   cuda::check(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice), "upload of weights");
   return p;

@@ -35,22 +35,31 @@ class CudaBackend : public Backend {
   // The side stream has its own matmul scratch; its allocations are ordered on it (and captured
   // into the same graph, which the fork and join events connect).
   void begin_side() override;
-  void end_side() override { use();
+  void end_side() override {
+    use();
     cuda::check(cudaEventRecord(join_, s()), "join");
     stream_ = main_stream_.get(), matmul_ = main_matmul_.get();
   }
-  void join_side() override { use(); cuda::check(cudaStreamWaitEvent(s(), join_, 0), "join"); }
+  void join_side() override {
+    use();
+    cuda::check(cudaStreamWaitEvent(s(), join_, 0), "join");
+  }
 
   float* alloc(size_t n) override;
-  void release(float* p) override { use(); cudaFreeAsync(p, s()); }
-  void upload(float* dst, const float* src, size_t n) override { use();
+  void release(float* p) override {
+    use();
+    cudaFreeAsync(p, s());
+  }
+  void upload(float* dst, const float* src, size_t n) override {
+    use();
     cuda::check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, s()), "upload");
   }
   // Large results (a step's logits) come through pinned memory: a pageable copy of 600 KB took
   // several times as long as the pinned copy and the memcpy after it.
   static constexpr size_t kCopyPiece = size_t{1} << 20;
   void download(float* dst, const float* src, size_t n) override;
-  void copy(float* dst, const float* src, size_t n) override { use();
+  void copy(float* dst, const float* src, size_t n) override {
+    use();
     cuda::check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, s()), "copy");
   }
 
@@ -60,30 +69,39 @@ class CudaBackend : public Backend {
   void begin(const Batch& b) override;
 
   void embed(const cpu::WeightView& table, const std::vector<int32_t>& tokens, float* out) override;
-  void matmul(const cpu::WeightView& w, const float* x, int64_t n, float* y) override { use();
+  void matmul(const cpu::WeightView& w, const float* x, int64_t n, float* y) override {
+    use();
     OpProfile::Scope scope_(&prof_, "matmul", s());
     if (n > 0) matmul_->run(w, x, n, y);
   }
-  void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t dim, float eps) override { use();
+  void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t dim, float eps) override {
+    use();
     OpProfile::Scope scope_(&prof_, "rms_norm", s());
     cuda::ops::rms_norm(x, w, y, n, dim, eps, stream_->handle());
   }
-  void add_bias(float* y, const float* b, int64_t n, int64_t width) override { use(); cuda::ops::add_bias(y, b, n, width, stream_->handle()); }
-  void add(float* y, const float* x, int64_t count) override { use();
+  void add_bias(float* y, const float* b, int64_t n, int64_t width) override {
+    use();
+    cuda::ops::add_bias(y, b, n, width, stream_->handle());
+  }
+  void add(float* y, const float* x, int64_t count) override {
+    use();
     OpProfile::Scope scope_(&prof_, "add", s());
     cuda::ops::add(y, x, count, stream_->handle());
   }
-  void silu_mul(float* gate, const float* up, int64_t count) override { use();
+  void silu_mul(float* gate, const float* up, int64_t count) override {
+    use();
     OpProfile::Scope scope_(&prof_, "silu_mul", s());
     cuda::ops::silu_mul(gate, up, count, stream_->handle());
   }
-  void rope(const Rope& r, float* x, int64_t n, int n_head, int head_stride) override { use();
+  void rope(const Rope& r, float* x, int64_t n, int n_head, int head_stride) override {
+    use();
     OpProfile::Scope scope_(&prof_, "rope", s());
     cuda::ops::rope(rope_params(r), x, n, n_head, head_stride, meta_, stream_->handle());
   }
 
   void matmuls(std::initializer_list<Product> products, const float* x, int64_t n) override;
-  void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps) override { use();
+  void add_rms_norm(float* x, const float* h, const float* w, float* y, int64_t n, int64_t dim, float eps) override {
+    use();
     OpProfile::Scope scope_(&prof_, "add_rms_norm", s());
     cuda::ops::add_rms_norm(x, h, w, y, n, dim, eps, stream_->handle());
   }
@@ -103,7 +121,8 @@ class CudaBackend : public Backend {
   void head_matmuls(const HeadProducts& p) override;
   void head_matmuls_one_by_one(const HeadProducts& p);
   void copy_rows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t rows, int64_t width) override;
-  void rms_norm_rows(float* x, int64_t stride, const float* w, int64_t n, int64_t dim, float eps) override { use();
+  void rms_norm_rows(float* x, int64_t stride, const float* w, int64_t n, int64_t dim, float eps) override {
+    use();
     cuda::ops::rms_norm_strided(x, stride, w, x, n, dim, eps, stream_->handle());
   }
   static cuda::ops::MoeRouteParams route_params(const MoeRouting& r) {
@@ -158,7 +177,8 @@ class CudaBackend : public Backend {
 
  private:
   cudaStream_t s() const { return static_cast<cudaStream_t>(stream_->handle()); }
-  // Every call first makes this backend's device the current one: one thread drives several GPUs
+  // Every entry point (the Backend overrides) first makes this backend's device the current one
+  // (the helpers they call rely on it): one thread drives several GPUs
   // (layers split over them), and the server loads a model in one thread and runs it in another,
   // where a GPU other than CUDA0 would not be current. (A query when it already is: cheap, and
   // allowed while a step is being recorded.)

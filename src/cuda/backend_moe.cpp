@@ -74,7 +74,6 @@ void CudaBackend::moe_ffn(const MoeRouting& r, const MoeWeights& w, const float*
 
 void CudaBackend::moe_ffn_on_device(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const int32_t* ids, const float* wts, const float* x,
                                     int64_t n, int n_embd, int n_ff, float* out) {
-  use();
   const int64_t pairs = n * rp.n_used;
   Buf g(*this, static_cast<size_t>(pairs * n_ff)), u(*this, static_cast<size_t>(pairs * n_ff)), d(*this, static_cast<size_t>(pairs * n_embd));
   cuda::GemvBatch b;
@@ -85,7 +84,6 @@ void CudaBackend::moe_ffn_on_device(const cuda::ops::MoeRouteParams& rp, const M
 
 void CudaBackend::moe_ffn_grouped(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, const float* x, int64_t n,
                                   int n_embd, int n_ff, float* out) {
-  use();
   // A prompt's many tokens go to the tensor cores (64 rows of an expert per work item), as the
   // dense products of a prompt do; fewer take the grouped decode kernels (8 rows per item).
   const bool tensor_cores = n > cuda::Matmul::kGemvTokensBlockFormats && !std::getenv("JING_MOE_GEMV") &&
@@ -120,7 +118,6 @@ void CudaBackend::moe_ffn_grouped(const cuda::ops::MoeRouteParams& rp, const Moe
 }
 
 std::pair<int32_t*, float*> CudaBackend::route_on_device(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, int64_t n) {
-  use();
   const auto [ids, wts] = reserve_moe_idx(static_cast<size_t>(n * rp.n_used));
   cuda::ops::moe_route(rp, logits, device_vector(w.bias), n, ids, wts, stream_->handle());
   return {ids, wts};
@@ -128,7 +125,6 @@ std::pair<int32_t*, float*> CudaBackend::route_on_device(const cuda::ops::MoeRou
 
 void CudaBackend::expert_swiglu(const MoeWeights& w, cuda::GemvBatch b, const float* x, int64_t x_rows, int64_t pairs, int n_embd, int n_ff, float* g,
                                 float* u, float* d) {
-  use();
   b.y_stride = n_ff;
   const cpu::WeightView* gu[2] = {&w.gate, &w.up};
   float* gu_out[2] = {g, u};
@@ -147,7 +143,6 @@ void CudaBackend::expert_swiglu(const MoeWeights& w, cuda::GemvBatch b, const fl
 }
 
 std::pair<int32_t*, float*> CudaBackend::reserve_moe_idx(size_t n) {
-  use();
   if (moe_idx_cap_ < n) {
     if (moe_idx_) cudaFree(moe_idx_);
     ++reallocations_;

@@ -33,7 +33,7 @@ __global__ void rms_norm_kernel(const float* x, const float* w, float* y, int64_
   float* yr = y + blockIdx.x * stride;
   double ss = 0;
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += static_cast<double>(xr[i]) * xr[i];
-  const float scale = rms_scale_as_cpu(block_sum_double(ss, red), dim, eps);
+  const float scale = rms_scale_as_cpu(block_reduce<false>(ss, red), dim, eps);
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
 }
 
@@ -176,7 +176,7 @@ __global__ void mla_inputs_kernel(RopeParams r, MlaParams m, const float* q, con
     const float* row = kv + t * kw;
     double ss = 0;
     for (int64_t i = threadIdx.x; i < m.kv_lora; i += blockDim.x) ss += static_cast<double>(row[i]) * row[i];
-    const float scale = rms_scale_as_cpu(block_sum_double(ss, red), m.kv_lora, m.eps);
+    const float scale = rms_scale_as_cpu(block_reduce<false>(ss, red), m.kv_lora, m.eps);
     __half* dst = cache + (static_cast<int64_t>(seq[t]) * m.n_ctx + pos[t]) * kw;
     for (int64_t i = threadIdx.x; i < m.kv_lora; i += blockDim.x) dst[i] = __float2half(row[i] * scale * w[i]);
     for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
@@ -250,7 +250,7 @@ __global__ void add_rms_norm_kernel(float* x, const float* h, const float* w, fl
     ss += static_cast<double>(v) * v;
   }
   // The reduction's barriers also order every read of h before the writes of y below.
-  const float scale = rms_scale_as_cpu(block_sum_double(ss, red), dim, eps);
+  const float scale = rms_scale_as_cpu(block_reduce<false>(ss, red), dim, eps);
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
   if (!q) return;
   // The row rounded for the products that follow, each warp a block at a time, from y as
@@ -289,7 +289,7 @@ __global__ void add_rms_norm_regs_kernel(float* x, const float* h, const float* 
 #pragma unroll
     for (int j = 0; j < 8; ++j) ss += static_cast<double>(v[c][j]) * v[c][j];
   }
-  const float scale = rms_scale_as_cpu(block_sum_double(ss, red), dim, eps);
+  const float scale = rms_scale_as_cpu(block_reduce<false>(ss, red), dim, eps);
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
     const int b = warp + c * warps;

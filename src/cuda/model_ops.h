@@ -19,7 +19,7 @@ void silu_mul(float* gate, const float* up, int64_t count, void* stream);
 struct RopeParams {
   int n_rot = 0;
   bool neox = false;
-  float freq_base = 10000, freq_scale = 1, ext_factor = 0, attn_factor = 1, corr_low = 0, corr_high = 0;
+  float freq_scale = 1, ext_factor = 0, corr_low = 0, corr_high = 0;
   float theta_scale = 1, mscale = 1;  // model::Rope's theta_scale() and mscale(), worked out on the host
   const float* freq_factors = nullptr;  // device, n_rot / 2 entries, or null
 };

@@ -50,12 +50,7 @@ __device__ void route_token(const MoeRouteParams& p, float l, const float* bias,
     const float ex = e < E ? exp_as_host(l - mx) : 0.0f;
     // The sum in double, as the CPU's softmax.
     __shared__ double dsum[32];
-    double s = ex;
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    if (e % 32 == 0) dsum[e / 32] = s;
-    __syncthreads();
-    double total = 0;
-    for (int w = 0; w < (blockDim.x + 31) / 32; ++w) total += dsum[w];
+    const double total = block_reduce<false>(static_cast<double>(ex), dsum);
     pr = ex * static_cast<float>(1.0 / total);
   }
   if (e < E) prob[e] = pr, select[e] = pr + (bias ? bias[e] : 0.0f);

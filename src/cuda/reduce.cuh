@@ -3,10 +3,12 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <type_traits>
 
 namespace jing::cuda {
 
-__device__ __forceinline__ float warp_sum(float v) {
+template <class T>  // float, or double where a sum must match the CPU's double one
+__device__ __forceinline__ T warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
@@ -14,28 +16,21 @@ __device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
-// Sum (or max) over the block; every thread gets the result. `red` holds one value per warp.
-template <bool Max>
-__device__ __forceinline__ float block_reduce(float v, float* red) {
+// Sum (or max, of floats) over the block; every thread gets the result. `red` holds one value per warp.
+template <bool Max, class T = float>
+__device__ __forceinline__ T block_reduce(T v, T* red) {
+  static_assert(!Max || std::is_same_v<T, float>, "the block maximum is of floats");
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
-  v = Max ? warp_max(v) : warp_sum(v);
+  if constexpr (Max) v = warp_max(v);
+  else v = warp_sum(v);
   __syncthreads();
   if (lane == 0) red[warp] = v;
   __syncthreads();
-  float r = Max ? -INFINITY : 0.0f;
-  for (int w = 0; w < warps; ++w) r = Max ? fmaxf(r, red[w]) : r + red[w];
-  return r;
-}
-
-// A sum over the block in double (every thread gets it); `red` holds one value per warp.
-__device__ __forceinline__ double block_sum_double(double v, double* red) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  double r = 0;
-  for (int w = 0; w < warps; ++w) r += red[w];
+  T r = Max ? T(-INFINITY) : T(0);
+  for (int w = 0; w < warps; ++w) {
+    if constexpr (Max) r = fmaxf(r, red[w]);
+    else r += red[w];
+  }
   return r;
 }
 
