@@ -32,6 +32,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   side_matmul_ = std::make_unique<cuda::Matmul>(*side_stream_);
   cuda::check(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming), "cudaEventCreate");
   cuda::check(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming), "cudaEventCreate");
+  cuda::check(cudaEventCreateWithFlags(&crossed_, cudaEventDisableTiming), "cudaEventCreate");
   stream_ = main_stream_.get(), matmul_ = main_matmul_.get();
   route_done_ = static_cast<unsigned*>(device_alloc(cuda::ops::kMaxRouteTokens * sizeof(unsigned), "routing counters"));
   cuda::check(cudaMemset(route_done_, 0, cuda::ops::kMaxRouteTokens * sizeof(unsigned)), "cudaMemset (routing counters)");
@@ -41,12 +42,37 @@ CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
   cudaStreamSynchronize(static_cast<cudaStream_t>(side_stream_->handle()));
   cudaStreamSynchronize(static_cast<cudaStream_t>(main_stream_->handle()));
-  cudaEventDestroy(fork_), cudaEventDestroy(join_);
+  cudaEventDestroy(fork_), cudaEventDestroy(join_), cudaEventDestroy(crossed_);
   for (auto& [_, g] : graphs_) cudaGraphExecDestroy(g.first);
   for (void* p : owned_) cudaFree(p);
   if (meta_) cudaFree(meta_);
   if (moe_idx_) cudaFree(moe_idx_);
   if (pinned_) cudaFreeHost(pinned_);
+}
+
+bool CudaBackend::copy_from(Backend& from, float* dst, const float* src, size_t n) {
+  auto* other = dynamic_cast<CudaBackend*>(&from);
+  if (!other) return false;
+  use();
+  // Direct reads of the other GPU's memory where the pair allows it (NVLink, PCIe peer); else
+  // cudaMemcpyPeerAsync stages through the host itself, still without a wait here.
+  if (std::find(peers_.begin(), peers_.end(), other->device_) == peers_.end()) {
+    peers_.push_back(other->device_);
+    int can = 0;
+    if (other->device_ != device_ && cudaDeviceCanAccessPeer(&can, device_, other->device_) == cudaSuccess && can &&
+        cudaDeviceEnablePeerAccess(other->device_, 0) != cudaSuccess)
+      cudaGetLastError();  // already enabled, or refused: the copy works either way
+  }
+  // Ordered after the source's queued work; the source's stream then waits for the read, so a
+  // buffer it frees next is not reused while the copy still reads it.
+  other->use();
+  cuda::check(cudaEventRecord(other->crossed_, other->s()), "cross (record)");
+  use();
+  cuda::check(cudaStreamWaitEvent(s(), other->crossed_, 0), "cross (wait)");
+  cuda::check(cudaMemcpyPeerAsync(dst, device_, src, other->device_, n * sizeof(float), s()), "copy between GPUs");
+  cuda::check(cudaEventRecord(crossed_, s()), "cross (record)");
+  cuda::check(cudaStreamWaitEvent(other->s(), crossed_, 0), "cross (wait)");
+  return true;
 }
 
 void CudaBackend::begin_side() {

@@ -46,6 +46,7 @@ class CudaBackend : public Backend {
   }
 
   float* alloc(size_t n) override;
+  bool copy_from(Backend& from, float* dst, const float* src, size_t n) override;
   void release(float* p) override {
     use();
     cudaFreeAsync(p, s());
@@ -202,6 +203,8 @@ class CudaBackend : public Backend {
   cuda::Stream* stream_ = nullptr;  // where ops go now: the main stream, or the side one (begin_side)
   cuda::Matmul* matmul_ = nullptr;
   cudaEvent_t fork_ = nullptr, join_ = nullptr;
+  cudaEvent_t crossed_ = nullptr;  // a copy from another GPU read its source (copy_from)
+  std::vector<int> peers_;         // GPUs whose memory this one's copies read directly
   unsigned* route_done_ = nullptr;
   std::vector<void*> owned_;
   std::unordered_map<const void*, const void*> placed_;

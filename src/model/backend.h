@@ -37,6 +37,9 @@ class Backend {
   virtual void upload(float* dst, const float* src, size_t n) = 0;    // host -> backend
   virtual void download(float* dst, const float* src, size_t n) = 0;  // backend -> host (waits)
   virtual void copy(float* dst, const float* src, size_t n) = 0;      // within the backend
+  // n floats from another backend's memory into this one's without the host (GPU to GPU), ordered
+  // after the work queued on both; false when this pair cannot (the caller goes through the host).
+  virtual bool copy_from(Backend& from, float* dst, const float* src, size_t n) { return false; }
 
   // Weights kept for the model's life: the same view (or vector) in memory this backend reads.
   virtual cpu::WeightView place(const cpu::WeightView& w) = 0;
@@ -188,7 +191,7 @@ class Buf {
   size_t n_ = 0;
 };
 
-// x on `be`: itself when already there, else a copy through the host.
+// x on `be`: itself when already there, else a copy (GPU to GPU where it can, else through the host).
 Buf move_to(Backend& be, Buf x);
 
 // Weights placed on the CPU stay in the file's mapping, or (copy: --no-mmap) are read into RAM of

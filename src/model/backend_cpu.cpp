@@ -218,10 +218,12 @@ void Backend::attention_inputs(const AttentionInputs& a, int layer) {
 
 Buf move_to(Backend& be, Buf x) {
   if (x.backend() == &be) return x;
-  std::vector<float> host(x.size());
-  x.backend()->download(host.data(), x.data(), x.size());
   Buf y(be, x.size());
-  be.upload(y.data(), host.data(), host.size());
+  if (!be.copy_from(*x.backend(), y.data(), x.data(), x.size())) {
+    std::vector<float> host(x.size());
+    x.backend()->download(host.data(), x.data(), x.size());
+    be.upload(y.data(), host.data(), host.size());
+  }
   return y;
 }
 

@@ -33,8 +33,9 @@ class BaseModel : public Model {
 
 
  protected:
-  // Runs every layer over x [n][n_embd] (the cache already sized); x may end on another backend.
-  virtual void layers(Buf& x, const Batch& b) = 0;
+  // Runs layers [first, end) over x [n][n_embd] (the cache already sized); x may end on another
+  // backend. A range starts where the layer before it ran elsewhere (a GPU segment, decode_step).
+  virtual void layers(Buf& x, const Batch& b, int first, int end) = 0;
   // Whether a one-token step may be recorded and replayed (CUDA graphs): not when the step
   // reads results back on the host midway.
   virtual bool step_recordable() const { return true; }
@@ -60,7 +61,21 @@ class BaseModel : public Model {
   std::vector<std::unique_ptr<Backend>> more_gpus_;  // the second GPU on, when layers are split over several
   std::vector<Backend*> backends() const;            // the CPU's and every GPU's
   std::vector<Backend*> layer_be_, expert_be_;
-  bool all_on_gpu() const;
+  // Runs of consecutive layers on one GPU, when every layer and its experts are on a GPU, the
+  // embedding on the first and the output layer on the last; else none.
+  struct Segment {
+    Backend* be;
+    int first, end;
+  };
+  std::vector<Segment> gpu_segments() const;
+  // A batch over several GPU segments goes in parts, one after another, so that the GPUs overlap
+  // (pipeline parallelism): each part's layers on the first GPU while the next GPU runs the
+  // part before. Parts re-read the weights, so only batches of at least kPipelineTokens tokens a
+  // part (prompts: compute-bound) are split; JING_MICRO_BATCHES=N sets the count for measuring.
+  static constexpr int64_t kPipelineTokens = 128;
+  int micro_batches(int64_t n, size_t segments) const;
+  std::vector<float> pipelined(const Batch& b, const std::vector<Segment>& segs, int parts);
+  int micro_batches_forced_ = 0;
   Backend* input_be_ = nullptr;   // the token embedding lookup
   Backend* output_be_ = nullptr;  // output norm and projection
   cpu::WeightView tok_embd_view_, output_placed_;
@@ -72,11 +87,13 @@ class BaseModel : public Model {
   cpu::WeightView output_;
 
  private:
-  // One token of one sequence with everything on the GPU: the step after the first is recorded
-  // once and replayed (no per-kernel launch cost); the embedding lookup stays outside the record.
+  // One token of one sequence with everything on GPUs: the step after the first is recorded once
+  // per GPU segment and replayed (no per-kernel launch cost); the embedding lookup and the
+  // crossings between GPUs stay outside the records.
   // (Declared after the backends, so these buffers go before the backend that holds them.)
   std::vector<float> decode_step(const Batch& b);
-  Buf step_x_, step_logits_;
+  std::vector<Buf> step_x_;  // each segment's input and residual
+  Buf step_logits_;
   int steps_run_ = 0;
   bool graphs_ok_ = true;
 };

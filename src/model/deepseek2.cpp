@@ -106,7 +106,7 @@ class DeepSeek2 : public BaseModel {
   }
 
  protected:
-  void layers(Buf& x, const Batch& b) override;
+  void layers(Buf& x, const Batch& b, int first, int end) override;
   // A decode step can be recorded when every MoE layer routes on its own device: experts in RAM
   // (--cpu-moe) or routing the device cannot do would need the host in the middle of the step.
   bool step_recordable() const override {
@@ -194,11 +194,11 @@ void DeepSeek2::dense_ffn(Backend& be, const cpu::WeightView& gate, const cpu::W
   be.swiglu_matmul(g.data(), u.data(), n, n_ff, down, out);
 }
 
-void DeepSeek2::layers(Buf& x, const Batch& b) {
+void DeepSeek2::layers(Buf& x, const Batch& b, int first, int end) {
   const int64_t n = static_cast<int64_t>(b.size());
   const size_t width = static_cast<size_t>(n * n_embd_);
   Buf h, o, shared;  // scratch on the backend of the layers now running
-  for (size_t li = 0; li < layers_.size(); ++li) {
+  for (size_t li = static_cast<size_t>(first); li < static_cast<size_t>(end); ++li) {
     const Layer& l = layers_[li];
     Backend& be = *l.be;
     if (h.backend() != &be) {

@@ -65,14 +65,14 @@ void Transformer::setup_rope_scaling() {
   }
 }
 
-void Transformer::layers(Buf& x, const Batch& b) {
+void Transformer::layers(Buf& x, const Batch& b, int first, int end) {
   const int64_t n = static_cast<int64_t>(b.size());
   const int q_width = n_head_ * head_dim_k_, k_width = n_head_kv_ * head_dim_k_, v_width = n_head_kv_ * head_dim_v_;
   const AttentionShape shape{n_head_, n_head_kv_, head_dim_k_, head_dim_v_, 1.0f / std::sqrt(static_cast<float>(head_dim_k_))};
   auto size = [n](int width) { return static_cast<size_t>(n * width); };
   Buf h, q, k, v, attn, gate, up;  // scratch on the backend of the layers now running
 
-  for (size_t li = 0; li < layers_.size(); ++li) {
+  for (size_t li = static_cast<size_t>(first); li < static_cast<size_t>(end); ++li) {
     const Layer& l = layers_[li];
     const int layer = static_cast<int>(li);
     Backend& be = *l.be;

@@ -16,7 +16,7 @@ class Transformer : public BaseModel {
   Transformer(gguf::File file, const ModelOptions& opts, TransformerStyle style);
 
  protected:
-  void layers(Buf& x, const Batch& b) override;
+  void layers(Buf& x, const Batch& b, int first, int end) override;
 
  private:
   void setup_rope_scaling();

@@ -278,11 +278,16 @@ TEST(CudaModels, LayersSplitOverTwoGpusMatchOneGpu) {
     split.gpu_split = {{0, 1.0}, {second, 1.0}};
     auto two = model::Model::load(dir / file, split);
     EXPECT_NE(two->backend_name().find(" + "), std::string::npos) << two->backend_name();
+    // The same split taking every batch in three parts, the GPUs overlapping (pipelined).
+    setenv("JING_MICRO_BATCHES", "3", 1);
+    auto piped = model::Model::load(dir / file, split);
+    unsetenv("JING_MICRO_BATCHES");
     const int V = one->n_vocab();
-    double worst = 0;
+    double worst = 0, worst_piped = 0;
     for (size_t chunk : {size_t{0}, size_t{4}}) {
-      auto a = run(*one, ids, chunk), b = run(*two, ids, chunk);
-      for (size_t t = 0; t < ids.size(); ++t) worst = std::max(worst, rel_l2(&b[t * V], &a[t * V], V));
+      auto a = run(*one, ids, chunk), b = run(*two, ids, chunk), c = run(*piped, ids, chunk);
+      for (size_t t = 0; t < ids.size(); ++t)
+        worst = std::max(worst, rel_l2(&b[t * V], &a[t * V], V)), worst_piped = std::max(worst_piped, rel_l2(&c[t * V], &a[t * V], V));
     }
     int32_t next = argmax(&run(*one, ids)[(ids.size() - 1) * V], V);
     run(*two, ids);
@@ -293,8 +298,10 @@ TEST(CudaModels, LayersSplitOverTwoGpusMatchOneGpu) {
       worst = std::max(worst, rel_l2(lb.data(), la.data(), V));
       next = argmax(la.data(), V);
     }
-    std::printf("[cuda two gpus] %-36s layers split over CUDA0 + CUDA%d vs one GPU: max rel-L2 %.2e\n", file, second, worst);
+    std::printf("[cuda two gpus] %-36s layers split over CUDA0 + CUDA%d vs one GPU: max rel-L2 %.2e (in 3 parts: %.2e)\n", file, second, worst,
+                worst_piped);
     EXPECT_LE(worst, 5e-3);
+    EXPECT_LE(worst_piped, 5e-3);
   }
   // A split that does not fit its GPUs (--gpu-memory caps each) fails at load, naming the sizes.
   model::ModelOptions tight{.n_ctx = 256, .n_gpu_layers = 99, .gpu_memory = uint64_t{1} << 20};
