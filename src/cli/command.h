@@ -106,6 +106,11 @@ inline void apply_gpu_flags(const GpuFlags& g, model::ModelOptions& mo) {
       for (size_t i = 0; i < shares.size(); ++i) devices.push_back(static_cast<int>(i));
     shares.resize(devices.size(), 0.0);  // a GPU without a share takes no layers
   }
+  // Several GPUs and no list: all of them, layers in proportion to their free memory (llama.cpp's
+  // default, --split-mode layer); -sm none keeps to the main GPU.
+  if (devices.empty() && g.tensor_split.empty() && g.split_mode != "none" && mo.n_gpu_layers != 0)
+    if (const int count = runtime::gpu_count(); count > 1)
+      for (int i = 0; i < count; ++i) devices.push_back(i), shares.push_back(static_cast<double>(runtime::gpu_free_bytes(i)) / (1 << 30));
   if (devices.empty()) return;
   std::vector<std::pair<int, double>> split;
   for (size_t i = 0; i < devices.size(); ++i)

@@ -67,6 +67,14 @@ uint64_t gpu_free_bytes(int device) {
 #endif
 }
 
+int gpu_count() {
+#ifdef JING_WITH_CUDA
+  return cuda::device_count();
+#else
+  return 0;
+#endif
+}
+
 uint64_t ram_available() {
   if (const char* test = std::getenv("JING_TEST_MEM_AVAILABLE"); test && *test) return parse_size(test, "JING_TEST_MEM_AVAILABLE");
   std::ifstream in("/proc/meminfo");

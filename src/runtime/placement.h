@@ -25,6 +25,7 @@ ModelSizes model_sizes(const gguf::File& f, int n_layer, const LayerShape& shape
 // Whether the options ask for a GPU at all (-ngl above 0, -ngl auto, or -ot naming CUDAn).
 bool wants_gpu(const model::ModelOptions& opts);
 uint64_t gpu_free_bytes(int device);  // 0 in a build without CUDA
+int gpu_count();                      // the GPUs this process sees (0 without CUDA or a driver)
 // /proc/meminfo's MemAvailable (JING_TEST_MEM_AVAILABLE=SIZE stands in for it in tests).
 uint64_t ram_available();
 
