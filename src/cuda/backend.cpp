@@ -50,19 +50,26 @@ CudaBackend::~CudaBackend() {
   if (pinned_) cudaFreeHost(pinned_);
 }
 
+void CudaBackend::connect(const CudaBackend& other) {
+  if (other.device_ == device_ || std::find(peers_.begin(), peers_.end(), other.device_) != peers_.end()) return;
+  peers_.push_back(other.device_);
+  // Direct access to the other GPU's memory where the pair allows it (NVLink, PCIe peer): for
+  // plain allocations and for the other's pool (stream-ordered allocations need their own
+  // grant). Without it the copies still work, staged by the driver.
+  int can = 0;
+  if (cudaDeviceCanAccessPeer(&can, device_, other.device_) != cudaSuccess || !can) return cudaGetLastError(), void();
+  if (cudaDeviceEnablePeerAccess(other.device_, 0) != cudaSuccess) cudaGetLastError();  // already enabled
+  cudaMemPool_t pool = nullptr;
+  cudaMemAccessDesc access{};
+  access.location.type = cudaMemLocationTypeDevice, access.location.id = device_, access.flags = cudaMemAccessFlagsProtReadWrite;
+  if (cudaDeviceGetDefaultMemPool(&pool, other.device_) != cudaSuccess || cudaMemPoolSetAccess(pool, &access, 1) != cudaSuccess) cudaGetLastError();
+}
+
 bool CudaBackend::copy_from(Backend& from, float* dst, const float* src, size_t n) {
   auto* other = dynamic_cast<CudaBackend*>(&from);
   if (!other) return false;
   use();
-  // Direct reads of the other GPU's memory where the pair allows it (NVLink, PCIe peer); else
-  // cudaMemcpyPeerAsync stages through the host itself, still without a wait here.
-  if (std::find(peers_.begin(), peers_.end(), other->device_) == peers_.end()) {
-    peers_.push_back(other->device_);
-    int can = 0;
-    if (other->device_ != device_ && cudaDeviceCanAccessPeer(&can, device_, other->device_) == cudaSuccess && can &&
-        cudaDeviceEnablePeerAccess(other->device_, 0) != cudaSuccess)
-      cudaGetLastError();  // already enabled, or refused: the copy works either way
-  }
+  connect(*other);
   // Ordered after the source's queued work; the source's stream then waits for the read, so a
   // buffer it frees next is not reused while the copy still reads it.
   other->use();
@@ -73,6 +80,28 @@ bool CudaBackend::copy_from(Backend& from, float* dst, const float* src, size_t 
   cuda::check(cudaEventRecord(crossed_, s()), "cross (record)");
   cuda::check(cudaStreamWaitEvent(other->s(), crossed_, 0), "cross (wait)");
   return true;
+}
+
+float* CudaBackend::receive(Backend& from, const float* src, size_t n) {
+  auto* other = dynamic_cast<CudaBackend*>(&from);
+  if (!other) return nullptr;
+  use();
+  connect(*other);
+  other->use();
+  other->connect(*this);
+  // Allocated from this GPU's pool but in the source's stream order, and copied there: the
+  // source never waits for this GPU's queue (which may still hold an earlier part of a pipelined
+  // batch), and this stream waits only for the copy.
+  cudaMemPool_t pool = nullptr;
+  void* p = nullptr;
+  const size_t bytes = std::max<size_t>(n, 1) * sizeof(float);
+  cuda::check(cudaDeviceGetDefaultMemPool(&pool, device_), "cudaDeviceGetDefaultMemPool");
+  cuda::check(cudaMallocFromPoolAsync(&p, bytes, pool, other->s()), "cudaMallocFromPoolAsync (between GPUs)");
+  cuda::check(cudaMemcpyPeerAsync(p, device_, src, other->device_, n * sizeof(float), other->s()), "copy between GPUs");
+  cuda::check(cudaEventRecord(other->crossed_, other->s()), "cross (record)");
+  use();
+  cuda::check(cudaStreamWaitEvent(s(), other->crossed_, 0), "cross (wait)");
+  return static_cast<float*>(p);
 }
 
 void CudaBackend::begin_side() {

@@ -47,6 +47,7 @@ class CudaBackend : public Backend {
 
   float* alloc(size_t n) override;
   bool copy_from(Backend& from, float* dst, const float* src, size_t n) override;
+  float* receive(Backend& from, const float* src, size_t n) override;
   void release(float* p) override {
     use();
     cudaFreeAsync(p, s());
@@ -178,6 +179,7 @@ class CudaBackend : public Backend {
 
  private:
   cudaStream_t s() const { return static_cast<cudaStream_t>(stream_->handle()); }
+  void connect(const CudaBackend& other);  // peer access to the other GPU's memory, once
   // Every entry point (the Backend overrides) first makes this backend's device the current one
   // (the helpers they call rely on it): one thread drives several GPUs
   // (layers split over them), and the server loads a model in one thread and runs it in another,

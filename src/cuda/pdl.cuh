@@ -5,6 +5,9 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <array>
+#include <mutex>
+
 #include "cuda/check.h"
 
 namespace jing::cuda {
@@ -26,11 +29,20 @@ __device__ __forceinline__ void let_next_kernel_start() {
 bool pdl_supported();  // the current device is sm_90 or later (tables.cpp)
 
 // Lets Kernel take `bytes` of dynamic shared memory (past the default 48 KB): asked once per
-// kernel, the answer kept (a refusal throws at every launch, naming `what`).
+// kernel and GPU (the setting is the current device's), the answer kept (a refusal throws at
+// every launch, naming `what`).
 template <auto Kernel>
 void allow_dynamic_smem(size_t bytes, const char* what) {
-  static const cudaError_t answer = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-  check(answer, what);
+  constexpr int kMax = 64;  // GPUs
+  static std::mutex mu;
+  static std::array<cudaError_t, kMax> answer{};
+  static std::array<bool, kMax> asked{};
+  int dev = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  if (dev < 0 || dev >= kMax) return check(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), what);
+  std::lock_guard<std::mutex> lock(mu);
+  if (!asked[dev]) answer[dev] = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), asked[dev] = true;
+  check(answer[dev], what);
 }
 
 template <class... Params, class... Args>

@@ -40,6 +40,9 @@ class Backend {
   // n floats from another backend's memory into this one's without the host (GPU to GPU), ordered
   // after the work queued on both; false when this pair cannot (the caller goes through the host).
   virtual bool copy_from(Backend& from, float* dst, const float* src, size_t n) { return false; }
+  // n floats from another backend's memory into a new buffer of this one (release() frees it),
+  // ordered after the work queued on the source only; null when this pair cannot.
+  virtual float* receive(Backend& from, const float* src, size_t n) { return nullptr; }
 
   // Weights kept for the model's life: the same view (or vector) in memory this backend reads.
   virtual cpu::WeightView place(const cpu::WeightView& w) = 0;
@@ -172,6 +175,11 @@ class Buf {
   Buf() = default;
   Buf(Backend& be, size_t n) : be_(&be), p_(be.alloc(n)), n_(n) {}
   ~Buf() { reset(); }
+  static Buf adopt(Backend& be, float* p, size_t n) {  // p from be (alloc, receive)
+    Buf b;
+    b.be_ = &be, b.p_ = p, b.n_ = n;
+    return b;
+  }
   Buf(Buf&& o) noexcept : be_(o.be_), p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
   Buf& operator=(Buf&& o) noexcept {
     if (this != &o) reset(), be_ = o.be_, p_ = o.p_, n_ = o.n_, o.p_ = nullptr, o.n_ = 0;

@@ -201,7 +201,7 @@ std::vector<float> BaseModel::forward(const Batch& b, Output out) {
   }
   if (out == Output::Logits && n > 1) {
     const auto segs = gpu_segments();
-    if (const int parts = micro_batches(n, segs.size()); parts > 1) {
+    if (const int parts = micro_batches(b, segs.size()); parts > 1) {
       auto logits = pipelined(b, segs, parts);
       for (auto [s, len] : next) kv_len_[static_cast<size_t>(s)] = len;
       return logits;
@@ -237,11 +237,12 @@ std::vector<float> BaseModel::forward(const Batch& b, Output out) {
   return logits;
 }
 
-int BaseModel::micro_batches(int64_t n, size_t segments) const {
+int BaseModel::micro_batches(const Batch& b, size_t segments) const {
   if (segments < 2) return 1;
-  const int64_t want = micro_batches_forced_ > 0                                   ? micro_batches_forced_
-                       : n >= kPipelineTokens * static_cast<int64_t>(segments) ? static_cast<int64_t>(segments)
-                                                                                 : 1;
+  const int64_t n = static_cast<int64_t>(b.size());
+  const bool several = std::any_of(b.seq.begin(), b.seq.end(), [&](int32_t s) { return s != b.seq.front(); });
+  const int64_t parts = static_cast<int64_t>(2 * segments);
+  const int64_t want = micro_batches_forced_ > 0 ? micro_batches_forced_ : pipeline_decode_ && several && n >= 4 * parts ? parts : 1;
   return static_cast<int>(std::clamp<int64_t>(want, 1, n));
 }
 

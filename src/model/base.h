@@ -68,12 +68,15 @@ class BaseModel : public Model {
     int first, end;
   };
   std::vector<Segment> gpu_segments() const;
-  // A batch over several GPU segments goes in parts, one after another, so that the GPUs overlap
-  // (pipeline parallelism): each part's layers on the first GPU while the next GPU runs the
-  // part before. Parts re-read the weights, so only batches of at least kPipelineTokens tokens a
-  // part (prompts: compute-bound) are split; JING_MICRO_BATCHES=N sets the count for measuring.
-  static constexpr int64_t kPipelineTokens = 128;
-  int micro_batches(int64_t n, size_t segments) const;
+  // A batch over several GPU segments may go in parts, one after another, so that the GPUs
+  // overlap (pipeline parallelism): each part's layers on the first GPU while the next GPU runs
+  // the part before. Where it pays (measured, docs/PERFORMANCE.md): the decode steps of several
+  // sequences on an MoE model, whose routed experts cost per token (R1 IQ1_S, 32 streams, two
+  // GPUs: 1.17x in 2 parts). Not prompts: their products convert the weights once a call, so
+  // parts repeat that (70B pp512: 1,587 t/s in 2 parts against 2,134 whole). Nor dense decode,
+  // which reads every weight once a call. JING_MICRO_BATCHES=N sets the count for measuring.
+  int micro_batches(const Batch& b, size_t segments) const;
+  bool pipeline_decode_ = false;  // set by architectures whose batched decode pays per token
   std::vector<float> pipelined(const Batch& b, const std::vector<Segment>& segs, int parts);
   int micro_batches_forced_ = 0;
   Backend* input_be_ = nullptr;   // the token embedding lookup

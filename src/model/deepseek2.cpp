@@ -37,6 +37,7 @@ class DeepSeek2 : public BaseModel {
     const int n_shared = static_cast<int>(arch_int("expert_shared_count", 0));
     moe_.n_expert = static_cast<int>(arch_int("expert_count", 0));
     moe_.n_expert_used = static_cast<int>(arch_int("expert_used_count", 0));
+    pipeline_decode_ = n_layer > n_dense_;  // routed experts: a batch's cost grows with its tokens (BaseModel::micro_batches)
     moe_.n_group = static_cast<int>(arch_int("expert_group_count", 1));
     moe_.n_group_used = static_cast<int>(arch_int("expert_group_used_count", 1));
     moe_.normalize = file_.get_bool(arch() + ".expert_weights_norm").value_or(false);
