@@ -34,6 +34,11 @@ Registrar reg([](CLI::App& app) {
       const int gpu = size ? static_cast<int>(std::min<uint64_t>(100, (vram * 100 + size / 2) / size)) : 0;
       const std::string where = gpu == 0 ? "100% CPU" : gpu == 100 ? "100% GPU" : fmt::format("{}%/{}% CPU/GPU", 100 - gpu, gpu);
       fmt::print("{:<40} {:>12} {:<10} {}\n", m.value("name", ""), gguf::format_bytes(size), where, m.value("expires_at", ""));
+      // Several GPUs: each one's share on its own line.
+      const auto gpus = m.value("gpus", nlohmann::json::array());
+      if (gpus.size() > 1)
+        for (const auto& g : gpus)
+          fmt::print("{:<40} {:>12} {}\n", "", gguf::format_bytes(g.value("size_vram", uint64_t{0})), g.value("name", ""));
     }
   });
 });

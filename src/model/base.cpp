@@ -62,6 +62,13 @@ uint64_t BaseModel::gpu_bytes() const {
   return bytes;
 }
 
+std::vector<std::pair<std::string, uint64_t>> BaseModel::gpu_bytes_each() const {
+  std::vector<std::pair<std::string, uint64_t>> each;
+  for (Backend* be : backends())
+    if (be && be != cpu_.get()) each.push_back({be->name(), be->weight_bytes() + be->cache_bytes()});
+  return each;
+}
+
 void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
   using runtime::Device;
   const int device = std::max(0, opts_.gpu_split.size() > 1 ? opts_.gpu_split[0].first : opts_.main_gpu);  // a split starts on its first GPU

@@ -25,6 +25,7 @@ class BaseModel : public Model {
   int n_seq() const override { return opts_.n_seq; }
   std::string backend_name() const override;
   uint64_t gpu_bytes() const override;
+  std::vector<std::pair<std::string, uint64_t>> gpu_bytes_each() const override;
   int n_gpu_layers() const override { return n_gpu_layers_; }
   int kv_length(int seq) const override { return kv_len_.at(static_cast<size_t>(seq)); }
   void kv_truncate(int seq, int n_keep) override;

@@ -74,6 +74,8 @@ class Model {
   virtual std::string backend_name() const { return "CPU"; }
   // Bytes the model holds in GPU memory (weights and cache), 0 on the CPU: Ollama's size_vram.
   virtual uint64_t gpu_bytes() const { return 0; }
+  // The same per GPU (its name, bytes), for several GPUs; empty on the CPU.
+  virtual std::vector<std::pair<std::string, uint64_t>> gpu_bytes_each() const { return {}; }
   virtual int n_gpu_layers() const { return 0; }  // layers placed on the GPU
 
   // Computes the batch and appends to the cache. Returns, for every token with want_logits set,

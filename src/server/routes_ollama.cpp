@@ -227,8 +227,10 @@ void ps(ServerContext& ctx, const HttpRequest&, HttpResponder& out) {
     // A pinned model (--model) never expires: a date far ahead, as Ollama gives for keep_alive -1.
     const double left = lm->pinned ? 1e9 : std::max(0.0, lm->keep_alive - (runtime::now_seconds() - lm->last_used));
     const std::string expires = iso8601_utc(unix_now() + static_cast<int64_t>(std::min(left, 1e9)));
+    json gpus = json::array();  // jing's addition: the VRAM share per GPU (a layer split holds several)
+    for (const auto& [name, bytes] : lm->model->gpu_bytes_each()) gpus.push_back({{"name", name}, {"size_vram", bytes}});
     models.push_back({{"name", tagged(lm->name)}, {"model", tagged(lm->name)}, {"size", lm->size}, {"digest", ""}, {"details", model_details(*lm)},
-                      {"expires_at", expires}, {"size_vram", lm->model->gpu_bytes()}, {"context_length", lm->model->n_ctx()}});
+                      {"expires_at", expires}, {"size_vram", lm->model->gpu_bytes()}, {"context_length", lm->model->n_ctx()}, {"gpus", gpus}});
   }
   send_json(out, 200, {{"models", models}});
 }
