@@ -4,7 +4,8 @@
 // Per 32 values: four (IQ2) or eight (IQ3) table lookups give the magnitudes, the sign bits turn
 // into a byte mask that flips the matching activations (PSIGNB), PMADDUBSW multiplies magnitudes
 // by activations and PMADDWD folds in the group scale. IQ1's grid values g in {-1, 0, 1} with
-// their +-1/8 shift become the integers 8 g +- 1, so they need no separate delta sum.
+// their +-1/8 shift become the integers 8 g +- 1 (IQ1_M), or 8 (g + 1) with the rest taken off
+// through the activations' block sums (IQ1_S, whose shift is one per 32 values).
 #include <immintrin.h>
 
 #include <cstring>
@@ -194,21 +195,34 @@ float dot_iq3_s(const void* wv, const void* xv, int64_t n) {
 float dot_iq1_s(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const iq1_s*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
+  const __m256i one = _mm256_set1_epi8(1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     const uint8_t* qs = w[i].qs;
-    __m256i sumi = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ++ib, qs += 4) {
-      const uint16_t qh = w[i].qh[ib];
+    // Values 8 g + delta = 8 (g + 1) + (delta - 8): g + 1 in {0, 1, 2} multiplies the activations
+    // unsigned (no sign flips), and the second term needs only each 32 values' activation sum,
+    // which the Q8_K block carries (bsums). Two sub-blocks a step, each with its own sum.
+    __m256i sum0 = _mm256_setzero_si256(), sum1 = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib += 2, qs += 8) {
+      const uint16_t qa = w[i].qh[ib], qb = w[i].qh[ib + 1];
       // Four 11-bit grid indices at once: 8 bits from qs, 3 from qh each (PDEP spreads both).
-      uint32_t q4;
-      std::memcpy(&q4, qs, 4);
-      const uint64_t packed = _pdep_u64(q4, 0x00ff00ff00ff00ffull) | _pdep_u64(qh, 0x0700070007000700ull);
-      const __m256i g = grid64(iq::iq1s_grid, packed & 0xFFFF, (packed >> 16) & 0xFFFF, (packed >> 32) & 0xFFFF, packed >> 48);
-      const __m256i v = iq1_values(g, _mm256_set1_epi8(qh & 0x8000 ? -1 : 1));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(load(x[i].qs + 32 * ib), v)),
-                                                      odd_scale((qh >> 12) & 7)));
+      uint32_t q4a, q4b;
+      std::memcpy(&q4a, qs, 4);
+      std::memcpy(&q4b, qs + 4, 4);
+      const uint64_t pa = _pdep_u64(q4a, 0x00ff00ff00ff00ffull) | _pdep_u64(qa, 0x0700070007000700ull);
+      const uint64_t pb = _pdep_u64(q4b, 0x00ff00ff00ff00ffull) | _pdep_u64(qb, 0x0700070007000700ull);
+      const __m256i ua = _mm256_add_epi8(grid64(iq::iq1s_grid, pa & 0xFFFF, (pa >> 16) & 0xFFFF, (pa >> 32) & 0xFFFF, pa >> 48), one);
+      const __m256i ub = _mm256_add_epi8(grid64(iq::iq1s_grid, pb & 0xFFFF, (pb >> 16) & 0xFFFF, (pb >> 32) & 0xFFFF, pb >> 48), one);
+      sum0 = mad(sum0, ua, load(x[i].qs + 32 * ib), odd_scale((qa >> 12) & 7));
+      sum1 = mad(sum1, ub, load(x[i].qs + 32 * ib + 32), odd_scale((qb >> 12) & 7));
     }
+    // (2 ls + 1) (delta - 8) per sub-block, each paired with its two 16-value activation sums.
+    const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].qh));
+    const __m128i scale = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(qh, 11), _mm_set1_epi16(14)), _mm_set1_epi16(1));
+    const __m128i shift = _mm_sub_epi16(_mm_set1_epi16(-7), _mm_and_si128(_mm_srli_epi16(qh, 14), _mm_set1_epi16(2)));
+    const __m128i c = _mm_mullo_epi16(scale, shift);
+    const __m256i offset = _mm256_madd_epi16(_mm256_set_m128i(_mm_unpackhi_epi16(c, c), _mm_unpacklo_epi16(c, c)), load(x[i].bsums));
+    const __m256i sumi = _mm256_add_epi32(_mm256_slli_epi32(_mm256_add_epi32(sum0, sum1), 3), offset);
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
   }
   return 0.125f * hsum(acc);  // values were 8 (g +- 1/8)
