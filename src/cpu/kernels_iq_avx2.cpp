@@ -64,17 +64,10 @@ inline __m256i scale16(int lo, int hi) { return _mm256_set_m128i(_mm_set1_epi16(
 // The scales as constant tables (cpu/iq_scales.h).
 inline __m256i odd_scale(int s) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kOddScales.one[s])); }
 inline __m256i odd_scale_nibbles(int byte) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kOddScales.nibbles[byte])); }
-inline __m256i odd_scale_triples(int six_bits) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kOddScales.triples[six_bits])); }
 
 // sum += scale * (magnitudes . signed activations), eight int32 lanes.
 inline __m256i mad(__m256i sum, __m256i magnitudes, __m256i xs, __m256i scale) {
   return _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes, xs), scale));
-}
-
-// IQ1 values 8 g + delta from grid bytes g in {-1, 0, 1} and one delta (+-1) per eight values.
-inline __m256i iq1_values(__m256i g, __m256i delta) {
-  const __m256i g2 = _mm256_add_epi8(g, g), g4 = _mm256_add_epi8(g2, g2);
-  return _mm256_add_epi8(_mm256_add_epi8(g4, g4), delta);
 }
 
 inline __m256i grid64(const uint64_t* grid, int i0, int i1, int i2, int i3) {
@@ -195,30 +188,34 @@ float dot_iq3_s(const void* wv, const void* xv, int64_t n) {
 float dot_iq1_s(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const iq1_s*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
-  const __m256i one = _mm256_set1_epi8(1);
+  const __m256i one = _mm256_set1_epi8(1), next = _mm256_set1_epi8(4);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     const uint8_t* qs = w[i].qs;
     // Values 8 g + delta = 8 (g + 1) + (delta - 8): g + 1 in {0, 1, 2} multiplies the activations
     // unsigned (no sign flips), and the second term needs only each 32 values' activation sum,
-    // which the Q8_K block carries (bsums). Two sub-blocks a step, each with its own sum.
+    // which the Q8_K block carries (bsums).
+    const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].qh));
+    const __m128i scale = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(qh, 11), _mm_set1_epi16(14)), _mm_set1_epi16(1));  // 2 ls + 1
+    // The scales stay in a register, picked per sub-block by PSHUFB (table loads compete with
+    // the grid lookups for the load ports). Two sub-blocks a step, each with its own sum.
+    const __m256i scales = _mm256_broadcastsi128_si256(scale);
+    __m256i pick0 = _mm256_set1_epi16(0x0100), pick1 = _mm256_set1_epi16(0x0302);
     __m256i sum0 = _mm256_setzero_si256(), sum1 = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ib += 2, qs += 8) {
-      const uint16_t qa = w[i].qh[ib], qb = w[i].qh[ib + 1];
       // Four 11-bit grid indices at once: 8 bits from qs, 3 from qh each (PDEP spreads both).
       uint32_t q4a, q4b;
       std::memcpy(&q4a, qs, 4);
       std::memcpy(&q4b, qs + 4, 4);
-      const uint64_t pa = _pdep_u64(q4a, 0x00ff00ff00ff00ffull) | _pdep_u64(qa, 0x0700070007000700ull);
-      const uint64_t pb = _pdep_u64(q4b, 0x00ff00ff00ff00ffull) | _pdep_u64(qb, 0x0700070007000700ull);
+      const uint64_t pa = _pdep_u64(q4a, 0x00ff00ff00ff00ffull) | _pdep_u64(w[i].qh[ib], 0x0700070007000700ull);
+      const uint64_t pb = _pdep_u64(q4b, 0x00ff00ff00ff00ffull) | _pdep_u64(w[i].qh[ib + 1], 0x0700070007000700ull);
       const __m256i ua = _mm256_add_epi8(grid64(iq::iq1s_grid, pa & 0xFFFF, (pa >> 16) & 0xFFFF, (pa >> 32) & 0xFFFF, pa >> 48), one);
       const __m256i ub = _mm256_add_epi8(grid64(iq::iq1s_grid, pb & 0xFFFF, (pb >> 16) & 0xFFFF, (pb >> 32) & 0xFFFF, pb >> 48), one);
-      sum0 = mad(sum0, ua, load(x[i].qs + 32 * ib), odd_scale((qa >> 12) & 7));
-      sum1 = mad(sum1, ub, load(x[i].qs + 32 * ib + 32), odd_scale((qb >> 12) & 7));
+      sum0 = mad(sum0, ua, load(x[i].qs + 32 * ib), _mm256_shuffle_epi8(scales, pick0));
+      sum1 = mad(sum1, ub, load(x[i].qs + 32 * ib + 32), _mm256_shuffle_epi8(scales, pick1));
+      pick0 = _mm256_add_epi8(pick0, next), pick1 = _mm256_add_epi8(pick1, next);
     }
     // (2 ls + 1) (delta - 8) per sub-block, each paired with its two 16-value activation sums.
-    const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].qh));
-    const __m128i scale = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(qh, 11), _mm_set1_epi16(14)), _mm_set1_epi16(1));
     const __m128i shift = _mm_sub_epi16(_mm_set1_epi16(-7), _mm_and_si128(_mm_srli_epi16(qh, 14), _mm_set1_epi16(2)));
     const __m128i c = _mm_mullo_epi16(scale, shift);
     const __m256i offset = _mm256_madd_epi16(_mm256_set_m128i(_mm_unpackhi_epi16(c, c), _mm_unpacklo_epi16(c, c)), load(x[i].bsums));
@@ -228,33 +225,27 @@ float dot_iq1_s(const void* wv, const void* xv, int64_t n) {
   return 0.125f * hsum(acc);  // values were 8 (g +- 1/8)
 }
 
-// IQ1_M's per-8-values delta signs (4 per 32 values) as byte vectors of +-1, by their 4 flag bits.
-const __m256i* iq1m_deltas() {
-  static const auto table = [] {
-    struct Table {
-      __m256i v[16];
-    } t;
-    for (int f = 0; f < 16; ++f) {
-      int8_t b[32];
-      for (int j = 0; j < 32; ++j) b[j] = (f >> (j / 8)) & 1 ? -1 : 1;
-      std::memcpy(&t.v[f], b, 32);
-    }
-    return t;
-  }();
-  return table.v;
-}
-
 float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const iq1_m*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
-  const __m256i* deltas = iq1m_deltas();
+  const __m256i one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2), next = _mm256_set1_epi8(2);
+  const __m256i shifts = _mm256_set_epi64x(9, 3, 6, 0);
+  // Each 8-value group's delta flag (bit 3 of its nibble of qh), as a bit per 64-bit lane.
+  const __m256i flags_a = _mm256_set_epi64x(1ll << 15, 1ll << 11, 1ll << 7, 1ll << 3);
+  const __m256i flags_b = _mm256_set_epi64x(1ll << 31, 1ll << 27, 1ll << 23, 1ll << 19);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    uint64_t sc;  // four 16-bit words: 3-bit sub-block scales, the f16 super-scale in their top nibbles
+    uint64_t sc;  // four 16-bit words: 3-bit scales of 16 values each, the f16 super-scale in their top nibbles
     std::memcpy(&sc, w[i].scales, 8);
     const uint16_t d16 = static_cast<uint16_t>(_pext_u64(sc, 0xF000F000F000F000ull));
+    // The 16 scales (2 s + 1) in a register, 16-bit lanes in an order PSHUFB picks per sub-block
+    // (table loads compete with the grid lookups for the load ports).
+    __m256i scales = _mm256_srlv_epi64(_mm256_set1_epi64x(static_cast<int64_t>(sc)), shifts);
+    scales = _mm256_add_epi16(_mm256_slli_epi16(_mm256_and_si256(scales, _mm256_set1_epi16(7)), 1), _mm256_set1_epi16(1));
+    __m256i pick0 = _mm256_set1_epi16(0x0100), pick1 = _mm256_set1_epi16(0x0908);
     const uint8_t *qs = w[i].qs, *qh = w[i].qh;
-    // Two sub-blocks of 32 per step, each with its own sum (independent chains).
+    // Values 8 g + delta (delta +-1 per 8) + 9 = 8 (g + 1) + (1 + delta): unsigned 0..18, so no
+    // sign flips; the 9 comes off through the activations' 16-value sums below.
     __m256i sum0 = _mm256_setzero_si256(), sum1 = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ib += 2, qs += 8, qh += 4) {
       // qh: for each group of 8 values, 3 high index bits and a delta sign bit.
@@ -266,16 +257,25 @@ float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
       const uint64_t pb = _pdep_u64(q8 >> 32, 0x00ff00ff00ff00ffull) | _pdep_u64((h >> 16) & 0x7777u, 0x0f000f000f000f00ull);
       const __m256i ga = grid64(iq::iq1s_grid, pa & 0xFFFF, (pa >> 16) & 0xFFFF, (pa >> 32) & 0xFFFF, pa >> 48);
       const __m256i gb = grid64(iq::iq1s_grid, pb & 0xFFFF, (pb >> 16) & 0xFFFF, (pb >> 32) & 0xFFFF, pb >> 48);
-      const __m256i va = iq1_values(ga, _mm256_load_si256(deltas + _pext_u32(h, 0x8888u)));
-      const __m256i vb = iq1_values(gb, _mm256_load_si256(deltas + _pext_u32(h >> 16, 0x8888u)));
-      const int s = static_cast<int>(sc >> (16 * (ib / 2)));  // scales of sub-blocks ib (bits 0-5) and ib + 1 (bits 6-11)
-      const __m256i xa = load(x[i].qs + 32 * ib), xb = load(x[i].qs + 32 * ib + 32);
-      sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(va, va), _mm256_sign_epi8(xa, va)),
-                                                      odd_scale_triples(s & 63)));
-      sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(vb, vb), _mm256_sign_epi8(xb, vb)),
-                                                      odd_scale_triples((s >> 6) & 63)));
+      const __m256i plus = _mm256_set1_epi32(static_cast<int>(~h));  // 1 + delta: 2 where the flag is clear, else 0
+      const __m256i da = _mm256_and_si256(_mm256_cmpeq_epi64(_mm256_and_si256(plus, flags_a), flags_a), two);
+      const __m256i db = _mm256_and_si256(_mm256_cmpeq_epi64(_mm256_and_si256(plus, flags_b), flags_b), two);
+      // (g + 1) << 3 stays within each byte (at most 16)
+      const __m256i ua = _mm256_add_epi8(_mm256_slli_epi16(_mm256_add_epi8(ga, one), 3), da);
+      const __m256i ub = _mm256_add_epi8(_mm256_slli_epi16(_mm256_add_epi8(gb, one), 3), db);
+      sum0 = mad(sum0, ua, load(x[i].qs + 32 * ib), _mm256_shuffle_epi8(scales, pick0));
+      sum1 = mad(sum1, ub, load(x[i].qs + 32 * ib + 32), _mm256_shuffle_epi8(scales, pick1));
+      pick0 = _mm256_add_epi8(pick0, next), pick1 = _mm256_add_epi8(pick1, next);
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(d16) * x[i].d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)), acc);
+    // minus 9 (2 s + 1) times each 16 values' activation sum: the 3-bit scales in value order
+    // (PEXT), one per byte (PDEP), widened to 16 bits beside bsums.
+    const uint64_t bits = _pext_u64(sc, 0x0FFF0FFF0FFF0FFFull);
+    const __m128i s8 = _mm_set_epi64x(static_cast<int64_t>(_pdep_u64(bits >> 24, 0x0707070707070707ull)),
+                                      static_cast<int64_t>(_pdep_u64(bits, 0x0707070707070707ull)));
+    const __m256i s16 = _mm256_cvtepu8_epi16(s8);
+    const __m256i nine_scales = _mm256_mullo_epi16(_mm256_add_epi16(_mm256_add_epi16(s16, s16), _mm256_set1_epi16(1)), _mm256_set1_epi16(-9));
+    const __m256i offset = _mm256_madd_epi16(nine_scales, load(x[i].bsums));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(d16) * x[i].d), _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(sum0, sum1), offset)), acc);
   }
   return 0.125f * hsum(acc);
 }
