@@ -1,5 +1,5 @@
-// AVX-512 (VNNI) dot products of one Q4_K / Q6_K row with one Q8_K activation row: the decode
-// kernels of Q4_K_M models. Twice the width of the AVX2 ones: 128 weights per step, and the
+// AVX-512 (VNNI) dot products of one Q4_K / Q5_K / Q6_K row with one Q8_K activation row: the
+// decode kernels of Q4_K_M / Q5_K_M models. Twice the width of the AVX2 ones: 128 weights per step, and the
 // sub-block scales applied by VPDPWSSD, which multiplies the 16-bit pair sums of VPMADDUBSW by
 // their scale and accumulates in one instruction.
 #include <immintrin.h>
@@ -61,6 +61,45 @@ float dot_q4_K(const void* wv, const void* xv, int64_t n) {
       const __m512i q = _mm512_loadu_si512(w[i].qs + 64 * m);
       const int8_t* q8 = x[i].qs + 128 * m;
       const __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+      sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(lo, join(q8, q8 + 64)), _mm512_permutexvar_epi16(pick[2 * m], sc));
+      sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(hi, join(q8 + 32, q8 + 96)), _mm512_permutexvar_epi16(pick[2 * m + 1], sc));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), fold(sumi), acc);
+  }
+  __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+  m = _mm_add_ss(m, _mm_movehdup_ps(m));
+  return hsum(acc) - _mm_cvtss_f32(m);
+}
+
+float dot_q5_K(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const q5_K*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), fifth = _mm512_set1_epi8(16);
+  // Q4_K's layout plus a fifth bit per weight: bit g of qh[l] for weight l of 32-value group g.
+  // The nibble vectors hold groups 4m and 4m+2 (lo) and 4m+1 and 4m+3 (hi), so their fifth bits
+  // are tested in qh (broadcast to both halves) with one bit per half, and 16 is added under the mask.
+  auto bits = [](int a, int b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(static_cast<char>(1 << a))), _mm256_set1_epi8(static_cast<char>(1 << b)), 1);
+  };
+  const __m512i test_lo[2] = {bits(0, 2), bits(4, 6)}, test_hi[2] = {bits(1, 3), bits(5, 7)};
+  const __m512i pick[4] = {pick2(0, 2), pick2(1, 3), pick2(4, 6), pick2(5, 7)};
+  __m256 acc = _mm256_setzero_ps();
+  __m128 acc_m = _mm_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    prefetch_ahead(w + i + 16, static_cast<int>(sizeof(q5_K)));
+    const KScales ks = k_scales(w[i].scales);
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums)),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums + 8)));
+    acc_m = _mm_fmadd_ps(_mm_set1_ps(x[i].d * h2f(w[i].dmin)), _mm_cvtepi32_ps(_mm_madd_epi16(ks.mins, bs)), acc_m);
+    const __m512i sc = _mm512_castsi128_si512(ks.scales);
+    const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh)));
+    __m512i sumi = _mm512_setzero_si512();
+    for (int m = 0; m < 2; ++m) {
+      const __m512i q = _mm512_loadu_si512(w[i].qs + 64 * m);
+      const int8_t* q8 = x[i].qs + 128 * m;
+      __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+      lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh, test_lo[m]), lo, fifth);
+      hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh, test_hi[m]), hi, fifth);
       sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(lo, join(q8, q8 + 64)), _mm512_permutexvar_epi16(pick[2 * m], sc));
       sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(hi, join(q8 + 32, q8 + 96)), _mm512_permutexvar_epi16(pick[2 * m + 1], sc));
     }
