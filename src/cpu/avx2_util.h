@@ -70,5 +70,16 @@ inline KScales k_scales(const uint8_t* packed) {
           _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(mn_hi), static_cast<int>(mn_lo)))};
 }
 
+
+// q3k_scales (blocks.h) with the result in a register.
+inline __m128i q3k_scales_vec(const uint8_t* packed) {
+  uint32_t a[3];
+  __builtin_memcpy(a, packed, 12);
+  constexpr uint32_t m1 = 0x03030303, m2 = 0x0f0f0f0f;
+  return _mm_set_epi32(static_cast<int>(((a[1] >> 4) & m2) | (((a[2] >> 6) & m1) << 4)),
+                       static_cast<int>(((a[0] >> 4) & m2) | (((a[2] >> 4) & m1) << 4)),
+                       static_cast<int>((a[1] & m2) | (((a[2] >> 2) & m1) << 4)), static_cast<int>((a[0] & m2) | ((a[2] & m1) << 4)));
+}
+
 }  // namespace
 }  // namespace jing::cpu::avx2

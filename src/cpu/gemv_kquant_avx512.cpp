@@ -1,4 +1,4 @@
-// AVX-512 (VNNI) dot products of one Q4_K / Q5_K / Q6_K row with one Q8_K activation row: the
+// AVX-512 (VNNI) dot products of one Q3_K / Q4_K / Q5_K / Q6_K row with one Q8_K activation row: the
 // decode kernels of Q4_K_M / Q5_K_M models. Twice the width of the AVX2 ones: 128 weights per step, and the
 // sub-block scales applied by VPDPWSSD, which multiplies the 16-bit pair sums of VPMADDUBSW by
 // their scale and accumulates in one instruction.
@@ -16,6 +16,7 @@ using avx2::h2f;
 using avx2::k_scales;
 using avx2::KScales;
 using avx2::hsum;
+using avx2::q3k_scales_vec;
 
 namespace {
 
@@ -108,6 +109,48 @@ float dot_q5_K(const void* wv, const void* xv, int64_t n) {
   __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
   m = _mm_add_ss(m, _mm_movehdup_ps(m));
   return hsum(acc) - _mm_cvtss_f32(m);
+}
+
+float dot_q3_K(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const q3_K*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  const __m512i three = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+  // 64 values a step: groups k and k+1 of a 128-value half (bit pairs 2k and 2k+2 of its 32 qs
+  // bytes, broadcast to both 256-bit halves), each group's high bit tested in hmask (bit 4 half + k)
+  // and 4 added under the mask. The step's four 16-value scales go one per 128-bit lane.
+  const __m512i shift[2] = {_mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1),
+                            _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1)};
+  auto bits = [](int a) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(static_cast<char>(1 << a))), _mm256_set1_epi8(static_cast<char>(1 << (a + 1))), 1);
+  };
+  const __m512i high[4] = {bits(0), bits(2), bits(4), bits(6)};
+  __m512i pick[4];
+  for (int p = 0; p < 4; ++p) {
+    alignas(64) int16_t idx[32];
+    for (int j = 0; j < 32; ++j) idx[j] = static_cast<int16_t>(4 * p + j / 8);
+    pick[p] = _mm512_load_si512(idx);
+  }
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    prefetch_ahead(w + i + 16, static_cast<int>(sizeof(q3_K)));
+    // Scales are stored +32; values are (2 bits + 4 * high bit) - 4: the -4 is 4 * scale * block sum.
+    const __m256i sc_all = _mm256_sub_epi16(_mm256_cvtepi8_epi16(q3k_scales_vec(w[i].scales)), _mm256_set1_epi16(32));
+    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(sc_all, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums))), 2);
+    __m512i sumi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), offset)), _mm256_setzero_si256(), 1);
+    const __m512i sc = _mm512_castsi256_si512(sc_all);
+    const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].hmask)));
+    for (int half = 0; half < 2; ++half) {
+      const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs + 32 * half)));
+      for (int k = 0; k < 2; ++k) {
+        const int step = 2 * half + k;  // 64 values: groups 2 step and 2 step + 1
+        __m512i v = _mm512_and_si512(_mm512_srlv_epi16(q, shift[k]), three);
+        v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(hb, high[step]), v, four);
+        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(v, _mm512_loadu_si512(x[i].qs + 64 * step)), _mm512_permutexvar_epi16(pick[step], sc));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), fold(sumi), acc);
+  }
+  return hsum(acc);
 }
 
 float dot_q6_K(const void* wv, const void* xv, int64_t n) {
