@@ -1,4 +1,4 @@
-// AVX-512 (VNNI) dot products of one Q3_K / Q4_K / Q5_K / Q6_K row with one Q8_K activation row: the
+// AVX-512 (VNNI) dot products of one Q2_K / Q3_K / Q4_K / Q5_K / Q6_K row with one Q8_K activation row: the
 // decode kernels of Q4_K_M / Q5_K_M models. Twice the width of the AVX2 ones: 128 weights per step, and the
 // sub-block scales applied by VPDPWSSD, which multiplies the 16-bit pair sums of VPMADDUBSW by
 // their scale and accumulates in one instruction.
@@ -109,6 +109,44 @@ float dot_q5_K(const void* wv, const void* xv, int64_t n) {
   __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
   m = _mm_add_ss(m, _mm_movehdup_ps(m));
   return hsum(acc) - _mm_cvtss_f32(m);
+}
+
+float dot_q2_K(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const q2_K*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  const __m512i three = _mm512_set1_epi8(3);
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  // As dot_q3_K without the high bits: 64 values a step, groups k and k+1 of a half from its 32 qs
+  // bytes broadcast to both 256-bit halves, the step's four 16-value scales one per 128-bit lane.
+  const __m512i shift[2] = {_mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1),
+                            _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1)};
+  __m512i pick[4];
+  for (int p = 0; p < 4; ++p) {
+    alignas(64) int16_t idx[32];
+    for (int j = 0; j < 32; ++j) idx[j] = static_cast<int16_t>(4 * p + j / 8);
+    pick[p] = _mm512_load_si512(idx);
+  }
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    prefetch_ahead(w + i + 16, static_cast<int>(sizeof(q2_K)));
+    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales));
+    // Minimums (high nibbles) times the 16-value activation sums, subtracted in the accumulator.
+    const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), low4));
+    const __m256i m32 = _mm256_madd_epi16(mins, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums)));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(-x[i].d * h2f(w[i].dmin)), _mm256_cvtepi32_ps(m32), acc);
+    const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc8, low4)));
+    __m512i sumi = _mm512_setzero_si512();
+    for (int half = 0; half < 2; ++half) {
+      const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs + 32 * half)));
+      for (int k = 0; k < 2; ++k) {
+        const int step = 2 * half + k;
+        const __m512i v = _mm512_and_si512(_mm512_srlv_epi16(q, shift[k]), three);
+        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(v, _mm512_loadu_si512(x[i].qs + 64 * step)), _mm512_permutexvar_epi16(pick[step], sc));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), fold(sumi), acc);
+  }
+  return hsum(acc);
 }
 
 float dot_q3_K(const void* wv, const void* xv, int64_t n) {

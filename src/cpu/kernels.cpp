@@ -62,7 +62,7 @@ static QuantDot row_dot(GgmlType type, GgmlType& act) {
     case GgmlType::Q4_K: return cpu_features::avx512() ? avx512::dot_q4_K : avx2::dot_q4_K;
     case GgmlType::Q6_K: return cpu_features::avx512() ? avx512::dot_q6_K : avx2::dot_q6_K;
     case GgmlType::Q5_K: return cpu_features::avx512() ? avx512::dot_q5_K : avx2::dot_q5_K;
-    case GgmlType::Q2_K: return avx2::dot_q2_K;
+    case GgmlType::Q2_K: return cpu_features::avx512() ? avx512::dot_q2_K : avx2::dot_q2_K;
     case GgmlType::Q3_K: return cpu_features::avx512() ? avx512::dot_q3_K : avx2::dot_q3_K;
     case GgmlType::IQ1_S: return avx2::dot_iq1_s;
     case GgmlType::IQ4_XS: return avx2::dot_iq4_xs;

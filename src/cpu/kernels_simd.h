@@ -65,6 +65,7 @@ namespace jing::cpu::avx512 {
 float score_dot(const float* a, const float* b, int64_t n);
 void f16_scale_mad(uint16_t* acc, float scale, const float* v, float weight, int n);
 // gemv_kquant_avx512.cpp: decode dot products (as the avx2:: ones, 128 weights per step, VNNI).
+float dot_q2_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q3_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q4_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q5_K(const void* w, const void* x_q8k, int64_t n);
