@@ -67,10 +67,10 @@ static QuantDot row_dot(GgmlType type, GgmlType& act) {
     case GgmlType::IQ1_S: return avx2::dot_iq1_s;
     case GgmlType::IQ4_XS: return avx2::dot_iq4_xs;
     case GgmlType::IQ1_M: return avx2::dot_iq1_m;
-    case GgmlType::IQ2_XXS: return avx2::dot_iq2_xxs;
+    case GgmlType::IQ2_XXS: return cpu_features::avx512() ? avx512::dot_iq2_xxs : avx2::dot_iq2_xxs;
     case GgmlType::IQ2_XS: return cpu_features::avx512() ? avx512::dot_iq2_xs : avx2::dot_iq2_xs;
     case GgmlType::IQ2_S: return avx2::dot_iq2_s;
-    case GgmlType::IQ3_XXS: return avx2::dot_iq3_xxs;
+    case GgmlType::IQ3_XXS: return cpu_features::avx512() ? avx512::dot_iq3_xxs : avx2::dot_iq3_xxs;
     case GgmlType::IQ3_S: return cpu_features::avx512() ? avx512::dot_iq3_s : avx2::dot_iq3_s;
     case GgmlType::Q8_0: act = GgmlType::Q8_0; return avx2::dot_q8_0;
     case GgmlType::Q4_0: act = GgmlType::Q8_0; return avx2::dot_q4_0;

@@ -19,6 +19,77 @@ using namespace blocks;
 using avx2::h2f;
 using avx2::hsum;
 
+namespace {
+
+// The activations negated where two aux words' 7-bit sign codes (IQ2_XXS, IQ3_XXS: four per 32
+// values in bits 0-27) say so: the eight codes one per byte (PDEP), each byte's eighth bit its
+// parity (the stored codes leave the parity even), the 64 bits a mask for a masked subtract.
+inline __m512i signed_x_codes(const int8_t* xq, uint32_t aux0, uint32_t aux1) {
+  const uint64_t codes = _pdep_u64(aux0, 0x7F7F7F7Full) | (_pdep_u64(aux1, 0x7F7F7F7Full) << 32);
+  uint64_t p = codes ^ (codes >> 4);  // bit 0 of each byte: the parity of its bits 0-6 (the
+  p ^= p >> 2;                        // bits shifted in from the next byte stay above bit 3)
+  p ^= p >> 1;
+  const __mmask64 negative = _cvtu64_mask64(codes | ((p & 0x0101010101010101ull) << 7));
+  const __m512i x = _mm512_loadu_si512(xq);
+  return _mm512_mask_sub_epi8(x, negative, _mm512_setzero_si512(), x);
+}
+
+// 2 s + 1 of two sub-blocks (the top 4 bits of their aux words), one per 256-bit half.
+inline __m512i odd_scales(uint32_t aux0, uint32_t aux1) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<int16_t>(2 * (aux0 >> 28) + 1))),
+                            _mm256_set1_epi16(static_cast<int16_t>(2 * (aux1 >> 28) + 1)), 1);
+}
+
+}  // namespace
+
+// IQ2_XXS: per 32 values four 8-bit grid indices (8 values each) and an aux word of four sign
+// codes and the scale. 64 values a step.
+float dot_iq2_xxs(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq2_xxs*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  const auto* grid = reinterpret_cast<const long long*>(iq::iq2xxs_grid);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const auto* q = reinterpret_cast<const uint8_t*>(w[i].qs);
+    __m512i sum = _mm512_setzero_si512();
+    for (int p = 0; p < 4; ++p, q += 16) {  // sub-blocks 2p and 2p + 1
+      uint32_t aux0, aux1;
+      std::memcpy(&aux0, q + 4, 4);
+      std::memcpy(&aux1, q + 12, 4);
+      const __m512i magnitudes = _mm512_set_epi64(grid[q[11]], grid[q[10]], grid[q[9]], grid[q[8]], grid[q[3]], grid[q[2]], grid[q[1]], grid[q[0]]);
+      sum = _mm512_add_epi32(sum, _mm512_madd_epi16(_mm512_maddubs_epi16(magnitudes, signed_x_codes(x[i].qs + 64 * p, aux0, aux1)), odd_scales(aux0, aux1)));
+    }
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(h2f(w[i].d) * x[i].d), _mm512_cvtepi32_ps(sum), acc);
+  }
+  return 0.125f * _mm512_reduce_add_ps(acc);  // d * (0.5 + ls) / 4 = d * (2 ls + 1) / 8
+}
+
+// IQ3_XXS: per 32 values eight 8-bit indices into a grid of 4 values, then (after all 64 index
+// bytes) an aux word per 32 values of four sign codes and the scale.
+float dot_iq3_xxs(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq3_xxs*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  const uint32_t* grid = iq::iq3xxs_grid;
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const uint8_t* q = w[i].qs;
+    const uint8_t* scales_and_signs = w[i].qs + QK_K / 4;
+    __m512i sum = _mm512_setzero_si512();
+    for (int p = 0; p < 4; ++p, q += 16) {
+      uint32_t aux0, aux1;
+      std::memcpy(&aux0, scales_and_signs + 8 * p, 4);
+      std::memcpy(&aux1, scales_and_signs + 8 * p + 4, 4);
+      auto g = [&](int k) { return static_cast<int>(grid[q[k]]); };
+      const __m512i magnitudes = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_set_epi32(g(7), g(6), g(5), g(4), g(3), g(2), g(1), g(0))),
+          _mm256_set_epi32(g(15), g(14), g(13), g(12), g(11), g(10), g(9), g(8)), 1);
+      sum = _mm512_add_epi32(sum, _mm512_madd_epi16(_mm512_maddubs_epi16(magnitudes, signed_x_codes(x[i].qs + 64 * p, aux0, aux1)), odd_scales(aux0, aux1)));
+    }
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(h2f(w[i].d) * x[i].d), _mm512_cvtepi32_ps(sum), acc);
+  }
+  return 0.25f * _mm512_reduce_add_ps(acc);  // d * (0.5 + ls) / 2 = d * (2 ls + 1) / 4
+}
+
 // IQ2_XS: per 8 values a 16-bit code, a 9-bit grid index and 7 sign bits (the eighth makes the
 // parity even). Per 64 values: the 8 sign bytes from the codes (their parity by a nibble table),
 // the 8 grid rows, PMADDUBSW then PMADDWD by the 4-bit scales (2 s + 1).

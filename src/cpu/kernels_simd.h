@@ -71,7 +71,9 @@ float dot_q4_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q5_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q6_K(const void* w, const void* x_q8k, int64_t n);
 // kernels_iq_avx512.cpp: i-quants (64 values a step, signs as a mask).
+float dot_iq2_xxs(const void* w, const void* x_q8k, int64_t n);
 float dot_iq2_xs(const void* w, const void* x_q8k, int64_t n);
+float dot_iq3_xxs(const void* w, const void* x_q8k, int64_t n);
 float dot_iq3_s(const void* w, const void* x_q8k, int64_t n);
 // gemm_float_avx512.cpp: F16 / BF16 / F32 weights (and any decodable type), float activations.
 bool gemm_float(const WeightView& w, const float* x, int64_t n_tokens, float* y, int n_threads);
