@@ -66,7 +66,7 @@ static QuantDot row_dot(GgmlType type, GgmlType& act) {
     case GgmlType::Q3_K: return cpu_features::avx512() ? avx512::dot_q3_K : avx2::dot_q3_K;
     case GgmlType::IQ1_S: return avx2::dot_iq1_s;
     case GgmlType::IQ4_XS: return avx2::dot_iq4_xs;
-    case GgmlType::IQ1_M: return avx2::dot_iq1_m;
+    case GgmlType::IQ1_M: return cpu_features::avx512() ? avx512::dot_iq1_m : avx2::dot_iq1_m;
     case GgmlType::IQ2_XXS: return cpu_features::avx512() ? avx512::dot_iq2_xxs : avx2::dot_iq2_xxs;
     case GgmlType::IQ2_XS: return cpu_features::avx512() ? avx512::dot_iq2_xs : avx2::dot_iq2_xs;
     case GgmlType::IQ2_S: return avx2::dot_iq2_s;

@@ -90,6 +90,55 @@ float dot_iq3_xxs(const void* wv, const void* xv, int64_t n) {
   return 0.25f * _mm512_reduce_add_ps(acc);  // d * (0.5 + ls) / 2 = d * (2 ls + 1) / 4
 }
 
+// IQ1_M: 8-value groups of an 11-bit grid index (values g in {-1, 0, 1}) and a delta flag, a
+// 3-bit scale per 16 values. Values 8 g + delta + 9 = 8 (g + 1) + (1 + delta), unsigned 0..18; the
+// 9 comes off through the activations' 16-value sums. 64 values a step, the step's four scales
+// one per 128-bit lane.
+float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const iq1_m*>(wv);
+  const auto* x = static_cast<const q8_K*>(xv);
+  const auto* grid = reinterpret_cast<const long long*>(iq::iq1s_grid);
+  const __m512i one = _mm512_set1_epi8(1), two = _mm512_set1_epi8(2);
+  __m512i pick[4];
+  for (int p = 0; p < 4; ++p) {
+    alignas(64) int16_t idx[32];
+    for (int j = 0; j < 32; ++j) idx[j] = static_cast<int16_t>(4 * p + j / 8);
+    pick[p] = _mm512_load_si512(idx);
+  }
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    uint64_t sc;  // four 16-bit words: 3-bit scales of 16 values each, the f16 super-scale in their top nibbles
+    std::memcpy(&sc, w[i].scales, 8);
+    const uint16_t d16 = static_cast<uint16_t>(_pext_u64(sc, 0xF000F000F000F000ull));
+    const uint64_t bits = _pext_u64(sc, 0x0FFF0FFF0FFF0FFFull);  // the 16 scales in value order
+    const __m128i s8 = _mm_set_epi64x(static_cast<int64_t>(_pdep_u64(bits >> 24, 0x0707070707070707ull)),
+                                      static_cast<int64_t>(_pdep_u64(bits, 0x0707070707070707ull)));
+    const __m256i s16 = _mm256_cvtepu8_epi16(s8);
+    const __m256i odd = _mm256_add_epi16(_mm256_add_epi16(s16, s16), _mm256_set1_epi16(1));
+    const __m512i scales = _mm512_castsi256_si512(odd);
+    const __m256i offset = _mm256_madd_epi16(_mm256_mullo_epi16(odd, _mm256_set1_epi16(-9)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums)));
+    __m512i sum = _mm512_inserti64x4(_mm512_castsi256_si512(offset), _mm256_setzero_si256(), 1);
+    const uint8_t *qs = w[i].qs, *qh = w[i].qh;
+    for (int p = 0; p < 4; ++p, qs += 8, qh += 4) {
+      uint64_t q8;
+      uint32_t h;
+      std::memcpy(&q8, qs, 8);
+      std::memcpy(&h, qh, 4);
+      // qh: for each group of 8 values, 3 high index bits and the delta flag.
+      const uint64_t pa = _pdep_u64(q8, 0x00ff00ff00ff00ffull) | _pdep_u64(h & 0x7777u, 0x0f000f000f000f00ull);
+      const uint64_t pb = _pdep_u64(q8 >> 32, 0x00ff00ff00ff00ffull) | _pdep_u64((h >> 16) & 0x7777u, 0x0f000f000f000f00ull);
+      const __m512i g = _mm512_set_epi64(grid[pb >> 48], grid[(pb >> 32) & 0xFFFF], grid[(pb >> 16) & 0xFFFF], grid[pb & 0xFFFF], grid[pa >> 48],
+                                         grid[(pa >> 32) & 0xFFFF], grid[(pa >> 16) & 0xFFFF], grid[pa & 0xFFFF]);
+      const __m512i plus = _mm512_maskz_mov_epi64(static_cast<__mmask8>(_pext_u32(~h, 0x88888888u)), two);  // 1 + delta
+      const __m512i u = _mm512_add_epi8(_mm512_slli_epi16(_mm512_add_epi8(g, one), 3), plus);  // (g + 1) << 3 stays within each byte
+      sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(u, _mm512_loadu_si512(x[i].qs + 64 * p)), _mm512_permutexvar_epi16(pick[p], scales));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(d16) * x[i].d),
+                          _mm256_cvtepi32_ps(_mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1))), acc);
+  }
+  return 0.125f * hsum(acc);
+}
+
 // IQ2_XS: per 8 values a 16-bit code, a 9-bit grid index and 7 sign bits (the eighth makes the
 // parity even). Per 64 values: the 8 sign bytes from the codes (their parity by a nibble table),
 // the 8 grid rows, PMADDUBSW then PMADDWD by the 4-bit scales (2 s + 1).

@@ -71,6 +71,7 @@ float dot_q4_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q5_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q6_K(const void* w, const void* x_q8k, int64_t n);
 // kernels_iq_avx512.cpp: i-quants (64 values a step, signs as a mask).
+float dot_iq1_m(const void* w, const void* x_q8k, int64_t n);
 float dot_iq2_xxs(const void* w, const void* x_q8k, int64_t n);
 float dot_iq2_xs(const void* w, const void* x_q8k, int64_t n);
 float dot_iq3_xxs(const void* w, const void* x_q8k, int64_t n);
