@@ -74,7 +74,7 @@ static QuantDot row_dot(GgmlType type, GgmlType& act) {
     case GgmlType::IQ3_S: return cpu_features::avx512() ? avx512::dot_iq3_s : avx2::dot_iq3_s;
     case GgmlType::Q8_0: act = GgmlType::Q8_0; return avx2::dot_q8_0;
     case GgmlType::Q4_0: act = GgmlType::Q8_0; return avx2::dot_q4_0;
-    case GgmlType::Q5_0: act = GgmlType::Q8_0; return avx2::dot_q5_0;
+    case GgmlType::Q5_0: act = GgmlType::Q8_0; return cpu_features::avx512() ? avx512::dot_q5_0 : avx2::dot_q5_0;
     case GgmlType::IQ4_NL: act = GgmlType::Q8_0; return avx2::dot_iq4_nl;
     case GgmlType::MXFP4: act = GgmlType::Q8_0; return avx2::dot_mxfp4;
     case GgmlType::Q4_1: act = GgmlType::Q8_1; return avx2::dot_q4_1;

@@ -70,6 +70,8 @@ float dot_q3_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q4_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q5_K(const void* w, const void* x_q8k, int64_t n);
 float dot_q6_K(const void* w, const void* x_q8k, int64_t n);
+// kernels_legacy_avx512.cpp: 32-value formats with Q8_0 activations.
+float dot_q5_0(const void* w, const void* x_q80, int64_t n);
 // kernels_iq_avx512.cpp: i-quants (64 values a step, signs as a mask).
 float dot_iq1_m(const void* w, const void* x_q8k, int64_t n);
 float dot_iq2_xxs(const void* w, const void* x_q8k, int64_t n);

@@ -63,8 +63,8 @@ TEST(QuantZoo, RowDotsMatchGgml) {
   }
 }
 
-// The matmul above takes one kernel per type (the widest this CPU has); the Q8_K-activation
-// kernels of both widths, called directly, each give ggml's dot products as well.
+// The matmul above takes one kernel per type (the widest this CPU has); the row kernels of both
+// widths, called directly, each give ggml's dot products as well.
 TEST(QuantZoo, AvxAndAvx512RowDotsMatchGgml) {
   JING_FIXTURE_OR_SKIP(path, "quants/quant-zoo.gguf");
   if (!cpu::simd_available()) GTEST_SKIP() << "no AVX2 on this CPU";
@@ -74,19 +74,21 @@ TEST(QuantZoo, AvxAndAvx512RowDotsMatchGgml) {
   struct Kernels {
     const char* name;
     Dot avx2, avx512;
+    GgmlType act = GgmlType::Q8_K;
   };
   const Kernels kernels[] = {{"Q2_K", cpu::avx2::dot_q2_K, cpu::avx512::dot_q2_K},         {"Q3_K", cpu::avx2::dot_q3_K, cpu::avx512::dot_q3_K},
                              {"Q4_K", cpu::avx2::dot_q4_K, cpu::avx512::dot_q4_K},         {"Q5_K", cpu::avx2::dot_q5_K, cpu::avx512::dot_q5_K},
                              {"Q6_K", cpu::avx2::dot_q6_K, cpu::avx512::dot_q6_K},         {"IQ1_S", cpu::avx2::dot_iq1_s, nullptr},
                              {"IQ1_M", cpu::avx2::dot_iq1_m, cpu::avx512::dot_iq1_m},      {"IQ2_XXS", cpu::avx2::dot_iq2_xxs, cpu::avx512::dot_iq2_xxs},
                              {"IQ2_XS", cpu::avx2::dot_iq2_xs, cpu::avx512::dot_iq2_xs},   {"IQ3_XXS", cpu::avx2::dot_iq3_xxs, cpu::avx512::dot_iq3_xxs},
-                             {"IQ3_S", cpu::avx2::dot_iq3_s, cpu::avx512::dot_iq3_s},      {"IQ4_XS", cpu::avx2::dot_iq4_xs, nullptr}};
+                             {"IQ3_S", cpu::avx2::dot_iq3_s, cpu::avx512::dot_iq3_s},      {"IQ4_XS", cpu::avx2::dot_iq4_xs, nullptr},
+                             {"Q5_0", cpu::avx2::dot_q5_0, cpu::avx512::dot_q5_0, GgmlType::Q8_0}};
   for (const auto& k : kernels) {
     SCOPED_TRACE(k.name);
     const auto& w = zoo.tensor(std::string(k.name) + ".w");
     const auto* ref = reinterpret_cast<const float*>(zoo.tensor(std::string(k.name) + ".dot").data);
-    std::vector<uint8_t> xq(row_size(GgmlType::Q8_K, w.ne[0]));
-    quantize_row(GgmlType::Q8_K, x, xq.data(), w.ne[0]);
+    std::vector<uint8_t> xq(row_size(k.act, w.ne[0]));
+    quantize_row(k.act, x, xq.data(), w.ne[0]);
     for (Dot dot : {k.avx2, cpu::avx512_available() ? k.avx512 : nullptr}) {
       if (!dot) continue;
       double worst = 0;
