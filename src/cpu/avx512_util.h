@@ -21,6 +21,27 @@ namespace jing::cpu::avx512 {
 
 constexpr int kRows = 32;  // weight rows per panel: two 16-lane registers
 
+// One constant per 256-bit half: 16-bit lanes of a (low half) and b (high half); bytes likewise.
+inline __m512i halves16(int a, int b) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<int16_t>(a))), _mm256_set1_epi16(static_cast<int16_t>(b)), 1);
+}
+inline __m512i halves8(int a, int b) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(static_cast<char>(a))), _mm256_set1_epi8(static_cast<char>(b)), 1);
+}
+
+// VPERMW indices giving 128-bit lane L of a 64-value step p the 16-value scale 4p + L (the K- and
+// IQ1 quants' scales per 16 values, as 16-bit elements of one register).
+struct StepScalePicks {
+  __m512i step[4];
+  StepScalePicks() {
+    for (int p = 0; p < 4; ++p) {
+      alignas(64) int16_t idx[32];
+      for (int j = 0; j < 32; ++j) idx[j] = static_cast<int16_t>(4 * p + j / 8);
+      step[p] = _mm512_load_si512(idx);
+    }
+  }
+};
+
 // Cache-line-aligned storage for the panel (every register load in the kernel is aligned).
 template <class V>
 struct AlignedAlloc {

@@ -30,38 +30,46 @@ inline __m512i join(const int8_t* a, const int8_t* b) {
                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
 }
 
-// 16-bit lane picks: lanes 0-15 take element a, lanes 16-31 element b.
-inline __m512i pick2(int a, int b) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<int16_t>(a))), _mm256_set1_epi16(static_cast<int16_t>(b)), 1);
-}
+// 16-bit lane picks (VPERMW): lanes 0-15 take element a, lanes 16-31 element b.
+inline __m512i pick2(int a, int b) { return halves16(a, b); }
 
 inline void prefetch_ahead(const void* p, int bytes) {
   for (int o = 0; o < bytes; o += 64) _mm_prefetch(static_cast<const char*>(p) + o, _MM_HINT_T0);
 }
 
-}  // namespace
-
-float dot_q4_K(const void* wv, const void* xv, int64_t n) {
-  const auto* w = static_cast<const q4_K*>(wv);
+// Q4_K, and Q5_K: Q4_K's layout plus a fifth bit per weight (bit g of qh[l] for weight l of
+// 32-value group g). The nibble vectors hold groups 4m and 4m+2 (lo) and 4m+1 and 4m+3 (hi), so
+// Q5_K's fifth bits are tested in qh (broadcast to both halves), one bit per half, and 16 is added
+// under the mask.
+template <class Block, bool kFifthBit>
+float dot_q45_K(const void* wv, const void* xv, int64_t n) {
+  const auto* w = static_cast<const Block*>(wv);
   const auto* x = static_cast<const q8_K*>(xv);
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), fifth = _mm512_set1_epi8(16);
+  const __m512i test_lo[2] = {halves8(1 << 0, 1 << 2), halves8(1 << 4, 1 << 6)}, test_hi[2] = {halves8(1 << 1, 1 << 3), halves8(1 << 5, 1 << 7)};
   // 64 bytes of quants hold groups 4m (low nibbles of bytes 0-31), 4m+1 (their high nibbles),
   // 4m+2 and 4m+3 (the same of bytes 32-63).
   const __m512i pick[4] = {pick2(0, 2), pick2(1, 3), pick2(4, 6), pick2(5, 7)};
   __m256 acc = _mm256_setzero_ps();
   __m128 acc_m = _mm_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    prefetch_ahead(w + i + 16, static_cast<int>(sizeof(q4_K)));
+    prefetch_ahead(w + i + 16, static_cast<int>(sizeof(Block)));
     const KScales ks = k_scales(w[i].scales);
     const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums)),
                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums + 8)));
     acc_m = _mm_fmadd_ps(_mm_set1_ps(x[i].d * h2f(w[i].dmin)), _mm_cvtepi32_ps(_mm_madd_epi16(ks.mins, bs)), acc_m);
     const __m512i sc = _mm512_castsi128_si512(ks.scales);
+    __m512i qh = _mm512_setzero_si512();
+    if constexpr (kFifthBit) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh)));
     __m512i sumi = _mm512_setzero_si512();
     for (int m = 0; m < 2; ++m) {
       const __m512i q = _mm512_loadu_si512(w[i].qs + 64 * m);
       const int8_t* q8 = x[i].qs + 128 * m;
-      const __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+      __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+      if constexpr (kFifthBit) {
+        lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh, test_lo[m]), lo, fifth);
+        hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh, test_hi[m]), hi, fifth);
+      }
       sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(lo, join(q8, q8 + 64)), _mm512_permutexvar_epi16(pick[2 * m], sc));
       sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(hi, join(q8 + 32, q8 + 96)), _mm512_permutexvar_epi16(pick[2 * m + 1], sc));
     }
@@ -72,44 +80,10 @@ float dot_q4_K(const void* wv, const void* xv, int64_t n) {
   return hsum(acc) - _mm_cvtss_f32(m);
 }
 
-float dot_q5_K(const void* wv, const void* xv, int64_t n) {
-  const auto* w = static_cast<const q5_K*>(wv);
-  const auto* x = static_cast<const q8_K*>(xv);
-  const __m512i low4 = _mm512_set1_epi8(0x0F), fifth = _mm512_set1_epi8(16);
-  // Q4_K's layout plus a fifth bit per weight: bit g of qh[l] for weight l of 32-value group g.
-  // The nibble vectors hold groups 4m and 4m+2 (lo) and 4m+1 and 4m+3 (hi), so their fifth bits
-  // are tested in qh (broadcast to both halves) with one bit per half, and 16 is added under the mask.
-  auto bits = [](int a, int b) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(static_cast<char>(1 << a))), _mm256_set1_epi8(static_cast<char>(1 << b)), 1);
-  };
-  const __m512i test_lo[2] = {bits(0, 2), bits(4, 6)}, test_hi[2] = {bits(1, 3), bits(5, 7)};
-  const __m512i pick[4] = {pick2(0, 2), pick2(1, 3), pick2(4, 6), pick2(5, 7)};
-  __m256 acc = _mm256_setzero_ps();
-  __m128 acc_m = _mm_setzero_ps();
-  for (int64_t i = 0; i < n / QK_K; ++i) {
-    prefetch_ahead(w + i + 16, static_cast<int>(sizeof(q5_K)));
-    const KScales ks = k_scales(w[i].scales);
-    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums)),
-                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums + 8)));
-    acc_m = _mm_fmadd_ps(_mm_set1_ps(x[i].d * h2f(w[i].dmin)), _mm_cvtepi32_ps(_mm_madd_epi16(ks.mins, bs)), acc_m);
-    const __m512i sc = _mm512_castsi128_si512(ks.scales);
-    const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh)));
-    __m512i sumi = _mm512_setzero_si512();
-    for (int m = 0; m < 2; ++m) {
-      const __m512i q = _mm512_loadu_si512(w[i].qs + 64 * m);
-      const int8_t* q8 = x[i].qs + 128 * m;
-      __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
-      lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh, test_lo[m]), lo, fifth);
-      hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh, test_hi[m]), hi, fifth);
-      sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(lo, join(q8, q8 + 64)), _mm512_permutexvar_epi16(pick[2 * m], sc));
-      sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(hi, join(q8 + 32, q8 + 96)), _mm512_permutexvar_epi16(pick[2 * m + 1], sc));
-    }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), fold(sumi), acc);
-  }
-  __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-  m = _mm_add_ss(m, _mm_movehdup_ps(m));
-  return hsum(acc) - _mm_cvtss_f32(m);
-}
+}  // namespace
+
+float dot_q4_K(const void* w, const void* x, int64_t n) { return dot_q45_K<q4_K, false>(w, x, n); }
+float dot_q5_K(const void* w, const void* x, int64_t n) { return dot_q45_K<q5_K, true>(w, x, n); }
 
 float dot_q2_K(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const q2_K*>(wv);
@@ -118,14 +92,8 @@ float dot_q2_K(const void* wv, const void* xv, int64_t n) {
   const __m128i low4 = _mm_set1_epi8(0x0F);
   // As dot_q3_K without the high bits: 64 values a step, groups k and k+1 of a half from its 32 qs
   // bytes broadcast to both 256-bit halves, the step's four 16-value scales one per 128-bit lane.
-  const __m512i shift[2] = {_mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1),
-                            _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1)};
-  __m512i pick[4];
-  for (int p = 0; p < 4; ++p) {
-    alignas(64) int16_t idx[32];
-    for (int j = 0; j < 32; ++j) idx[j] = static_cast<int16_t>(4 * p + j / 8);
-    pick[p] = _mm512_load_si512(idx);
-  }
+  const __m512i shift[2] = {halves16(0, 2), halves16(4, 6)};
+  const StepScalePicks pick;
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     prefetch_ahead(w + i + 16, static_cast<int>(sizeof(q2_K)));
@@ -141,7 +109,7 @@ float dot_q2_K(const void* wv, const void* xv, int64_t n) {
       for (int k = 0; k < 2; ++k) {
         const int step = 2 * half + k;
         const __m512i v = _mm512_and_si512(_mm512_srlv_epi16(q, shift[k]), three);
-        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(v, _mm512_loadu_si512(x[i].qs + 64 * step)), _mm512_permutexvar_epi16(pick[step], sc));
+        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(v, _mm512_loadu_si512(x[i].qs + 64 * step)), _mm512_permutexvar_epi16(pick.step[step], sc));
       }
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), fold(sumi), acc);
@@ -156,18 +124,9 @@ float dot_q3_K(const void* wv, const void* xv, int64_t n) {
   // 64 values a step: groups k and k+1 of a 128-value half (bit pairs 2k and 2k+2 of its 32 qs
   // bytes, broadcast to both 256-bit halves), each group's high bit tested in hmask (bit 4 half + k)
   // and 4 added under the mask. The step's four 16-value scales go one per 128-bit lane.
-  const __m512i shift[2] = {_mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1),
-                            _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1)};
-  auto bits = [](int a) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(static_cast<char>(1 << a))), _mm256_set1_epi8(static_cast<char>(1 << (a + 1))), 1);
-  };
-  const __m512i high[4] = {bits(0), bits(2), bits(4), bits(6)};
-  __m512i pick[4];
-  for (int p = 0; p < 4; ++p) {
-    alignas(64) int16_t idx[32];
-    for (int j = 0; j < 32; ++j) idx[j] = static_cast<int16_t>(4 * p + j / 8);
-    pick[p] = _mm512_load_si512(idx);
-  }
+  const __m512i shift[2] = {halves16(0, 2), halves16(4, 6)};
+  const __m512i high[4] = {halves8(1 << 0, 1 << 1), halves8(1 << 2, 1 << 3), halves8(1 << 4, 1 << 5), halves8(1 << 6, 1 << 7)};
+  const StepScalePicks pick;
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     prefetch_ahead(w + i + 16, static_cast<int>(sizeof(q3_K)));
@@ -183,7 +142,7 @@ float dot_q3_K(const void* wv, const void* xv, int64_t n) {
         const int step = 2 * half + k;  // 64 values: groups 2 step and 2 step + 1
         __m512i v = _mm512_and_si512(_mm512_srlv_epi16(q, shift[k]), three);
         v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(hb, high[step]), v, four);
-        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(v, _mm512_loadu_si512(x[i].qs + 64 * step)), _mm512_permutexvar_epi16(pick[step], sc));
+        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(v, _mm512_loadu_si512(x[i].qs + 64 * step)), _mm512_permutexvar_epi16(pick.step[step], sc));
       }
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), fold(sumi), acc);

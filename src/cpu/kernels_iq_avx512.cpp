@@ -99,12 +99,7 @@ float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
   const auto* x = static_cast<const q8_K*>(xv);
   const auto* grid = reinterpret_cast<const long long*>(iq::iq1s_grid);
   const __m512i one = _mm512_set1_epi8(1), two = _mm512_set1_epi8(2);
-  __m512i pick[4];
-  for (int p = 0; p < 4; ++p) {
-    alignas(64) int16_t idx[32];
-    for (int j = 0; j < 32; ++j) idx[j] = static_cast<int16_t>(4 * p + j / 8);
-    pick[p] = _mm512_load_si512(idx);
-  }
+  const StepScalePicks pick;
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / QK_K; ++i) {
     uint64_t sc;  // four 16-bit words: 3-bit scales of 16 values each, the f16 super-scale in their top nibbles
@@ -131,7 +126,7 @@ float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
                                          grid[(pa >> 32) & 0xFFFF], grid[(pa >> 16) & 0xFFFF], grid[pa & 0xFFFF]);
       const __m512i plus = _mm512_maskz_mov_epi64(static_cast<__mmask8>(_pext_u32(~h, 0x88888888u)), two);  // 1 + delta
       const __m512i u = _mm512_add_epi8(_mm512_slli_epi16(_mm512_add_epi8(g, one), 3), plus);  // (g + 1) << 3 stays within each byte
-      sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(u, _mm512_loadu_si512(x[i].qs + 64 * p)), _mm512_permutexvar_epi16(pick[p], scales));
+      sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(u, _mm512_loadu_si512(x[i].qs + 64 * p)), _mm512_permutexvar_epi16(pick.step[p], scales));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(d16) * x[i].d),
                           _mm256_cvtepi32_ps(_mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1))), acc);
