@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "cpu/avx2_util.h"
+#include "cpu/iq1m_fields.h"
 #include "cpu/iq_scales.h"
 #include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
@@ -237,7 +238,7 @@ float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
   for (int64_t i = 0; i < n / QK_K; ++i) {
     uint64_t sc;  // four 16-bit words: 3-bit scales of 16 values each, the f16 super-scale in their top nibbles
     std::memcpy(&sc, w[i].scales, 8);
-    const uint16_t d16 = static_cast<uint16_t>(_pext_u64(sc, 0xF000F000F000F000ull));
+    const uint16_t d16 = iq1m::super_scale(sc);
     // The 16 scales (2 s + 1) in a register, 16-bit lanes in an order PSHUFB picks per sub-block
     // (table loads compete with the grid lookups for the load ports).
     __m256i scales = _mm256_srlv_epi64(_mm256_set1_epi64x(static_cast<int64_t>(sc)), shifts);
@@ -253,8 +254,7 @@ float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
       uint32_t h;
       std::memcpy(&q8, qs, 8);
       std::memcpy(&h, qh, 4);
-      const uint64_t pa = _pdep_u64(q8, 0x00ff00ff00ff00ffull) | _pdep_u64(h & 0x7777u, 0x0f000f000f000f00ull);
-      const uint64_t pb = _pdep_u64(q8 >> 32, 0x00ff00ff00ff00ffull) | _pdep_u64((h >> 16) & 0x7777u, 0x0f000f000f000f00ull);
+      const auto [pa, pb] = iq1m::grid_indices(q8, h);
       const __m256i ga = grid64(iq::iq1s_grid, pa & 0xFFFF, (pa >> 16) & 0xFFFF, (pa >> 32) & 0xFFFF, pa >> 48);
       const __m256i gb = grid64(iq::iq1s_grid, pb & 0xFFFF, (pb >> 16) & 0xFFFF, (pb >> 32) & 0xFFFF, pb >> 48);
       const __m256i plus = _mm256_set1_epi32(static_cast<int>(~h));  // 1 + delta: 2 where the flag is clear, else 0
@@ -267,11 +267,9 @@ float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
       sum1 = mad(sum1, ub, load(x[i].qs + 32 * ib + 32), _mm256_shuffle_epi8(scales, pick1));
       pick0 = _mm256_add_epi8(pick0, next), pick1 = _mm256_add_epi8(pick1, next);
     }
-    // minus 9 (2 s + 1) times each 16 values' activation sum: the 3-bit scales in value order
-    // (PEXT), one per byte (PDEP), widened to 16 bits beside bsums.
-    const uint64_t bits = _pext_u64(sc, 0x0FFF0FFF0FFF0FFFull);
-    const __m128i s8 = _mm_set_epi64x(static_cast<int64_t>(_pdep_u64(bits >> 24, 0x0707070707070707ull)),
-                                      static_cast<int64_t>(_pdep_u64(bits, 0x0707070707070707ull)));
+    // minus 9 (2 s + 1) times each 16 values' activation sum: the 3-bit scales one per byte,
+    // widened to 16 bits beside bsums.
+    const __m128i s8 = iq1m::scale_bytes(sc);
     const __m256i s16 = _mm256_cvtepu8_epi16(s8);
     const __m256i nine_scales = _mm256_mullo_epi16(_mm256_add_epi16(_mm256_add_epi16(s16, s16), _mm256_set1_epi16(1)), _mm256_set1_epi16(-9));
     const __m256i offset = _mm256_madd_epi16(nine_scales, load(x[i].bsums));

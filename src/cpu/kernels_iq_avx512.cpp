@@ -8,6 +8,7 @@
 
 #include "cpu/avx2_util.h"
 #include "cpu/avx512_util.h"
+#include "cpu/iq1m_fields.h"
 #include "cpu/iq_scales.h"
 #include "cpu/kernels_simd.h"
 #include "quant/blocks.h"
@@ -104,10 +105,8 @@ float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
   for (int64_t i = 0; i < n / QK_K; ++i) {
     uint64_t sc;  // four 16-bit words: 3-bit scales of 16 values each, the f16 super-scale in their top nibbles
     std::memcpy(&sc, w[i].scales, 8);
-    const uint16_t d16 = static_cast<uint16_t>(_pext_u64(sc, 0xF000F000F000F000ull));
-    const uint64_t bits = _pext_u64(sc, 0x0FFF0FFF0FFF0FFFull);  // the 16 scales in value order
-    const __m128i s8 = _mm_set_epi64x(static_cast<int64_t>(_pdep_u64(bits >> 24, 0x0707070707070707ull)),
-                                      static_cast<int64_t>(_pdep_u64(bits, 0x0707070707070707ull)));
+    const uint16_t d16 = iq1m::super_scale(sc);
+    const __m128i s8 = iq1m::scale_bytes(sc);
     const __m256i s16 = _mm256_cvtepu8_epi16(s8);
     const __m256i odd = _mm256_add_epi16(_mm256_add_epi16(s16, s16), _mm256_set1_epi16(1));
     const __m512i scales = _mm512_castsi256_si512(odd);
@@ -120,8 +119,7 @@ float dot_iq1_m(const void* wv, const void* xv, int64_t n) {
       std::memcpy(&q8, qs, 8);
       std::memcpy(&h, qh, 4);
       // qh: for each group of 8 values, 3 high index bits and the delta flag.
-      const uint64_t pa = _pdep_u64(q8, 0x00ff00ff00ff00ffull) | _pdep_u64(h & 0x7777u, 0x0f000f000f000f00ull);
-      const uint64_t pb = _pdep_u64(q8 >> 32, 0x00ff00ff00ff00ffull) | _pdep_u64((h >> 16) & 0x7777u, 0x0f000f000f000f00ull);
+      const auto [pa, pb] = iq1m::grid_indices(q8, h);
       const __m512i g = _mm512_set_epi64(grid[pb >> 48], grid[(pb >> 32) & 0xFFFF], grid[(pb >> 16) & 0xFFFF], grid[pb & 0xFFFF], grid[pa >> 48],
                                          grid[(pa >> 32) & 0xFFFF], grid[(pa >> 16) & 0xFFFF], grid[pa & 0xFFFF]);
       const __m512i plus = _mm512_maskz_mov_epi64(static_cast<__mmask8>(_pext_u32(~h, 0x88888888u)), two);  // 1 + delta
