@@ -249,7 +249,8 @@ int BaseModel::micro_batches(const Batch& b, size_t segments) const {
   const int64_t n = static_cast<int64_t>(b.size());
   const bool several = std::any_of(b.seq.begin(), b.seq.end(), [&](int32_t s) { return s != b.seq.front(); });
   const int64_t parts = static_cast<int64_t>(2 * segments);
-  const int64_t want = micro_batches_forced_ > 0 ? micro_batches_forced_ : pipeline_decode_ && several && n >= 4 * parts ? parts : 1;
+  const bool decode_like = several && n >= 4 * parts && n <= kPipelineMaxTokens;  // not a prompt chunk's many tokens
+  const int64_t want = micro_batches_forced_ > 0 ? micro_batches_forced_ : pipeline_decode_ && decode_like ? parts : 1;
   return static_cast<int>(std::clamp<int64_t>(want, 1, n));
 }
 

@@ -76,6 +76,8 @@ class BaseModel : public Model {
   // GPUs: 1.27x of one GPU in 4 parts, 2 per GPU, the default). Not prompts: their products convert the weights once a call, so
   // parts repeat that (70B pp512: 1,587 t/s in 2 parts against 2,134 whole). Nor dense decode,
   // which reads every weight once a call. JING_MICRO_BATCHES=N sets the count for measuring.
+  // (A server step that also carries a new prompt's chunk has more tokens than this: whole.)
+  static constexpr int64_t kPipelineMaxTokens = 128;
   int micro_batches(const Batch& b, size_t segments) const;
   bool pipeline_decode_ = false;  // set by architectures whose batched decode pays per token
   std::vector<float> pipelined(const Batch& b, const std::vector<Segment>& segs, int parts);
