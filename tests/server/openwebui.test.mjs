@@ -340,6 +340,8 @@ test('/api/ps expires_at parses with Python\'s datetime.fromisoformat; the entri
     assert.ok(tags.has(m.model), `Open WebUI finds ${m.model} of /api/ps in /api/tags`);
     assert.equal(m.name, m.model);
     assert.ok(Number.isInteger(m.size) && Number.isInteger(m.size_vram), 'sizes for the loaded-models list');
+    // jing's addition: the VRAM share per GPU, which sums to size_vram (empty on the CPU).
+    assert.ok(Array.isArray(m.gpus) && m.gpus.reduce((sum, g) => sum + g.size_vram, 0) === m.size_vram, `per-GPU shares: ${JSON.stringify(m.gpus)}`);
     // A numeric offset: fromisoformat reads it in every Python 3 (a "Z" only from 3.11 on).
     assert.match(m.expires_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$/);
     const ts = pythonTimestamp(t, m.expires_at);
