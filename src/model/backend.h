@@ -207,6 +207,7 @@ Buf move_to(Backend& be, Buf x);
 struct CpuWeights {
   bool copy = false, lock = false;
   bool tile = false;  // the tiled formats into 8-row tiles where the CPU has their kernels (cpu/row_tiles.h; the model: unless JING_TILES=0)
+  bool huge = false;  // copied into huge-page memory unasked, where RAM has room (else mapped)
 };
 std::unique_ptr<Backend> make_cpu_backend(int n_threads, CpuWeights weights = {});
 // The GPU backend for a device, or null (with the reason in *why) when this build or machine has none.

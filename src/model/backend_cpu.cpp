@@ -133,15 +133,18 @@ class CpuBackend : public Backend {
     // Tiles are anonymous memory the kernel cannot page back to the file: only while RAM has room
     // (2 GiB kept free); past that the weights stay mapped as they are.
     constexpr uint64_t kKeepFree = uint64_t{2} << 30;
-    tile = tile && weights_.tile && w.data && cpu::tiles_fit(w) && runtime::ram_available() > bytes + kKeepFree;
-    if (!w.data || (!weights_.copy && !weights_.lock && !tile)) return w;
+    const bool room = runtime::ram_available() > bytes + kKeepFree;
+    tile = tile && weights_.tile && w.data && cpu::tiles_fit(w) && room;
+    const bool copy = weights_.copy || (weights_.huge && room);
+    if (!w.data || (!copy && !weights_.lock && !tile)) return w;
     cpu::WeightView v = w;
-    if (weights_.copy || tile) {
+    if (copy || tile) {
       auto it = copies_.find({w.data, tile});
       if (it == copies_.end()) {
         // Anonymous memory in huge pages where the kernel allows (fewer TLB misses while a
         // product streams the weights).
         void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED && !weights_.copy && !tile) return w;  // unasked copy: stay mapped
         if (mem == MAP_FAILED)
           throw Error("not enough memory to read " + std::to_string(bytes >> 20) + " MiB of weights into RAM (" + std::to_string(copied_bytes_ >> 20) +
                       " MiB read so far); " + (weights_.copy ? "leave out --no-mmap to map the file" : "JING_TILES=0 keeps tiled formats mapped"));

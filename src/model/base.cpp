@@ -8,6 +8,7 @@
 #include "common/cpu_features.h"
 #include "common/error.h"
 #include "cpu/matmul.h"
+#include "runtime/placement.h"
 
 namespace jing::model {
 
@@ -35,7 +36,15 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   // turns them on / off (0: the rounding order the GPU's decode kernels mirror; the GPU tests pin it).
   const char* tiles = std::getenv("JING_TILES");
   const bool tiled = tiles && *tiles ? *tiles != '0' : cpu_features::amd();
-  cpu_ = make_cpu_backend(ctx_.n_threads, {!opts_.use_mmap, opts_.mlock, tiled});
+  // Small models' CPU weights are also read into memory of their own, in huge pages (the mapped
+  // file's pages leave the process, so RAM holds one copy): fewer TLB misses while decode streams
+  // them (1.5B Q4_K_M, two threads: 36.6-39.4 t/s against 34.9-37.7 mapped). Large ones, R1's
+  // experts in RAM above all, stay mapped. JING_HUGE_COPY=0 / =1 forces either.
+  const uint64_t ram = runtime::ram_available();
+  const bool small = file_.total_file_size() <= std::min<uint64_t>(uint64_t{16} << 30, ram / 4);
+  const char* huge = std::getenv("JING_HUGE_COPY");
+  const bool copy_huge = opts_.use_mmap && (huge && *huge ? *huge != '0' : small);
+  cpu_ = make_cpu_backend(ctx_.n_threads, {!opts_.use_mmap, opts_.mlock, tiled, copy_huge});
   input_be_ = output_be_ = cpu_.get();
   output_placed_ = output_;
   output_norm_placed_ = output_norm_.data();

@@ -1,5 +1,5 @@
-// --no-mmap and --mlock on the CPU: the weights read into RAM of their own (or locked where they
-// are mapped) give exactly the logits of the mapped file, for a dense model with tied or separate
+// --no-mmap, the default huge-page copy of small models, and --mlock on the CPU: the weights read
+// into RAM of their own (or locked where they are mapped) give exactly the logits of the mapped file, for a dense model with tied or separate
 // output and for MLA + MoE (experts placed whole).
 #include <gtest/gtest.h>
 
@@ -28,7 +28,10 @@ TEST(Weights, ReadIntoMemoryOrLockedGiveTheMappedLogits) {
   for (const char* rel : {"models/qwen2-f16.gguf", "models/deepseek2-f16.gguf", "quantized/deepseek2-UD-IQ1_S.gguf"}) {
     JING_FIXTURE_OR_SKIP(path, rel);
     SCOPED_TRACE(rel);
+    setenv("JING_HUGE_COPY", "0", 1);  // small models are copied into huge pages unasked: mapped here
     const auto mapped = logits(path, {});
+    unsetenv("JING_HUGE_COPY");
+    EXPECT_EQ(logits(path, {}), mapped);  // the default, copied
     EXPECT_EQ(logits(path, {.use_mmap = false}), mapped);
     EXPECT_EQ(logits(path, {.mlock = true}), mapped);  // a refused lock only warns
     EXPECT_EQ(logits(path, {.mlock = true, .use_mmap = false}), mapped);
