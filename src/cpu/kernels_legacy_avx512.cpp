@@ -17,7 +17,6 @@ using avx2::hsum;
 float dot_q5_0(const void* wv, const void* xv, int64_t n) {
   const auto* w = static_cast<const q5_0*>(wv);
   const auto* x = static_cast<const q8_0*>(xv);
-  const __m128i low4 = _mm_set1_epi8(0x0F);
   const __m256i sixteen = _mm256_set1_epi8(16);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / 32; ++i) {
@@ -25,8 +24,7 @@ float dot_q5_0(const void* wv, const void* xv, int64_t n) {
     __builtin_memcpy(&qh, w[i].qh, 4);
     // Stored values are q + 16: the nibble plus 16 where bit i of qh is set, for element i
     // (low nibbles are elements 0..15, high nibbles 16..31).
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].qs));
-    __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), low4), _mm_and_si128(q, low4));
+    __m256i u = avx2::nibbles(w[i].qs);
     u = _mm256_mask_add_epi8(u, _cvtu32_mask32(qh), u, sixteen);
     const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
     const __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, xq), _mm256_dpbusd_epi32(_mm256_setzero_si256(), sixteen, xq));

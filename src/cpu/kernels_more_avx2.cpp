@@ -15,13 +15,6 @@ using namespace blocks;
 
 namespace {
 
-// 16 packed nibble bytes -> 32 bytes: low nibbles (elements 0..15) then high nibbles (16..31).
-inline __m256i nibbles(const uint8_t* qs) {
-  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m128i m = _mm_set1_epi8(0x0F);
-  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
-}
-
 inline __m256i iq4_values(const uint8_t* qs) {
   const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(iq::kvalues_iq4nl));
   return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(table), nibbles(qs));

@@ -177,7 +177,7 @@ void CudaBackend::begin(const Batch& b) {
   // A step of several sequences (the server's streams, with a new prompt's chunk among them)
   // takes the tensor-core products that read each weight once for all tokens; one sequence's
   // prompt chunks keep the decode kernels, which round as the CPU engine does (docs/PERFORMANCE.md).
-  const bool several = std::any_of(b.seq.begin(), b.seq.end(), [&](int32_t s) { return s != b.seq.front(); });
+  const bool several = b.several_sequences();
   main_matmul_->set_many_sequences(several);
   side_matmul_->set_many_sequences(several);
 }

@@ -201,6 +201,9 @@ class Buf {
 
 // x on `be`: itself when already there, else a copy (GPU to GPU where it can, else through the host).
 Buf move_to(Backend& be, Buf x);
+// n floats from `from`'s memory into `to`'s: GPU to GPU where the pair can (copy_from), else
+// through the host.
+void copy_between(Backend& to, float* dst, Backend& from, const float* src, size_t n);
 
 // Weights placed on the CPU stay in the file's mapping, or (copy: --no-mmap) are read into RAM of
 // their own; lock (--mlock) keeps them resident.

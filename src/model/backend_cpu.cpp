@@ -133,9 +133,10 @@ class CpuBackend : public Backend {
     // Tiles are anonymous memory the kernel cannot page back to the file: only while RAM has room
     // (2 GiB kept free); past that the weights stay mapped as they are.
     constexpr uint64_t kKeepFree = uint64_t{2} << 30;
-    const bool room = runtime::ram_available() > bytes + kKeepFree;
-    tile = tile && weights_.tile && w.data && cpu::tiles_fit(w) && room;
-    const bool copy = weights_.copy || (weights_.huge && room);
+    const bool wants_tile = tile && weights_.tile && w.data && cpu::tiles_fit(w), wants_huge = !weights_.copy && weights_.huge && w.data;
+    const bool room = (wants_tile || wants_huge) && runtime::ram_available() > bytes + kKeepFree;  // (reads /proc/meminfo)
+    tile = wants_tile && room;
+    const bool copy = weights_.copy || (wants_huge && room);
     if (!w.data || (!copy && !weights_.lock && !tile)) return w;
     cpu::WeightView v = w;
     if (copy || tile) {
@@ -222,11 +223,16 @@ void Backend::attention_inputs(const AttentionInputs& a, int layer) {
 Buf move_to(Backend& be, Buf x) {
   if (x.backend() == &be) return x;
   if (float* p = be.receive(*x.backend(), x.data(), x.size())) return Buf::adopt(be, p, x.size());
-  std::vector<float> host(x.size());
-  x.backend()->download(host.data(), x.data(), x.size());
   Buf y(be, x.size());
-  be.upload(y.data(), host.data(), host.size());
+  copy_between(be, y.data(), *x.backend(), x.data(), x.size());
   return y;
+}
+
+void copy_between(Backend& to, float* dst, Backend& from, const float* src, size_t n) {
+  if (to.copy_from(from, dst, src, n)) return;
+  std::vector<float> host(n);
+  from.download(host.data(), src, n);
+  to.upload(dst, host.data(), n);
 }
 
 #ifndef JING_WITH_CUDA

@@ -66,8 +66,7 @@ std::string BaseModel::backend_name() const {
 
 uint64_t BaseModel::gpu_bytes() const {
   uint64_t bytes = 0;
-  for (Backend* be : backends())
-    if (be != cpu_.get()) bytes += be->weight_bytes() + be->cache_bytes();
+  for (const auto& [_, each] : gpu_bytes_each()) bytes += each;
   return bytes;
 }
 
@@ -231,15 +230,10 @@ std::vector<float> BaseModel::forward(const Batch& b, Output out) {
     kv_len_[static_cast<size_t>(s)] = len;
   }
 
-  // Only the rows that were asked for go through the output norm and projection.
   Backend& ob = *output_be_;
   x = move_to(ob, std::move(x));
   int64_t m = 0;
-  for (int64_t i = 0; i < n; ++i) m += b.want_logits[static_cast<size_t>(i)] ? 1 : 0;
-  Buf picked(ob, static_cast<size_t>(std::max<int64_t>(m, 1) * n_embd_));
-  for (int64_t i = 0, k = 0; i < n; ++i)
-    if (b.want_logits[static_cast<size_t>(i)]) ob.copy(picked.data() + (k++) * n_embd_, x.data() + i * n_embd_, static_cast<size_t>(n_embd_));
-  ob.rms_norm(picked.data(), output_norm_placed_, picked.data(), m, n_embd_, norm_eps_);
+  const Buf picked = output_rows(b, x, m);
   if (out == Output::Embeddings) {
     std::vector<float> host(static_cast<size_t>(m * n_embd_));
     ob.download(host.data(), picked.data(), host.size());
@@ -251,6 +245,18 @@ std::vector<float> BaseModel::forward(const Batch& b, Output out) {
   ob.matmul(output_placed_, picked.data(), m, dev_logits.data());
   ob.download(logits.data(), dev_logits.data(), logits.size());
   return logits;
+}
+
+Buf BaseModel::output_rows(const Batch& b, const Buf& x, int64_t& rows) const {
+  // Only the rows that were asked for go through the output norm (and then the projection).
+  Backend& ob = *x.backend();
+  rows = 0;
+  for (uint8_t want : b.want_logits) rows += want ? 1 : 0;
+  Buf picked(ob, static_cast<size_t>(std::max<int64_t>(rows, 1) * n_embd_));
+  for (size_t i = 0, k = 0; i < b.size(); ++i)
+    if (b.want_logits[i]) ob.copy(picked.data() + (k++) * n_embd_, x.data() + i * n_embd_, static_cast<size_t>(n_embd_));
+  ob.rms_norm(picked.data(), output_norm_placed_, picked.data(), rows, n_embd_, norm_eps_);
+  return picked;
 }
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& path, const ModelOptions& opts) {

@@ -81,6 +81,8 @@ class BaseModel : public Model {
   int micro_batches(const Batch& b, size_t segments) const;
   bool pipeline_decode_ = false;  // set by architectures whose batched decode pays per token
   std::vector<float> pipelined(const Batch& b, const std::vector<Segment>& segs, int parts);
+  // The rows of x [batch][n_embd] that want logits, output-normed, on x's backend (rows: how many).
+  Buf output_rows(const Batch& b, const Buf& x, int64_t& rows) const;
   int micro_batches_forced_ = 0;
   Backend* input_be_ = nullptr;   // the token embedding lookup
   Backend* output_be_ = nullptr;  // output norm and projection

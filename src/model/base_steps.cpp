@@ -12,7 +12,7 @@ namespace jing::model {
 int BaseModel::micro_batches(const Batch& b, size_t segments) const {
   if (segments < 2) return 1;
   const int64_t n = static_cast<int64_t>(b.size());
-  const bool several = std::any_of(b.seq.begin(), b.seq.end(), [&](int32_t s) { return s != b.seq.front(); });
+  const bool several = b.several_sequences();
   const int64_t parts = static_cast<int64_t>(2 * segments);
   const bool decode_like = several && n >= 4 * parts && n <= kPipelineMaxTokens;  // not a prompt chunk's many tokens
   const int64_t want = micro_batches_forced_ > 0 ? micro_batches_forced_ : pipeline_decode_ && decode_like ? parts : 1;
@@ -32,7 +32,6 @@ std::vector<float> BaseModel::pipelined(const Batch& b, const std::vector<Segmen
     for (int64_t i = n * p / parts; i < n * (p + 1) / parts; ++i) {
       const auto k = static_cast<size_t>(i);
       part.batch.add(b.tokens[k], b.pos[k], b.seq[k], b.want_logits[k]);
-      part.rows += b.want_logits[k] ? 1 : 0;
     }
     const int64_t m = static_cast<int64_t>(part.batch.size());
     // Each GPU starts on this part as soon as its own queue reaches it: the first GPU takes the
@@ -50,12 +49,9 @@ std::vector<float> BaseModel::pipelined(const Batch& b, const std::vector<Segmen
       }
       layers(x, part.batch, segs[k].first, segs[k].end);
     }
+    const Buf picked = output_rows(part.batch, x, part.rows);
     if (part.rows == 0) continue;
     Backend& ob = *segs.back().be;
-    Buf picked(ob, static_cast<size_t>(part.rows * n_embd_));
-    for (int64_t i = 0, r = 0; i < m; ++i)
-      if (part.batch.want_logits[static_cast<size_t>(i)]) ob.copy(picked.data() + (r++) * n_embd_, x.data() + i * n_embd_, static_cast<size_t>(n_embd_));
-    ob.rms_norm(picked.data(), output_norm_placed_, picked.data(), part.rows, n_embd_, norm_eps_);
     part.logits = Buf(ob, static_cast<size_t>(part.rows * n_vocab_));
     ob.matmul(output_placed_, picked.data(), part.rows, part.logits.data());
   }
@@ -92,14 +88,8 @@ std::vector<float> BaseModel::decode_step(const Batch& b) {
   segs.front().be->embed(tok_embd_view_, b.tokens, step_x_.front().data());
   for (size_t k = 0; k < segs.size(); ++k) {
     Backend& g = *segs[k].be;
-    if (k > 0) {  // the previous GPU's result crosses to this one, outside both records
-      Backend& from = *segs[k - 1].be;
-      if (!g.copy_from(from, step_x_[k].data(), step_x_[k - 1].data(), static_cast<size_t>(n_embd_))) {
-        std::vector<float> host(static_cast<size_t>(n_embd_));
-        from.download(host.data(), step_x_[k - 1].data(), host.size());
-        g.upload(step_x_[k].data(), host.data(), host.size());
-      }
-    }
+    if (k > 0)  // the previous GPU's result crosses to this one, outside both records
+      copy_between(g, step_x_[k].data(), *segs[k - 1].be, step_x_[k - 1].data(), static_cast<size_t>(n_embd_));
     auto run = [&] {
       layers(step_x_[k], b, segs[k].first, segs[k].end);
       if (k + 1 < segs.size()) return;

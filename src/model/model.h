@@ -2,6 +2,7 @@
 // forward pass over a batch that may mix several sequences (continuous batching).
 // (Contract shared by run, bench, perplexity and the server; implemented in src/model + src/runtime.)
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -51,6 +52,9 @@ struct Batch {
     want_logits.push_back(logits ? 1 : 0);
   }
   size_t size() const { return tokens.size(); }
+  bool several_sequences() const {
+    return std::any_of(seq.begin(), seq.end(), [&](int32_t s) { return s != seq.front(); });
+  }
   void clear() { tokens.clear(), pos.clear(), seq.clear(), want_logits.clear(); }
 };
 
