@@ -76,7 +76,7 @@ bool CudaBackend::copy_from(Backend& from, float* dst, const float* src, size_t 
   cuda::check(cudaEventRecord(other->crossed_, other->s()), "cross (record)");
   use();
   cuda::check(cudaStreamWaitEvent(s(), other->crossed_, 0), "cross (wait)");
-  cuda::check(cudaMemcpyPeerAsync(dst, device_, src, other->device_, n * sizeof(float), s()), "copy between GPUs");
+  cuda::check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDefault, s()), "copy between GPUs");
   cuda::check(cudaEventRecord(crossed_, s()), "cross (record)");
   cuda::check(cudaStreamWaitEvent(other->s(), crossed_, 0), "cross (wait)");
   return true;
@@ -97,7 +97,9 @@ float* CudaBackend::receive(Backend& from, const float* src, size_t n) {
   const size_t bytes = std::max<size_t>(n, 1) * sizeof(float);
   cuda::check(cudaDeviceGetDefaultMemPool(&pool, device_), "cudaDeviceGetDefaultMemPool");
   cuda::check(cudaMallocFromPoolAsync(&p, bytes, pool, other->s()), "cudaMallocFromPoolAsync (between GPUs)");
-  cuda::check(cudaMemcpyPeerAsync(p, device_, src, other->device_, n * sizeof(float), other->s()), "copy between GPUs");
+  // (A plain copy between the peers' addresses: a stream capture may hold it, where it refuses
+  // cudaMemcpyPeerAsync; expert parallelism crosses inside a recorded step.)
+  cuda::check(cudaMemcpyAsync(p, src, n * sizeof(float), cudaMemcpyDefault, other->s()), "copy between GPUs");
   cuda::check(cudaEventRecord(other->crossed_, other->s()), "cross (record)");
   use();
   cuda::check(cudaStreamWaitEvent(s(), other->crossed_, 0), "cross (wait)");

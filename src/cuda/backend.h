@@ -139,18 +139,29 @@ class CudaBackend : public Backend {
   // expert's SwiGLU, the weighted rows added back, so each expert's weights are read once.
   void moe_ffn(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff, float* out) override;
 
-  // Few tokens, routed (ids, wts): every (token, expert) product of one weight in one launch.
+  // Expert parallelism (model/backend.h): the routing alone, then this GPU's share of the mix.
+  bool route_experts(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, float* routes) override;
+  void experts_share(const MoeRouting& r, const MoeWeights& share, int first, int count, const float* routes, const float* x, int64_t n, int n_embd,
+                     int n_ff, float* out) override;
+  // Whether n tokens' pairs take the per-pair products (few) or the grouped ones.
+  static bool per_pair(const MoeRouting& r, int64_t n);
+  // Few tokens, routed (ids, wts): every (token, expert) product of one weight in one launch
+  // (with `share`: only the pairs of its experts, w holding those from share.first).
   void moe_ffn_on_device(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const int32_t* ids, const float* wts, const float* x, int64_t n,
-                         int n_embd, int n_ff, float* out);
-  // A prompt's many tokens: routing on the device, the (token, expert) pairs grouped by expert
-  // there (moe_group), and each expert's rows multiplied 8 at a time (grouped GEMV work items),
+                         int n_embd, int n_ff, float* out, cuda::ops::ExpertShare share = {});
+  // A prompt's many tokens, routed (ids, wts): the (token, expert) pairs grouped by expert on the
+  // device (moe_group), and each expert's rows multiplied 8 at a time (grouped GEMV work items),
   // so an expert's weights are read once per 8 of its tokens and nothing goes back to the host.
-  void moe_ffn_grouped(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, const float* x, int64_t n, int n_embd, int n_ff,
-                       float* out);
-  // Each token's chosen experts and their weights, [n][n_used] each, in moe_idx_.
+  void moe_ffn_grouped(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const int32_t* ids, const float* wts, const float* x, int64_t n,
+                       int n_embd, int n_ff, float* out, cuda::ops::ExpertShare share = {});
+  bool grouped_formats(const MoeWeights& w) const {
+    return cuda::Matmul::rounding_kind(w.gate.type) && cuda::Matmul::rounding_kind(w.down.type);
+  }
+  // The router's product and the routing: each token's chosen experts and their weights,
+  // [n][n_used] each, into ids and wts; in one launch (fuse) where the router is plain float32.
+  void route_into(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* x, int64_t n, bool fuse, int32_t* ids, float* wts);
   // The fused router's per-token counters (zeros between calls; made before any recording).
   unsigned* route_done() { return route_done_; }
-  std::pair<int32_t*, float*> route_on_device(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, int64_t n);
   // The experts' SwiGLU for `pairs` (token, expert) rows as batch b picks them: gate and up of
   // x's x_rows rows into g and u, then down into d (SwiGLU rounding its output for the down
   // products where their format allows).

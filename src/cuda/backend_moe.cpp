@@ -11,32 +11,16 @@ namespace jing::model {
 void CudaBackend::moe_ffn(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff, float* out) {
   use();
   OpProfile::Scope scope_(&prof_, "moe_ffn", s());
-  Buf logits(*this, static_cast<size_t>(n * r.n_expert));
   const auto rp = route_params(r);
-  // Few (token, expert) pairs: each pair's products straight from the expert's weights. More (a
-  // prompt): grouped by expert, each expert read once per 8 (or 64) of its tokens. (With a quarter
-  // of the experts as the limit, 32 streams on the R1 shape took 9.1 ms per MoE layer grouped:
-  // those kernels compute 8 token columns for items of one or two tokens. JING_MOE_PAIRS_UP_TO
-  // sets the limit for measuring.)
-  static const char* rule = std::getenv("JING_MOE_PAIRS_UP_TO");
-  const int64_t up_to = rule ? std::atoll(rule) : std::max(r.n_expert, 8 * r.n_expert_used);
-  const bool per_pair = n * r.n_expert_used <= up_to;
-  if (moe_stays_on_device(r) && per_pair) {
+  const bool few = per_pair(r, n);
+  if (moe_stays_on_device(r) && (few || grouped_formats(w))) {
     const auto [ids, wts] = reserve_moe_idx(static_cast<size_t>(n * rp.n_used));
-    if (w.router.type == GgmlType::F32 && w.router.row_bytes == static_cast<size_t>(w.router.cols) * 4 && !std::getenv("JING_ROUTE_UNFUSED") &&
-        cuda::ops::moe_router_route(rp, static_cast<const float*>(w.router.data), w.router.cols, x, n, device_vector(w.bias), logits.data(),
-                                    route_done(), ids, wts, s()))
-      return moe_ffn_on_device(rp, w, ids, wts, x, n, n_embd, n_ff, out);
+    route_into(rp, w, x, n, few, ids, wts);
+    if (few) return moe_ffn_on_device(rp, w, ids, wts, x, n, n_embd, n_ff, out);
+    return moe_ffn_grouped(rp, w, ids, wts, x, n, n_embd, n_ff, out);
   }
+  Buf logits(*this, static_cast<size_t>(n * r.n_expert));
   matmul_->run(w.router, x, n, logits.data());
-  if (moe_stays_on_device(r)) {
-    if (per_pair) {
-      const auto [ids, wts] = route_on_device(rp, w, logits.data(), n);
-      return moe_ffn_on_device(rp, w, ids, wts, x, n, n_embd, n_ff, out);
-    }
-    if (cuda::Matmul::rounding_kind(w.gate.type) && cuda::Matmul::rounding_kind(w.down.type))
-      return moe_ffn_grouped(rp, w, logits.data(), x, n, n_embd, n_ff, out);
-  }
   std::vector<float> host(static_cast<size_t>(n * r.n_expert));
   download(host.data(), logits.data(), host.size());
   std::vector<std::vector<std::pair<int32_t, float>>> users(static_cast<size_t>(r.n_expert));
@@ -72,30 +56,83 @@ void CudaBackend::moe_ffn(const MoeRouting& r, const MoeWeights& w, const float*
   }
 }
 
+bool CudaBackend::per_pair(const MoeRouting& r, int64_t n) {
+  // Few (token, expert) pairs: each pair's products straight from the expert's weights. More (a
+  // prompt): grouped by expert, each expert read once per 8 (or 64) of its tokens. (32 streams on
+  // an 8-layer R1 slice, H200: per pair 2,130 t/s, grouped in items of 2 / 4 / 8 rows 1,313 /
+  // 1,096 / 950; JING_MOE_PAIRS_UP_TO sets the limit for measuring.)
+  static const char* rule = std::getenv("JING_MOE_PAIRS_UP_TO");
+  const int64_t up_to = rule ? std::atoll(rule) : std::max(r.n_expert, 8 * r.n_expert_used);
+  return n * r.n_expert_used <= up_to;
+}
+
+bool CudaBackend::route_experts(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, float* routes) {
+  if (!moe_stays_on_device(r)) return false;
+  use();
+  OpProfile::Scope scope_(&prof_, "route_experts", s());
+  const auto rp = route_params(r);
+  route_into(rp, w, x, n, per_pair(r, n), reinterpret_cast<int32_t*>(routes), routes + n * rp.n_used);
+  return true;
+}
+
+void CudaBackend::route_into(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* x, int64_t n, bool fuse, int32_t* ids,
+                             float* wts) {
+  Buf logits(*this, static_cast<size_t>(n * rp.n_expert));
+  if (fuse && w.router.type == GgmlType::F32 && w.router.row_bytes == static_cast<size_t>(w.router.cols) * 4 && !std::getenv("JING_ROUTE_UNFUSED") &&
+      cuda::ops::moe_router_route(rp, static_cast<const float*>(w.router.data), w.router.cols, x, n, device_vector(w.bias), logits.data(),
+                                  route_done(), ids, wts, s()))
+    return;
+  matmul_->run(w.router, x, n, logits.data());
+  cuda::ops::moe_route(rp, logits.data(), device_vector(w.bias), n, ids, wts, stream_->handle());
+}
+
+void CudaBackend::experts_share(const MoeRouting& r, const MoeWeights& share, int first, int count, const float* routes, const float* x, int64_t n,
+                                int n_embd, int n_ff, float* out) {
+  use();
+  OpProfile::Scope scope_(&prof_, "experts_share", s());
+  const auto rp = route_params(r);
+  const auto* ids = reinterpret_cast<const int32_t*>(routes);
+  const float* wts = routes + n * rp.n_used;
+  const cuda::ops::ExpertShare sh{ids, first, count};
+  if (per_pair(r, n) || !grouped_formats(share)) return moe_ffn_on_device(rp, share, ids, wts, x, n, n_embd, n_ff, out, sh);
+  moe_ffn_grouped(rp, share, ids, wts, x, n, n_embd, n_ff, out, sh);
+}
+
 void CudaBackend::moe_ffn_on_device(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const int32_t* ids, const float* wts, const float* x,
-                                    int64_t n, int n_embd, int n_ff, float* out) {
+                                    int64_t n, int n_embd, int n_ff, float* out, cuda::ops::ExpertShare share) {
   const int64_t pairs = n * rp.n_used;
   Buf g(*this, static_cast<size_t>(pairs * n_ff)), u(*this, static_cast<size_t>(pairs * n_ff)), d(*this, static_cast<size_t>(pairs * n_embd));
   cuda::GemvBatch b;
   b.count = static_cast<int>(pairs), b.ids = ids, b.x_div = rp.n_used;
+  if (share.ids) {  // this GPU's share: about count / n_expert of the pairs are its own
+    b.id_first = share.first, b.id_count = share.count;
+    b.busy = static_cast<int>(std::min<int64_t>(pairs, (pairs * share.count + rp.n_expert - 1) / rp.n_expert + rp.n_used));
+  }
   expert_swiglu(w, b, x, n, pairs, n_embd, n_ff, g.data(), u.data(), d.data());
-  cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle());
+  cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle(), nullptr, share);
 }
 
-void CudaBackend::moe_ffn_grouped(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, const float* x, int64_t n,
-                                  int n_embd, int n_ff, float* out) {
+void CudaBackend::moe_ffn_grouped(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const int32_t* ids, const float* wts, const float* x,
+                                  int64_t n, int n_embd, int n_ff, float* out, cuda::ops::ExpertShare share) {
+  const int first = share.ids ? share.first : 0, experts = share.ids ? share.count : rp.n_expert;
   // A prompt's many tokens go to the tensor cores (64 rows of an expert per work item), as the
   // dense products of a prompt do; fewer take the grouped decode kernels (8 rows per item).
   const bool tensor_cores = n > cuda::Matmul::kGemvTokensBlockFormats && !std::getenv("JING_MOE_GEMV") &&
                             cuda::Matmul::grouped_supported(w.gate.type) && cuda::Matmul::grouped_supported(w.up.type) &&
                             cuda::Matmul::grouped_supported(w.down.type);
-  const int item_rows = tensor_cores ? cuda::Matmul::grouped_item_rows() : 8;
-  const int64_t pairs = n * rp.n_used, max_items = cuda::ops::moe_max_items(pairs, rp.n_expert, item_rows);
-  const auto [ids, wts] = route_on_device(rp, w, logits, n);
+  // Decode steps of many sequences spread their pairs thin (32 R1 streams: 256 pairs over 256
+  // experts, one or two per chosen expert): items of at most 4 rows keep the kernel's columns few.
+  static const char* rows_rule = std::getenv("JING_MOE_ITEM_ROWS");
+  const int64_t pairs = n * rp.n_used;
+  const int item_rows = tensor_cores ? cuda::Matmul::grouped_item_rows()
+                        : rows_rule             ? std::clamp(std::atoi(rows_rule), 2, 8)
+                        : pairs <= 2 * rp.n_expert ? 4
+                                                   : 8;
+  const int64_t max_items = cuda::ops::moe_max_items(pairs, experts, item_rows);
   Buf index(*this, static_cast<size_t>(2 * pairs + 3 * max_items));  // int32: pair rows, row tokens, work items
   auto* pair_row = reinterpret_cast<int32_t*>(index.data());
   int32_t *row_token = pair_row + pairs, *items = row_token + pairs;
-  cuda::ops::moe_group(ids, n, rp.n_used, rp.n_expert, item_rows, pair_row, row_token, items, stream_->handle());
+  cuda::ops::moe_group(ids, n, rp.n_used, first, experts, item_rows, pair_row, row_token, items, stream_->handle());
   Buf xs(*this, static_cast<size_t>(pairs * n_embd)), g(*this, static_cast<size_t>(pairs * n_ff)), u(*this, static_cast<size_t>(pairs * n_ff)),
       d(*this, static_cast<size_t>(pairs * n_embd));
   cuda::ops::gather_rows(xs.data(), x, row_token, pairs, n_embd, stream_->handle());
@@ -111,16 +148,12 @@ void CudaBackend::moe_ffn_grouped(const cuda::ops::MoeRouteParams& rp, const Moe
     matmul_->run_grouped(w.down, items, count, matmul_->to_half(w.down.type, g.data(), size * n_ff), d.data(), n_embd);
   } else {
     cuda::GemvBatch b;
-    b.count = static_cast<int>(max_items), b.items = items;
+    // The items that can hold rows (each holds one pair at least; they come first): the grid
+    // covers those, so its blocks spread over them and not over empty slots.
+    b.count = static_cast<int>(std::min(max_items, pairs)), b.items = items, b.item_rows = item_rows;
     expert_swiglu(w, b, xs.data(), pairs, pairs, n_embd, n_ff, g.data(), u.data(), d.data());
   }
-  cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle(), pair_row);
-}
-
-std::pair<int32_t*, float*> CudaBackend::route_on_device(const cuda::ops::MoeRouteParams& rp, const MoeWeights& w, const float* logits, int64_t n) {
-  const auto [ids, wts] = reserve_moe_idx(static_cast<size_t>(n * rp.n_used));
-  cuda::ops::moe_route(rp, logits, device_vector(w.bias), n, ids, wts, stream_->handle());
-  return {ids, wts};
+  cuda::ops::moe_combine(out, d.data(), wts, n, rp.n_used, n_embd, stream_->handle(), pair_row, share);
 }
 
 void CudaBackend::expert_swiglu(const MoeWeights& w, cuda::GemvBatch b, const float* x, int64_t x_rows, int64_t pairs, int n_embd, int n_ff, float* g,

@@ -60,8 +60,13 @@ __device__ __forceinline__ GemvTarget gemv_target(const Args& a) {
   } else if (b.count) {
     const int p = static_cast<int>(blockIdx.y);
     int e;
-    if (b.ids) wait_for_previous_kernel(), e = __ldg(b.ids + p);
-    else e = p % b.n_mats;
+    if (b.ids) {
+      wait_for_previous_kernel();
+      e = __ldg(b.ids + p) - b.id_first;
+      if (e < 0 || e >= b.id_count) e = 0, t.rows = 0;  // another GPU's expert
+    } else {
+      e = p % b.n_mats;
+    }
     t.w += static_cast<int64_t>(e) * b.mat_bytes;
     t.x_row = p / b.x_div;
     t.y += static_cast<int64_t>(p) * b.y_stride;
@@ -148,7 +153,7 @@ __device__ __forceinline__ void each_lane_sum(const float (&acc)[R][NT], Put&& p
     for (int k = 0; k < NT; ++k) put(r, k, warp_sum(acc[r][k]));
 }
 
-// NT: tokens computed (a.n_tokens <= NT; the rest repeat the last token and are not written).
+// NT: token columns (a.n_tokens <= NT; the columns past n_tokens are skipped).
 template <class F, int NT, int R>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
   constexpr int kGroups = fmt::item_groups<F>::value;  // 32-weight groups per item
@@ -262,12 +267,15 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q8_kernel(GemvArgs a) {
         for (int r = 0; r < R; ++r) f[r].load(tile + off[r] + it / kItems * F::kBytes, it % kItems, tab);
 #pragma unroll
         for (int k = 0; k < NT; ++k) {
+          // An item's tokens (grouped experts: mostly one or two of NT) or a call's: the columns
+          // past them are neither computed nor written.
+          if (NT > 1 && k >= n_tokens) break;
           fmt::Q8Item x[kGroups];
           if constexpr (NT == 1) {
 #pragma unroll
             for (int g = 0; g < kGroups; ++g) x[g] = x1[i][g];
           } else {
-            const int64_t tok = min(k, n_tokens - 1);
+            const int64_t tok = k;
 #pragma unroll
             for (int g = 0; g < kGroups; ++g)
               x[g] = load_activations(xq + tok * a.cols + group(it, g) * 32, xrec + tok * (a.cols / 32) + group(it, g));

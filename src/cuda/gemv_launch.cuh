@@ -38,7 +38,8 @@ void launch_gemv_q8(const GemvArgs& a, cudaStream_t s) {
   int64_t rows = a.rows;
   for (int i = 0; i < a.parts.count; ++i) rows = std::max(rows, a.parts.part[i].rows);
   const int64_t groups = (rows + R - 1) / R, products = std::max({a.batch.count, a.parts.count, 1});
-  const int64_t blocks = std::min((groups + kGemvWarps - 1) / kGemvWarps, std::max<int64_t>(max_blocks / products, 1));
+  const int64_t busy = a.batch.busy > 0 ? std::min<int64_t>(a.batch.busy, products) : products;
+  const int64_t blocks = std::min((groups + kGemvWarps - 1) / kGemvWarps, std::max<int64_t>(max_blocks / busy, 1));
   // Few rows of many chunks (ffn_down: 1536 x 8960 on the 1.5B: 96 blocks, ncu 9 us with the weights
   // in L2) leave most SMs idle and each warp streaming its rows alone: there the block's warps can
   // split each row group's chunks, a block a group: 1.5B decode +3-5% (7B and ds-small even;
@@ -61,7 +62,11 @@ void gemv_block_format(const GemvCall& c, cudaStream_t s) {
   a.blocks = static_cast<int>(c.cols / F::kWeights);
   a.xq = c.xq, a.xrec = static_cast<const float4*>(c.xrec), a.cols = c.cols;
   a.n_tokens = c.n_tokens, a.y = c.y, a.tab = c.tab, a.batch = c.batch, a.parts = c.parts;
-  if (c.batch.items) launch_gemv_q8<F, kMaxGemvBatchTokens>(a, s);
+  if (c.batch.items) {
+    if (c.batch.item_rows <= 2) launch_gemv_q8<F, 2>(a, s);
+    else if (c.batch.item_rows <= 4) launch_gemv_q8<F, 4>(a, s);
+    else launch_gemv_q8<F, kMaxGemvBatchTokens>(a, s);
+  }
   else if (c.n_tokens == 1 || c.batch.count) launch_gemv_q8<F, 1>(a, s);
   else if (c.n_tokens == 2) launch_gemv_q8<F, 2>(a, s);
   else if (c.n_tokens <= 4) launch_gemv_q8<F, 4>(a, s);

@@ -106,15 +106,22 @@ constexpr int kMaxRouteTokens = 1024;
 bool moe_router_route(const MoeRouteParams& p, const float* w, int64_t cols, const float* x, int64_t n, const float* bias, float* logits,
                       unsigned* done, int32_t* ids, float* weights, void* stream);
 // out[t] = sum over j of weights[t][j] * rows[r] (rows of `width`), r = t * n_used + j, or
-// pair_row[t * n_used + j] when given.
+// pair_row[t * n_used + j] when given. With `share` (expert parallelism), only the pairs whose
+// expert ids[t * n_used + j] is in [first, first + count): this GPU's share of the mix.
+struct ExpertShare {
+  const int32_t* ids = nullptr;
+  int first = 0, count = 0;
+};
 void moe_combine(float* out, const float* rows, const float* weights, int64_t n, int n_used, int64_t width, void* stream,
-                 const int32_t* pair_row = nullptr);
+                 const int32_t* pair_row = nullptr, ExpertShare share = {});
 // The chosen (token, expert) pairs grouped by expert for a prompt: pair p = t * n_used + j goes to
 // row pair_row[p] of the grouped order, whose rows hold tokens row_token[]; work items of up to
 // item_rows rows of one expert, items[3 i ..] = {expert, first row, rows}, moe_max_items() of them
-// (the unused ones 0 rows). All on the device, nothing back to the host.
+// (the unused ones 0 rows). All on the device, nothing back to the host. Only experts
+// [first, first + n_expert) take part (one GPU's share; items count from first): the other
+// pairs get row -1.
 int64_t moe_max_items(int64_t pairs, int n_expert, int item_rows);
-void moe_group(const int32_t* ids, int64_t n, int n_used, int n_expert, int item_rows, int32_t* pair_row, int32_t* row_token, int32_t* items,
-               void* stream);
+void moe_group(const int32_t* ids, int64_t n, int n_used, int first, int n_expert, int item_rows, int32_t* pair_row, int32_t* row_token,
+               int32_t* items, void* stream);
 
 }  // namespace jing::cuda::ops

@@ -183,13 +183,15 @@ __global__ void moe_router_route_kernel(MoeRouteParams p, const float* w, int64_
   route_token(p, l, bias, ids + static_cast<int64_t>(t) * p.n_used, weights + static_cast<int64_t>(t) * p.n_used);
 }
 
-__global__ void moe_combine_kernel(float* out, const float* rows, const float* weights, int n_used, int64_t width, const int32_t* pair_row) {
+__global__ void moe_combine_kernel(float* out, const float* rows, const float* weights, int n_used, int64_t width, const int32_t* pair_row,
+                                   ExpertShare share) {
   const int64_t t = blockIdx.y;
   wait_for_previous_kernel();
   let_next_kernel_start();
   for (int64_t d = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; d < width; d += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     float acc = 0.0f;
     for (int j = 0; j < n_used; ++j) {
+      if (share.ids && static_cast<unsigned>(share.ids[t * n_used + j] - share.first) >= static_cast<unsigned>(share.count)) continue;
       const int64_t r = pair_row ? pair_row[t * n_used + j] : t * n_used + j;
       acc = __fadd_rn(acc, __fmul_rn(weights[t * n_used + j], rows[r * width + d]));  // unfused, as the CPU's mix
     }
@@ -199,15 +201,19 @@ __global__ void moe_combine_kernel(float* out, const float* rows, const float* w
 
 
 // One block: counts per expert, their running starts, the work items, then each pair's row.
-// (Rows of one expert land in any order: every row's product is computed on its own.)
-__global__ void moe_group_kernel(const int32_t* ids, int pairs, int n_used, int n_expert, int item_rows, int max_items, int32_t* pair_row,
+// (Rows of one expert land in any order: every row's product is computed on its own.) Only the
+// experts [first, first + n_expert) take part (expert parallelism: this GPU's share; items name
+// them from 0); other pairs get row -1, and the rows past the share's pairs read token 0.
+__global__ void moe_group_kernel(const int32_t* ids, int pairs, int n_used, int first, int n_expert, int item_rows, int max_items, int32_t* pair_row,
                                  int32_t* row_token, int32_t* items) {
-  __shared__ int count[kMaxExperts], start[kMaxExperts];
+  __shared__ int count[kMaxExperts], start[kMaxExperts], total;
   wait_for_previous_kernel();
   let_next_kernel_start();
+  auto mine = [&](int p) { return static_cast<unsigned>(ids[p] - first) < static_cast<unsigned>(n_expert); };
   for (int e = threadIdx.x; e < n_expert; e += blockDim.x) count[e] = 0;
   __syncthreads();
-  for (int p = threadIdx.x; p < pairs; p += blockDim.x) atomicAdd(&count[ids[p]], 1);
+  for (int p = threadIdx.x; p < pairs; p += blockDim.x)
+    if (mine(p)) atomicAdd(&count[ids[p] - first], 1);
   __syncthreads();
   if (threadIdx.x == 0) {
     int row = 0, item = 0;
@@ -217,14 +223,20 @@ __global__ void moe_group_kernel(const int32_t* ids, int pairs, int n_used, int 
         items[3 * item] = e, items[3 * item + 1] = row + c, items[3 * item + 2] = min(item_rows, count[e] - c);
       row += count[e];
     }
+    total = row;
     for (; item < max_items; ++item) items[3 * item] = 0, items[3 * item + 1] = 0, items[3 * item + 2] = 0;
   }
   __syncthreads();
   for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
-    const int r = atomicAdd(&start[ids[p]], 1);
+    if (!mine(p)) {
+      pair_row[p] = -1;
+      continue;
+    }
+    const int r = atomicAdd(&start[ids[p] - first], 1);
     pair_row[p] = r;
     row_token[r] = p / n_used;
   }
+  for (int r = total + threadIdx.x; r < pairs; r += blockDim.x) row_token[r] = 0;
 }
 
 }  // namespace
@@ -251,21 +263,22 @@ bool moe_router_route(const MoeRouteParams& p, const float* w, int64_t cols, con
   return true;
 }
 
-void moe_combine(float* out, const float* rows, const float* weights, int64_t n, int n_used, int64_t width, void* stream, const int32_t* pair_row) {
+void moe_combine(float* out, const float* rows, const float* weights, int64_t n, int n_used, int64_t width, void* stream, const int32_t* pair_row,
+                 ExpertShare share) {
   if (n <= 0) return;
   const unsigned bx = static_cast<unsigned>(std::min<int64_t>((width + 255) / 256, 64));
   launch_pdl(moe_combine_kernel, dim3(bx, static_cast<unsigned>(n)), dim3(256), static_cast<cudaStream_t>(stream), "moe_combine", out, rows, weights,
-             n_used, width, pair_row);
+             n_used, width, pair_row, share);
 }
 
 int64_t moe_max_items(int64_t pairs, int n_expert, int item_rows) { return (pairs + item_rows - 1) / item_rows + n_expert; }
 
-void moe_group(const int32_t* ids, int64_t n, int n_used, int n_expert, int item_rows, int32_t* pair_row, int32_t* row_token, int32_t* items,
-               void* stream) {
+void moe_group(const int32_t* ids, int64_t n, int n_used, int first, int n_expert, int item_rows, int32_t* pair_row, int32_t* row_token,
+               int32_t* items, void* stream) {
   if (n <= 0) return;
   const int64_t pairs = n * n_used;
-  launch_pdl(moe_group_kernel, dim3(1), dim3(1024), static_cast<cudaStream_t>(stream), "moe_group", ids, static_cast<int>(pairs), n_used, n_expert,
-             item_rows, static_cast<int>(moe_max_items(pairs, n_expert, item_rows)), pair_row, row_token, items);
+  launch_pdl(moe_group_kernel, dim3(1), dim3(1024), static_cast<cudaStream_t>(stream), "moe_group", ids, static_cast<int>(pairs), n_used, first,
+             n_expert, item_rows, static_cast<int>(moe_max_items(pairs, n_expert, item_rows)), pair_row, row_token, items);
 }
 
 }  // namespace jing::cuda::ops

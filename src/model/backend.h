@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "cpu/matmul.h"
 #include "model/model.h"
 #include "quant/types.h"
@@ -143,6 +144,16 @@ class Backend {
   virtual void moe_ffn(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff, float* out) = 0;
   // Whether moe_ffn for one token stays on this backend (no host round trip), so it can be recorded.
   virtual bool moe_stays_on_device(const MoeRouting& r) const { return false; }
+  // Expert parallelism (each GPU holds a share of every MoE layer's routed experts): the routing
+  // alone, into routes [2][n][n_used] (the chosen experts' ids as int32 bits, then their weights);
+  // false where this backend cannot (the caller then keeps every expert on one backend).
+  virtual bool route_experts(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, float* routes) { return false; }
+  // out = the mix over the pairs whose expert is one of [first, first + count), held here as
+  // `share` (its expert 0 is expert `first`); the other GPUs' shares add the rest.
+  virtual void experts_share(const MoeRouting& r, const MoeWeights& share, int first, int count, const float* routes, const float* x, int64_t n,
+                             int n_embd, int n_ff, float* out) {
+    throw Error(name() + ": no expert parallelism");
+  }
 
   // The attention cache of the layers placed here (rows of the batch's sequences and positions).
   // `here[l]`: layer l runs on this backend (a backend may keep no cache for the others).
@@ -201,6 +212,8 @@ class Buf {
 
 // x on `be`: itself when already there, else a copy (GPU to GPU where it can, else through the host).
 Buf move_to(Backend& be, Buf x);
+// A copy on `to` of n floats at src in `from`'s memory (GPU to GPU where it can).
+Buf copy_to(Backend& to, Backend& from, const float* src, size_t n);
 // n floats from `from`'s memory into `to`'s: GPU to GPU where the pair can (copy_from), else
 // through the host.
 void copy_between(Backend& to, float* dst, Backend& from, const float* src, size_t n);

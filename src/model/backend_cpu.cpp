@@ -222,9 +222,13 @@ void Backend::attention_inputs(const AttentionInputs& a, int layer) {
 
 Buf move_to(Backend& be, Buf x) {
   if (x.backend() == &be) return x;
-  if (float* p = be.receive(*x.backend(), x.data(), x.size())) return Buf::adopt(be, p, x.size());
-  Buf y(be, x.size());
-  copy_between(be, y.data(), *x.backend(), x.data(), x.size());
+  return copy_to(be, *x.backend(), x.data(), x.size());
+}
+
+Buf copy_to(Backend& to, Backend& from, const float* src, size_t n) {
+  if (float* p = to.receive(from, src, n)) return Buf::adopt(to, p, n);
+  Buf y(to, n);
+  copy_between(to, y.data(), from, src, n);
   return y;
 }
 

@@ -151,6 +151,19 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
       if (parts[k].input == Device::Gpu) input_be_ = g;
       if (parts[k].output == Device::Gpu) output_be_ = g;
     }
+    // Expert parallelism (expert_parallel_gpus) moves each GPU's own layers' experts out for an
+    // even share of all of them: allowed only where every GPU's budget holds that too.
+    uint64_t experts = 0;
+    for (int l = 0; l < n_layer; ++l)
+      if (p.experts[static_cast<size_t>(l)] == Device::Gpu) experts += plan.sizes.expert_bytes[static_cast<size_t>(l)];
+    expert_parallel_fits_ = true;
+    for (size_t k = 0; k < parts.size(); ++k) {
+      uint64_t own = 0;
+      for (int l = 0; l < n_layer; ++l)
+        if (parts[k].experts[static_cast<size_t>(l)] == Device::Gpu) own += plan.sizes.expert_bytes[static_cast<size_t>(l)];
+      const uint64_t need = runtime::usage_on(Device::Gpu, plan.sizes, parts[k]).total() - own + (experts + parts.size() - 1) / parts.size();
+      if (need > split_budgets[k].gpu) expert_parallel_fits_ = false;
+    }
   }
   tok_embd_view_ = input_be_->place_table(tok_embd_view_);  // (on the CPU: in place, unless --no-mmap / --mlock)
   output_placed_ = output_be_->place(output_);

@@ -69,6 +69,12 @@ class BaseModel : public Model {
     int first, end;
   };
   std::vector<Segment> gpu_segments() const;
+  // Expert parallelism: with every layer on GPUs split over several, each GPU holds a share of
+  // every MoE layer's routed experts (not its own layers' experts), so all GPUs work on each MoE
+  // layer; the GPUs in order, or none (one GPU, layers on the CPU, or not asked for:
+  // JING_EXPERT_PARALLEL=1).
+  std::vector<Backend*> expert_parallel_gpus() const;
+  bool expert_parallel_fits_ = false;  // every GPU's budget holds its share of all experts (place_layers)
   // A batch over several GPU segments may go in parts, one after another, so that the GPUs
   // overlap (pipeline parallelism): each part's layers on the first GPU while the next GPU runs
   // the part before. Where it pays (measured, docs/PERFORMANCE.md): the decode steps of several

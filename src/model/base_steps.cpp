@@ -3,6 +3,8 @@
 // pass are in base.cpp.)
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "model/base.h"
@@ -74,6 +76,20 @@ std::vector<BaseModel::Segment> BaseModel::gpu_segments() const {
     segs.back().end = static_cast<int>(l) + 1;
   }
   return segs;
+}
+
+std::vector<Backend*> BaseModel::expert_parallel_gpus() const {
+  // Measured on R1 UD-IQ1_S over two H200s (docs/PERFORMANCE.md): shared-out experts serve
+  // prompts and many streams faster than whole layers per GPU, and one stream slower (each MoE
+  // layer crosses between the GPUs: 76.6 against 84.7 t/s). So a model loaded for many sequences
+  // (more than the server's default 4 slots: --parallel 5 and up, bench --np 5 and up) shares
+  // them out; fewer keep layers whole. JING_EXPERT_PARALLEL=0/1 forces either.
+  const char* asked = std::getenv("JING_EXPERT_PARALLEL");
+  const bool want = asked ? std::string(asked) != "0" : opts_.n_seq > 4;
+  if (more_gpus_.empty() || !want || !expert_parallel_fits_ || gpu_segments().empty()) return {};
+  std::vector<Backend*> gpus{gpu_.get()};
+  for (const auto& g : more_gpus_) gpus.push_back(g.get());
+  return gpus;
 }
 
 std::vector<float> BaseModel::decode_step(const Batch& b) {

@@ -92,9 +92,26 @@ class DeepSeek2 : public BaseModel {
         l.moe_be = &ebe;
         l.moe.router = ebe.place(w_.matrix(p + "ffn_gate_inp.weight", n_embd_, moe_.n_expert));
         l.moe.bias = w_.optional_vector(p + "exp_probs_b.bias", moe_.n_expert);  // the backend places it as it needs
-        l.moe.gate = ebe.place_experts(w_.experts(p + "ffn_gate_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert), moe_.n_expert);
-        l.moe.up = ebe.place_experts(w_.experts(p + "ffn_up_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert), moe_.n_expert);
-        l.moe.down = ebe.place_experts(w_.experts(p + "ffn_down_exps.weight", n_ff_exp_, n_embd_, moe_.n_expert), moe_.n_expert);
+        const cpu::WeightView gate = w_.experts(p + "ffn_gate_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert),
+                              up = w_.experts(p + "ffn_up_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert),
+                              down = w_.experts(p + "ffn_down_exps.weight", n_ff_exp_, n_embd_, moe_.n_expert);
+        const auto gpus = expert_parallel_gpus();
+        if (gpus.size() > 1 && &ebe == &be) {  // each GPU a share of the experts (BaseModel::expert_parallel_gpus)
+          const int k_count = static_cast<int>(gpus.size());
+          for (int k = 0; k < k_count; ++k) {
+            ExpertShare sh;
+            sh.be = gpus[static_cast<size_t>(k)];
+            sh.first = moe_.n_expert * k / k_count, sh.count = moe_.n_expert * (k + 1) / k_count - sh.first;
+            sh.w.gate = sh.be->place_experts(expert(gate, sh.first), sh.count);
+            sh.w.up = sh.be->place_experts(expert(up, sh.first), sh.count);
+            sh.w.down = sh.be->place_experts(expert(down, sh.first), sh.count);
+            l.shares.push_back(sh);
+          }
+        } else {
+          l.moe.gate = ebe.place_experts(gate, moe_.n_expert);
+          l.moe.up = ebe.place_experts(up, moe_.n_expert);
+          l.moe.down = ebe.place_experts(down, moe_.n_expert);
+        }
         if (n_shared > 0) {
           l.gate = be.place(w_.matrix(p + "ffn_gate_shexp.weight", n_embd_, n_ff_exp_ * n_shared));
           l.up = be.place(w_.matrix(p + "ffn_up_shexp.weight", n_embd_, n_ff_exp_ * n_shared));
@@ -102,6 +119,10 @@ class DeepSeek2 : public BaseModel {
           shared_ff_ = n_ff_exp_ * n_shared;
         }
       }
+    }
+    if (const auto gpus = expert_parallel_gpus(); gpus.size() > 1 && n_layer > n_dense_) {
+      std::fprintf(stderr, "placement: every MoE layer's routed experts shared out over %zu GPUs (expert parallelism)\n", gpus.size());
+      pipeline_decode_ = false;  // every GPU works on each MoE layer already
     }
     init_backend_caches(kv_lora_ + n_rot_, 0);  // the latent and the roped key: nothing else
   }
@@ -116,6 +137,11 @@ class DeepSeek2 : public BaseModel {
   }
 
  private:
+  struct ExpertShare {  // experts [first, first + count) of a layer, held by one GPU
+    Backend* be = nullptr;
+    int first = 0, count = 0;
+    MoeWeights w;  // gate, up and down of those experts (the router stays with the layer)
+  };
   struct Layer {
     Backend* be = nullptr;      // where this layer runs; its weights are placed there
     Backend* moe_be = nullptr;  // where its router and routed experts live and run (--cpu-moe: the CPU)
@@ -123,7 +149,11 @@ class DeepSeek2 : public BaseModel {
     cpu::WeightView wq_a, wq_b, wkv_a, wk_b, wv_b, wo, gate, up, down;
     MoeWeights moe;
     SplitKvB kv_b_split;  // owns wk_b/wv_b for files with the combined attn_kv_b tensor
+    std::vector<ExpertShare> shares;  // expert parallelism: every GPU's share (else the experts are in moe)
   };
+  // o = the routed experts' mix with the experts shared out over the GPUs: routed here, each
+  // GPU mixes the pairs of its own experts, the others' mixes come back and are added.
+  void expert_parallel(Backend& be, const Layer& l, const float* h, int64_t n, float* o);
 
   void setup_rope();
   // out = attention over norm(x + residual) (x updated; residual may be null; h gets the normed rows).
@@ -221,7 +251,9 @@ void DeepSeek2::layers(Buf& x, const Batch& b, int first, int end) {
         dense_ffn(be, l.gate, l.up, l.down, shared_ff_, h.data(), n, shared.data());
         be.end_side();
       }
-      if (l.moe_be == &be) {
+      if (!l.shares.empty()) {
+        expert_parallel(be, l, h.data(), n, o.data());
+      } else if (l.moe_be == &be) {
         be.moe_ffn(moe_, l.moe, h.data(), n, n_embd_, n_ff_exp_, o.data());
       } else {  // experts in RAM: the normed input goes to their backend and the mix comes back
         Buf hx(be, width);
@@ -238,6 +270,25 @@ void DeepSeek2::layers(Buf& x, const Batch& b, int first, int end) {
     }
     if (li + 1 == layers_.size() || layers_[li + 1].be != &be) be.add(x.data(), o.data(), n * n_embd_);
   }
+}
+
+void DeepSeek2::expert_parallel(Backend& be, const Layer& l, const float* h, int64_t n, float* o) {
+  const size_t width = static_cast<size_t>(n * n_embd_), routes_n = static_cast<size_t>(2 * n * moe_.n_expert_used);
+  Buf routes(be, routes_n);
+  if (!be.route_experts(moe_, l.moe, h, n, routes.data())) throw Error(be.name() + ": cannot route experts for expert parallelism");
+  // The other GPUs' shares first, so that they run while this GPU mixes its own; their mixes
+  // come back only after that (this GPU's queue must not wait for theirs before its own work).
+  std::vector<Buf> mixes;
+  for (const ExpertShare& sh : l.shares) {
+    if (sh.be == &be) continue;
+    Backend& g = *sh.be;
+    const Buf hx = copy_to(g, be, h, width), rx = copy_to(g, be, routes.data(), routes_n);
+    mixes.emplace_back(g, width);
+    g.experts_share(moe_, sh.w, sh.first, sh.count, rx.data(), hx.data(), n, n_embd_, n_ff_exp_, mixes.back().data());
+  }
+  for (const ExpertShare& sh : l.shares)
+    if (sh.be == &be) be.experts_share(moe_, sh.w, sh.first, sh.count, routes.data(), h, n, n_embd_, n_ff_exp_, o);
+  for (Buf& mix : mixes) be.add(o, move_to(be, std::move(mix)).data(), n * n_embd_);
 }
 
 }  // namespace

@@ -282,26 +282,41 @@ TEST(CudaModels, LayersSplitOverTwoGpusMatchOneGpu) {
     setenv("JING_MICRO_BATCHES", "3", 1);
     auto piped = model::Model::load(dir / file, split);
     unsetenv("JING_MICRO_BATCHES");
+    // The same split with every MoE layer's experts shared out over both GPUs (expert parallelism).
+    std::unique_ptr<model::Model> ep;
+    if (arch == "deepseek2") {
+      setenv("JING_EXPERT_PARALLEL", "1", 1);
+      ep = model::Model::load(dir / file, split);
+      unsetenv("JING_EXPERT_PARALLEL");
+    }
     const int V = one->n_vocab();
-    double worst = 0, worst_piped = 0;
+    double worst = 0, worst_piped = 0, worst_ep = 0;
     for (size_t chunk : {size_t{0}, size_t{4}}) {
       auto a = run(*one, ids, chunk), b = run(*two, ids, chunk), c = run(*piped, ids, chunk);
       for (size_t t = 0; t < ids.size(); ++t)
         worst = std::max(worst, rel_l2(&b[t * V], &a[t * V], V)), worst_piped = std::max(worst_piped, rel_l2(&c[t * V], &a[t * V], V));
+      if (ep) {
+        auto e = run(*ep, ids, chunk);
+        for (size_t t = 0; t < ids.size(); ++t) worst_ep = std::max(worst_ep, rel_l2(&e[t * V], &a[t * V], V));
+      }
     }
     int32_t next = argmax(&run(*one, ids)[(ids.size() - 1) * V], V);
     run(*two, ids);
-    for (int i = 0; i < 4; ++i) {
+    if (ep) run(*ep, ids);
+    for (int i = 0; i < 4; ++i) {  // decode steps: recorded and replayed from the second
       model::Batch b;
       b.add(next, static_cast<int>(ids.size()) + i, 0, true);
       auto la = one->forward(b), lb = two->forward(b);
       worst = std::max(worst, rel_l2(lb.data(), la.data(), V));
+      if (ep) worst_ep = std::max(worst_ep, rel_l2(ep->forward(b).data(), la.data(), V));
       next = argmax(la.data(), V);
     }
-    std::printf("[cuda two gpus] %-36s layers split over CUDA0 + CUDA%d vs one GPU: max rel-L2 %.2e (in 3 parts: %.2e)\n", file, second, worst,
-                worst_piped);
+    std::printf("[cuda two gpus] %-36s layers split over CUDA0 + CUDA%d vs one GPU: max rel-L2 %.2e (in 3 parts: %.2e; experts shared out: %s)\n",
+                file, second, worst, worst_piped, ep ? std::to_string(worst_ep).c_str() : "-");
     EXPECT_LE(worst, 5e-3);
     EXPECT_LE(worst_piped, 5e-3);
+    EXPECT_LE(worst_ep, 5e-3);
+    if (ep) EXPECT_NE(ep->backend_name().find(" + "), std::string::npos);
   }
   // A split that does not fit its GPUs (--gpu-memory caps each) fails at load, naming the sizes.
   model::ModelOptions tight{.n_ctx = 256, .n_gpu_layers = 99, .gpu_memory = uint64_t{1} << 20};
