@@ -38,7 +38,7 @@ struct GpuFlags {
   std::vector<std::string> override_tensor;  // -ot REGEX=DEVICE
   std::string gpu_memory;                    // --gpu-memory SIZE
   bool no_mmap = false, mlock = false;
-  std::string split_mode = "layer";  // -sm none | layer | row (row: layers are split, for now)
+  std::string split_mode = "layer";  // -sm none | layer | row (row: tensor parallel where the architecture can)
   std::string tensor_split;          // -ts 3,1: shares per GPU
 };
 
@@ -57,7 +57,7 @@ inline void add_gpu_flags(CLI::App* cmd, GpuFlags& g) {
   cmd->add_flag("--mlock", g.mlock, "Keep the CPU's weights resident in RAM (mlock)");
   cmd->add_option("--split-mode", g.split_mode,
                   "How a model spreads over several GPUs (-ts or -dev lists): none (the main GPU), layer (whole layers per GPU) or row (-sm; "
-                  "splits layers too, for now)")
+                  "each layer's heads and feed-forward shared out, tensor parallel; llama, qwen2 and qwen3, else whole layers)")
       ->check(CLI::IsMember({"none", "layer", "row"}));
   cmd->add_option("--tensor-split", g.tensor_split,
                   "Each GPU's share of the layers, e.g. 3,1 (-ts; of the GPUs -dev lists, else CUDA0, CUDA1, ...)");
@@ -119,8 +119,7 @@ inline void apply_gpu_flags(const GpuFlags& g, model::ModelOptions& mo) {
   mo.main_gpu = split.front().first;
   if (g.split_mode == "none" || split.size() == 1) return;
   mo.gpu_split = split;
-  if (g.split_mode == "row")
-    std::fprintf(stderr, "note: --split-mode row: rows are not split over GPUs yet; whole layers are (--split-mode layer)\n");
+  mo.row_split = g.split_mode == "row";
 }
 
 }  // namespace jing::cli

@@ -44,7 +44,8 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   const bool small = file_.total_file_size() <= std::min<uint64_t>(uint64_t{16} << 30, ram / 4);
   const char* huge = std::getenv("JING_HUGE_COPY");
   const bool copy_huge = opts_.use_mmap && (huge && *huge ? *huge != '0' : small);
-  cpu_ = make_cpu_backend(ctx_.n_threads, {!opts_.use_mmap, opts_.mlock, tiled, copy_huge});
+  cpu_weights_ = {!opts_.use_mmap, opts_.mlock, tiled, copy_huge};
+  cpu_ = make_cpu_backend(ctx_.n_threads, cpu_weights_);
   input_be_ = output_be_ = cpu_.get();
   output_placed_ = output_;
   output_norm_placed_ = output_norm_.data();
@@ -54,14 +55,21 @@ std::vector<Backend*> BaseModel::backends() const {
   std::vector<Backend*> all{cpu_.get()};
   if (gpu_) all.push_back(gpu_.get());
   for (const auto& g : more_gpus_) all.push_back(g.get());
+  for (const auto& c : cpu_row_shards_) all.push_back(c.get());
   return all;
 }
 
+int BaseModel::row_split_parts() const {
+  if (opts_.row_split && opts_.gpu_split.size() > 1) return static_cast<int>(opts_.gpu_split.size());
+  return std::max(opts_.cpu_row_shards, 1);
+}
+
 std::string BaseModel::backend_name() const {
-  if (!gpu_) return "CPU";
+  const std::string rows = row_shards_.size() > 1 ? " (row split)" : "";
+  if (!gpu_) return row_shards_.size() > 1 ? std::to_string(row_shards_.size()) + " x CPU" + rows : "CPU";
   std::string name = gpu_->name();
   for (const auto& g : more_gpus_) name += " + " + g->name();
-  return name;
+  return name + rows;
 }
 
 uint64_t BaseModel::gpu_bytes() const {
@@ -77,7 +85,7 @@ std::vector<std::pair<std::string, uint64_t>> BaseModel::gpu_bytes_each() const 
   return each;
 }
 
-void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
+void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape, bool can_split_rows) {
   using runtime::Device;
   const int device = std::max(0, opts_.gpu_split.size() > 1 ? opts_.gpu_split[0].first : opts_.main_gpu);  // a split starts on its first GPU
   if (runtime::wants_gpu(opts_)) {
@@ -165,6 +173,7 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
       if (need > split_budgets[k].gpu) expert_parallel_fits_ = false;
     }
   }
+  if (row_split_parts() > 1) split_rows(p, can_split_rows, split_lines);
   tok_embd_view_ = input_be_->place_table(tok_embd_view_);  // (on the CPU: in place, unless --no-mmap / --mlock)
   output_placed_ = output_be_->place(output_);
   output_norm_placed_ = output_be_->place(output_norm_);
@@ -176,8 +185,48 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape) {
       if (line.rfind("CPU", 0) == 0) std::fprintf(stderr, "placement: %s\n", line.c_str());
 }
 
+void BaseModel::split_rows(const runtime::Placement& p, bool can_split_rows, std::vector<std::string>& lines) {
+  using runtime::Device;
+  const int parts = row_split_parts();
+  if (!can_split_rows) {
+    std::fprintf(stderr, "note: --split-mode row: this model's layers cannot be shared out over %d backends (heads, KV heads and feed-forward "
+                         "must divide, in whole blocks); whole layers instead\n", parts);
+    return;
+  }
+  if (gpu_ && !more_gpus_.empty()) {
+    const bool all_gpu = p.input == Device::Gpu && p.output == Device::Gpu &&
+                         std::all_of(p.layers.begin(), p.layers.end(), [](Device d) { return d == Device::Gpu; }) &&
+                         std::all_of(p.experts.begin(), p.experts.end(), [](Device d) { return d == Device::Gpu; });
+    if (!all_gpu) {
+      std::fprintf(stderr, "note: --split-mode row needs every layer on the GPUs; whole layers instead\n");
+      return;
+    }
+    row_shards_ = {gpu_.get()};
+    for (const auto& g : more_gpus_) row_shards_.push_back(g.get());
+    lines = {"every layer's heads and feed-forward shared out over " + std::to_string(row_shards_.size()) +
+             " GPUs (--split-mode row, tensor parallel); token embedding and output layer on " + gpu_->name()};
+  } else if (!gpu_ && opts_.cpu_row_shards > 1) {
+    row_shards_ = {cpu_.get()};
+    for (int k = 1; k < parts; ++k) {
+      cpu_row_shards_.push_back(make_cpu_backend(ctx_.n_threads, cpu_weights_));
+      row_shards_.push_back(cpu_row_shards_.back().get());
+    }
+  } else {
+    return;
+  }
+  std::fill(layer_be_.begin(), layer_be_.end(), row_shards_.front());
+  std::fill(expert_be_.begin(), expert_be_.end(), row_shards_.front());
+  input_be_ = output_be_ = row_shards_.front();
+}
+
 void BaseModel::init_backend_caches(int k_width, int v_width) {
   const int n_layer = static_cast<int>(layer_be_.size());
+  if (!row_shards_.empty()) {  // every shard: all layers, its share of the heads
+    const int parts = static_cast<int>(row_shards_.size());
+    for (Backend* be : row_shards_)
+      be->init_cache(n_layer, opts_.n_seq, opts_.n_ctx, k_width / parts, v_width / parts, opts_.kv_type, std::vector<uint8_t>(static_cast<size_t>(n_layer), 1));
+    return;
+  }
   for (Backend* be : backends())
     if (be && std::find(layer_be_.begin(), layer_be_.end(), be) != layer_be_.end()) {
       std::vector<uint8_t> here(static_cast<size_t>(n_layer));

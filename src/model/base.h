@@ -44,7 +44,12 @@ class BaseModel : public Model {
   // output layer go, from -ngl (N or auto), -ot, --cpu-moe and the devices' memory; printed when
   // a GPU takes part. Architectures written against Backend call this once they know their
   // layer count and shape; the others stay on the CPU.
-  void place_layers(int n_layer, const runtime::LayerShape& shape);
+  // can_split_rows: the architecture can share each layer out over row_split_parts() backends
+  // (tensor parallel); then, where asked for (--split-mode row over several GPUs, or the tests'
+  // CPU shards) and every layer is on them, row_shards_ lists them.
+  void place_layers(int n_layer, const runtime::LayerShape& shape, bool can_split_rows = false);
+  int row_split_parts() const;  // the backends a row split would use (1: none asked for)
+  void split_rows(const runtime::Placement& p, bool can_split_rows, std::vector<std::string>& lines);
   Backend& layer_backend(int layer) const { return *layer_be_.at(static_cast<size_t>(layer)); }
   // Where a layer's routed experts (and their router) live and run: the CPU when kept in RAM.
   Backend& expert_backend(int layer) const { return *expert_be_.at(static_cast<size_t>(layer)); }
@@ -62,6 +67,11 @@ class BaseModel : public Model {
   std::vector<std::unique_ptr<Backend>> more_gpus_;  // the second GPU on, when layers are split over several
   std::vector<Backend*> backends() const;            // the CPU's and every GPU's
   std::vector<Backend*> layer_be_, expert_be_;
+  // Tensor parallelism (model/row_split.h): the backends that share every layer, the first being
+  // layer_be_'s; empty without a row split. Each holds a KV cache of its share of the heads.
+  std::vector<Backend*> row_shards_;
+  std::vector<std::unique_ptr<Backend>> cpu_row_shards_;  // the tests' CPU shards after the first
+  CpuWeights cpu_weights_;
   // Runs of consecutive layers on one GPU, when every layer and its experts are on a GPU, the
   // embedding on the first and the output layer on the last; else none.
   struct Segment {

@@ -101,6 +101,7 @@ std::vector<float> BaseModel::decode_step(const Batch& b) {
   }
   // Positions and sequences to each device (outside the record: the record reads them there).
   for (const auto& seg : segs) seg.be->begin(b);
+  for (size_t k = 1; k < row_shards_.size(); ++k) row_shards_[k]->begin(b);  // a row split's other shards
   segs.front().be->embed(tok_embd_view_, b.tokens, step_x_.front().data());
   for (size_t k = 0; k < segs.size(); ++k) {
     Backend& g = *segs[k].be;
