@@ -189,6 +189,7 @@ class CudaBackend : public Backend {
   int step_variant() const override { return attention_band_; }
 
  private:
+  friend class NcclCollectives;  // (cuda/nccl.cpp) runs on each GPU's stream
   cudaStream_t s() const { return static_cast<cudaStream_t>(stream_->handle()); }
   void connect(const CudaBackend& other);  // peer access to the other GPU's memory, once
   // Every entry point (the Backend overrides) first makes this backend's device the current one

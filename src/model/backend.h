@@ -229,4 +229,19 @@ std::unique_ptr<Backend> make_cpu_backend(int n_threads, CpuWeights weights = {}
 // The GPU backend for a device, or null (with the reason in *why) when this build or machine has none.
 std::unique_ptr<Backend> make_gpu_backend(int device, std::string* why);
 
+// Collective operations over several GPU backends (NCCL), made once at load for the GPUs of a
+// split, in their order.
+class Collectives {
+ public:
+  virtual ~Collectives() = default;
+  virtual std::string name() const = 0;
+  // Every parts[k].second (n floats on backend parts[k].first; the group's GPUs in its order)
+  // becomes the sum of them all, the same bits on every GPU; false where this group cannot (the
+  // caller then sums otherwise).
+  virtual bool all_reduce(const std::vector<std::pair<Backend*, float*>>& parts, size_t n) = 0;
+};
+// NCCL communicators over these GPU backends; null where that cannot be (a build without CUDA,
+// no NCCL library, fewer than two GPUs), `why` saying so.
+std::unique_ptr<Collectives> make_gpu_collectives(const std::vector<Backend*>& gpus, std::string* why);
+
 }  // namespace jing::model

@@ -244,6 +244,10 @@ std::unique_ptr<Backend> make_gpu_backend(int, std::string* why) {
   if (why) *why = "this build has no GPU support";
   return nullptr;
 }
+std::unique_ptr<Collectives> make_gpu_collectives(const std::vector<Backend*>&, std::string* why) {
+  if (why) *why = "this build has no GPU support";
+  return nullptr;
+}
 #endif
 
 }  // namespace jing::model

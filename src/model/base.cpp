@@ -203,8 +203,13 @@ void BaseModel::split_rows(const runtime::Placement& p, bool can_split_rows, std
     }
     row_shards_ = {gpu_.get()};
     for (const auto& g : more_gpus_) row_shards_.push_back(g.get());
+    // The all-reduces through NCCL (JING_NCCL=0: through the first GPU by peer copies).
+    std::string why = "JING_NCCL=0";
+    const char* nccl = std::getenv("JING_NCCL");
+    if (!nccl || std::string(nccl) != "0") collectives_ = make_gpu_collectives(row_shards_, &why);
     lines = {"every layer's heads and feed-forward shared out over " + std::to_string(row_shards_.size()) +
-             " GPUs (--split-mode row, tensor parallel); token embedding and output layer on " + gpu_->name()};
+             " GPUs (--split-mode row, tensor parallel; all-reduce " + (collectives_ ? collectives_->name() : "by peer copies: " + why) +
+             "); token embedding and output layer on " + gpu_->name()};
   } else if (!gpu_ && opts_.cpu_row_shards > 1) {
     row_shards_ = {cpu_.get()};
     for (int k = 1; k < parts; ++k) {

@@ -71,6 +71,7 @@ class BaseModel : public Model {
   // layer_be_'s; empty without a row split. Each holds a KV cache of its share of the heads.
   std::vector<Backend*> row_shards_;
   std::vector<std::unique_ptr<Backend>> cpu_row_shards_;  // the tests' CPU shards after the first
+  std::unique_ptr<Collectives> collectives_;              // NCCL over row_shards_ (null: peer copies)
   CpuWeights cpu_weights_;
   // Runs of consecutive layers on one GPU, when every layer and its experts are on a GPU, the
   // embedding on the first and the output layer on the last; else none.

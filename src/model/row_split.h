@@ -22,9 +22,9 @@ bool columns_split(const cpu::WeightView& w, int parts);
 cpu::WeightView columns(const cpu::WeightView& w, int64_t first, int64_t count, std::vector<uint8_t>& store);
 // Elements [first, first + count) of v (a bias slice); empty stays empty.
 std::vector<float> part(const std::vector<float>& v, int64_t first, int64_t count);
-// Every parts[k].second (n floats on backend parts[k].first) becomes the sum of them all, added in
-// order, so every backend holds the same bits. (Through the first backend: GPU to GPU copies
-// where the pair can; NCCL's all-reduce is the next step, docs/MULTI_GPU.md.)
-void all_reduce(const std::vector<std::pair<Backend*, float*>>& parts, size_t n);
+// Every parts[k].second (n floats on backend parts[k].first) becomes the sum of them all, the same
+// bits on every backend: through `group` (NCCL) where given and able, else added in order on the
+// first backend (GPU to GPU copies where the pair can) and copied back.
+void all_reduce(const std::vector<std::pair<Backend*, float*>>& parts, size_t n, Collectives* group = nullptr);
 
 }  // namespace jing::model::row_split

@@ -137,7 +137,7 @@ void Transformer::layers(Buf& x, const Batch& b, int first, int end) {
     auto reduce = [&] {  // each shard's h holds a partial sum: make it whole everywhere
       std::vector<std::pair<Backend*, float*>> hs;
       for (int k = 0; k < parts; ++k) hs.push_back({l.shards[static_cast<size_t>(k)].be, lanes[static_cast<size_t>(k)].h.data()});
-      row_split::all_reduce(hs, size(n_embd_));
+      row_split::all_reduce(hs, size(n_embd_), collectives_.get());
     };
     // Attention: h = norm(x); q, k, v = h W; rope; cache k, v; x += attend(q) Wo
     // (the previous layer's feed-forward output joins x in the same pass as this norm)

@@ -1,0 +1,124 @@
+// Collectives over several GPUs through NCCL (model/backend.h: Collectives). NCCL is loaded when
+// a model first needs it (dlopen of libnccl.so.2, from the CUDA installation or the system), so a
+// build and a binary need no NCCL where it is absent: the callers then fall back to peer copies.
+// The few entry points are declared here from nccl.h's ABI (NCCL 2.x): communicators are opaque
+// pointers; ncclFloat32 = 7, ncclSum = 0, ncclSuccess = 0.
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "cuda/backend.h"
+
+namespace jing::model {
+namespace {
+
+using NcclComm = void*;
+using NcclResult = int;
+constexpr int kNcclFloat32 = 7, kNcclSum = 0;
+
+struct NcclApi {
+  NcclResult (*comm_init_all)(NcclComm*, int, const int*) = nullptr;
+  NcclResult (*comm_destroy)(NcclComm) = nullptr;
+  NcclResult (*all_reduce)(const void*, void*, size_t, int, int, NcclComm, cudaStream_t) = nullptr;
+  NcclResult (*group_start)() = nullptr;
+  NcclResult (*group_end)() = nullptr;
+  const char* (*error_string)(NcclResult) = nullptr;
+  std::string missing;  // why it could not be loaded (empty: loaded)
+};
+
+const NcclApi& nccl() {
+  static const NcclApi api = [] {
+    NcclApi a;
+    void* lib = nullptr;
+    for (const char* name : {"libnccl.so.2", "/usr/local/cuda/lib64/libnccl.so.2", "libnccl.so"})
+      if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
+    if (!lib) {
+      a.missing = "NCCL (libnccl.so.2) not found";
+      return a;
+    }
+    auto sym = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
+      if (!fn && a.missing.empty()) a.missing = std::string("NCCL lacks ") + name;
+    };
+    sym(a.comm_init_all, "ncclCommInitAll");
+    sym(a.comm_destroy, "ncclCommDestroy");
+    sym(a.all_reduce, "ncclAllReduce");
+    sym(a.group_start, "ncclGroupStart");
+    sym(a.group_end, "ncclGroupEnd");
+    sym(a.error_string, "ncclGetErrorString");
+    return a;
+  }();
+  return api;
+}
+
+}  // namespace
+
+// One communicator per GPU, made once for the model's GPUs in their order (ncclCommInitAll: one
+// process driving all GPUs of the machine; several machines would take ncclCommInitRank with an
+// id from a given address).
+class NcclCollectives : public Collectives {
+ public:
+  explicit NcclCollectives(std::vector<CudaBackend*> gpus) : gpus_(std::move(gpus)) {}
+  ~NcclCollectives() override {
+    for (NcclComm c : comms_)
+      if (c) nccl().comm_destroy(c);
+  }
+  bool init(std::string* why) {
+    std::vector<int> devices;
+    for (const CudaBackend* g : gpus_) devices.push_back(g->device_);
+    comms_.assign(gpus_.size(), nullptr);
+    // NVLink multicast (NVLS) stays off: the GPU hosts here refuse it (docs/MULTI_GPU.md).
+    setenv("NCCL_NVLS_ENABLE", "0", 0);
+    const NcclResult r = nccl().comm_init_all(comms_.data(), static_cast<int>(devices.size()), devices.data());
+    if (r != 0) {
+      comms_.clear();
+      if (why) *why = std::string("ncclCommInitAll: ") + nccl().error_string(r);
+      return false;
+    }
+    return true;
+  }
+  std::string name() const override { return "NCCL"; }
+  bool all_reduce(const std::vector<std::pair<Backend*, float*>>& parts, size_t n) override {
+    if (parts.size() != gpus_.size()) return false;
+    for (size_t k = 0; k < parts.size(); ++k)
+      if (parts[k].first != gpus_[k]) return false;
+    // In place on every GPU's own stream, one group so the GPUs progress together (and a stream
+    // capture records it like the kernels around it).
+    NcclResult r = nccl().group_start();
+    for (size_t k = 0; r == 0 && k < parts.size(); ++k) {
+      gpus_[k]->use();
+      r = nccl().all_reduce(parts[k].second, parts[k].second, n, kNcclFloat32, kNcclSum, comms_[k], gpus_[k]->s());
+    }
+    const NcclResult end = nccl().group_end();
+    if (r != 0 || end != 0) throw Error(std::string("NCCL all-reduce: ") + nccl().error_string(r != 0 ? r : end));
+    return true;
+  }
+
+ private:
+  std::vector<CudaBackend*> gpus_;
+  std::vector<NcclComm> comms_;
+};
+
+std::unique_ptr<Collectives> make_gpu_collectives(const std::vector<Backend*>& gpus, std::string* why) {
+  std::vector<CudaBackend*> cuda_gpus;
+  for (Backend* g : gpus) {
+    auto* c = dynamic_cast<CudaBackend*>(g);
+    if (!c) {
+      if (why) *why = g->name() + " is not a CUDA GPU";
+      return nullptr;
+    }
+    cuda_gpus.push_back(c);
+  }
+  if (cuda_gpus.size() < 2) return nullptr;
+  if (!nccl().missing.empty()) {
+    if (why) *why = nccl().missing;
+    return nullptr;
+  }
+  auto group = std::make_unique<NcclCollectives>(std::move(cuda_gpus));
+  if (!group->init(why)) return nullptr;
+  return group;
+}
+
+}  // namespace jing::model
