@@ -173,7 +173,7 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape, bool
       if (need > split_budgets[k].gpu) expert_parallel_fits_ = false;
     }
   }
-  if (row_split_parts() > 1) split_rows(p, can_split_rows, split_lines);
+  if (row_split_parts() > 1) split_rows(p, can_split_rows, plan.sizes, split_budgets, split_lines);
   tok_embd_view_ = input_be_->place_table(tok_embd_view_);  // (on the CPU: in place, unless --no-mmap / --mlock)
   output_placed_ = output_be_->place(output_);
   output_norm_placed_ = output_be_->place(output_norm_);
@@ -185,7 +185,8 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape, bool
       if (line.rfind("CPU", 0) == 0) std::fprintf(stderr, "placement: %s\n", line.c_str());
 }
 
-void BaseModel::split_rows(const runtime::Placement& p, bool can_split_rows, std::vector<std::string>& lines) {
+void BaseModel::split_rows(const runtime::Placement& p, bool can_split_rows, const runtime::ModelSizes& sizes,
+                           const std::vector<runtime::Budget>& budgets, std::vector<std::string>& lines) {
   using runtime::Device;
   const int parts = row_split_parts();
   if (!can_split_rows) {
@@ -201,6 +202,12 @@ void BaseModel::split_rows(const runtime::Placement& p, bool can_split_rows, std
       std::fprintf(stderr, "note: --split-mode row needs every layer on the GPUs; whole layers instead\n");
       return;
     }
+    for (int k = 0; k < parts; ++k)  // each GPU's even share (the layer split's part was checked above)
+      if (const uint64_t need = runtime::row_split_usage(sizes, k, parts).total(); need > budgets.at(static_cast<size_t>(k)).gpu) {
+        std::fprintf(stderr, "note: --split-mode row: %s would need %s of its %s; whole layers instead\n", budgets[static_cast<size_t>(k)].gpu_name.c_str(),
+                     runtime::format_gib(need).c_str(), runtime::format_gib(budgets[static_cast<size_t>(k)].gpu).c_str());
+        return;
+      }
     row_shards_ = {gpu_.get()};
     for (const auto& g : more_gpus_) row_shards_.push_back(g.get());
     // The all-reduces through NCCL (JING_NCCL=0: through the first GPU by peer copies).

@@ -73,6 +73,17 @@ Usage usage_on(Device d, const ModelSizes& s, const Placement& p) {
   return u;
 }
 
+Usage row_split_usage(const ModelSizes& s, int k, int parts) {
+  Usage u;
+  const auto share = [parts](uint64_t bytes) { return (bytes + static_cast<uint64_t>(parts) - 1) / static_cast<uint64_t>(parts); };
+  uint64_t layers = 0;
+  for (int i = 0; i < s.n_layer(); ++i) layers += s.layer_bytes[static_cast<size_t>(i)] + s.expert_bytes[static_cast<size_t>(i)];
+  u.weights = share(layers) + (k == 0 ? s.input_bytes + s.output_bytes - (s.tied_output ? std::min(s.input_bytes, s.output_bytes) : 0) : 0);
+  u.kv = share(static_cast<uint64_t>(s.n_layer()) * s.kv_layer_gpu);
+  u.compute = s.compute_gpu;
+  return u;
+}
+
 void check_fits(const ModelSizes& s, const Placement& p, const Budget& b, const std::string& what) {
   if (p.uses(Device::Gpu)) {
     const Usage u = usage_on(Device::Gpu, s, p);

@@ -43,6 +43,9 @@ struct Usage {
   uint64_t total() const { return weights + kv + compute; }
 };
 Usage usage_on(Device d, const ModelSizes& s, const Placement& p);
+// GPU k's part of a row split over `parts` GPUs (--split-mode row: every layer's weights and
+// cache shared out evenly; the token embedding and the output layer on GPU 0).
+Usage row_split_usage(const ModelSizes& s, int k, int parts);
 
 // What a device may take. The GPU's figure is its free memory (or the --gpu-memory cap); RAM is
 // checked only when set (--no-mmap: the CPU's weights are read into memory, not mapped).

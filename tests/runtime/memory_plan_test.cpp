@@ -58,6 +58,18 @@ TEST(MemoryPlan, UsageCountsWeightsCacheAndScratchPerDevice) {
   EXPECT_EQ(c.compute, 100 * MiB);
 }
 
+TEST(MemoryPlan, RowSplitSharesEveryLayerAndKeepsEmbeddingAndOutputOnTheFirstGpu) {
+  ModelSizes s = sizes();
+  const Usage first = row_split_usage(s, 0, 2), second = row_split_usage(s, 1, 2);
+  EXPECT_EQ(second.weights, 23 * GiB);  // half of 10 + 36 GiB
+  EXPECT_EQ(first.weights, 23 * GiB + GiB);
+  EXPECT_EQ(first.kv, second.kv);
+  EXPECT_EQ(2 * second.kv, 10 * (GiB / 10));
+  EXPECT_EQ(second.compute, GiB);
+  s.tied_output = true;
+  EXPECT_EQ(row_split_usage(s, 0, 2).weights, 23 * GiB + GiB / 2);
+}
+
 TEST(MemoryPlan, TiedOutputCountsTheTableOnceWhereBothLive) {
   ModelSizes s = sizes();
   s.tied_output = true;
