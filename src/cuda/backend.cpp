@@ -82,6 +82,15 @@ bool CudaBackend::copy_from(Backend& from, float* dst, const float* src, size_t 
   return true;
 }
 
+void CudaBackend::wait_for(Backend& from) {
+  auto* other = dynamic_cast<CudaBackend*>(&from);
+  if (!other || other == this) return;
+  other->use();
+  cuda::check(cudaEventRecord(other->crossed_, other->s()), "join (record)");
+  use();
+  cuda::check(cudaStreamWaitEvent(s(), other->crossed_, 0), "join (wait)");
+}
+
 float* CudaBackend::receive(Backend& from, const float* src, size_t n) {
   auto* other = dynamic_cast<CudaBackend*>(&from);
   if (!other) return nullptr;

@@ -48,6 +48,7 @@ class CudaBackend : public Backend {
   float* alloc(size_t n) override;
   bool copy_from(Backend& from, float* dst, const float* src, size_t n) override;
   float* receive(Backend& from, const float* src, size_t n) override;
+  void wait_for(Backend& other) override;
   void release(float* p) override {
     use();
     cudaFreeAsync(p, s());

@@ -44,6 +44,10 @@ class Backend {
   // n floats from another backend's memory into a new buffer of this one (release() frees it),
   // ordered after the work queued on the source only; null when this pair cannot.
   virtual float* receive(Backend& from, const float* src, size_t n) { return nullptr; }
+  // This backend's queue waits for everything queued on `other` so far (GPUs: an event). Work
+  // that spreads one step over several GPUs ends with it, so the step's record on this GPU holds
+  // the others' work (their buffers' releases included) joined back.
+  virtual void wait_for(Backend& other) {}
 
   // Weights kept for the model's life: the same view (or vector) in memory this backend reads.
   virtual cpu::WeightView place(const cpu::WeightView& w) = 0;

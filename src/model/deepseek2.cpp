@@ -289,6 +289,8 @@ void DeepSeek2::expert_parallel(Backend& be, const Layer& l, const float* h, int
   for (const ExpertShare& sh : l.shares)
     if (sh.be == &be) be.experts_share(moe_, sh.w, sh.first, sh.count, routes.data(), h, n, n_embd_, n_ff_exp_, o);
   for (Buf& mix : mixes) be.add(o, move_to(be, std::move(mix)).data(), n * n_embd_);
+  mixes.clear();
+  for (const ExpertShare& sh : l.shares) be.wait_for(*sh.be);  // (their buffers' releases too: a recorded step ends joined)
 }
 
 }  // namespace

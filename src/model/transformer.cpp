@@ -166,7 +166,12 @@ void Transformer::layers(Buf& x, const Batch& b, int first, int end) {
     // end here, so a recorded step's last work on them is the all-reduce, which joins them back).
     if (li + 1 == layers_.size() || &layers_[li + 1].be() != &l.be()) l.be().add(lanes.front().x.data(), lanes.front().h.data(), n * n_embd_);
   }
-  if (!lanes.empty()) x = std::move(lanes.front().x);
+  if (lanes.empty()) return;
+  x = std::move(lanes.front().x);
+  std::vector<Backend*> shards;
+  for (const Shard& s : layers_[static_cast<size_t>(end - 1)].shards) shards.push_back(s.be);
+  lanes.clear();
+  for (size_t k = 1; k < shards.size(); ++k) shards.front()->wait_for(*shards[k]);  // a recorded step ends joined
 }
 
 }  // namespace jing::model
