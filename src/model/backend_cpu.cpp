@@ -122,6 +122,14 @@ class CpuBackend : public Backend {
   void moe_ffn(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff, float* out) override {
     model::moe_ffn(ctx_, r, w, x, n, n_embd, n_ff, out);
   }
+  bool route_experts(const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, float* routes) override {
+    model::moe_route_into(ctx_, r, w, x, n, routes);
+    return true;
+  }
+  void experts_share(const MoeRouting& r, const MoeWeights& share, int first, int count, const float* routes, const float* x, int64_t n, int n_embd,
+                     int n_ff, float* out) override {
+    model::moe_mix_share(ctx_, r, share, first, count, routes, x, n, n_embd, n_ff, out);
+  }
 
  private:
   // --no-mmap: the weight's bytes copied into memory of their own (once per tensor and layout:

@@ -65,8 +65,8 @@ int BaseModel::row_split_parts() const {
 }
 
 std::string BaseModel::backend_name() const {
-  const std::string rows = row_shards_.size() > 1 ? " (row split)" : "";
-  if (!gpu_) return row_shards_.size() > 1 ? std::to_string(row_shards_.size()) + " x CPU" + rows : "CPU";
+  const std::string rows = row_shards_.size() > 1 ? " (row split)" : experts_shared_ ? " (experts shared out)" : "";
+  if (!gpu_) return cpu_row_shards_.empty() ? "CPU" : std::to_string(cpu_row_shards_.size() + 1) + " x CPU" + rows;
   std::string name = gpu_->name();
   for (const auto& g : more_gpus_) name += " + " + g->name();
   return name + rows;
@@ -189,6 +189,8 @@ void BaseModel::split_rows(const runtime::Placement& p, bool can_split_rows, con
                            const std::vector<runtime::Budget>& budgets, std::vector<std::string>& lines) {
   using runtime::Device;
   const int parts = row_split_parts();
+  if (!gpu_ && opts_.cpu_row_shards > 1)  // the tests' CPU shards: for a row split, or expert parallelism
+    for (int k = 1; k < parts; ++k) cpu_row_shards_.push_back(make_cpu_backend(ctx_.n_threads, cpu_weights_));
   if (!can_split_rows) {
     std::fprintf(stderr, "note: --split-mode row: this model's layers cannot be shared out over %d backends (heads, KV heads and feed-forward "
                          "must divide, in whole blocks); whole layers instead\n", parts);
@@ -217,12 +219,9 @@ void BaseModel::split_rows(const runtime::Placement& p, bool can_split_rows, con
     lines = {"every layer's heads and feed-forward shared out over " + std::to_string(row_shards_.size()) +
              " GPUs (--split-mode row, tensor parallel; all-reduce " + (collectives_ ? collectives_->name() : "by peer copies: " + why) +
              "); token embedding and output layer on " + gpu_->name()};
-  } else if (!gpu_ && opts_.cpu_row_shards > 1) {
+  } else if (!cpu_row_shards_.empty()) {
     row_shards_ = {cpu_.get()};
-    for (int k = 1; k < parts; ++k) {
-      cpu_row_shards_.push_back(make_cpu_backend(ctx_.n_threads, cpu_weights_));
-      row_shards_.push_back(cpu_row_shards_.back().get());
-    }
+    for (const auto& c : cpu_row_shards_) row_shards_.push_back(c.get());
   } else {
     return;
   }

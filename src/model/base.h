@@ -87,6 +87,7 @@ class BaseModel : public Model {
   // JING_EXPERT_PARALLEL=1).
   std::vector<Backend*> expert_parallel_gpus() const;
   bool expert_parallel_fits_ = false;  // every GPU's budget holds its share of all experts (place_layers)
+  bool experts_shared_ = false;        // the architecture did share them out (named by backend_name)
   // A batch over several GPU segments may go in parts, one after another, so that the GPUs
   // overlap (pipeline parallelism): each part's layers on the first GPU while the next GPU runs
   // the part before. Where it pays (measured, docs/PERFORMANCE.md): the decode steps of several

@@ -123,6 +123,7 @@ class DeepSeek2 : public BaseModel {
     if (const auto gpus = expert_parallel_gpus(); gpus.size() > 1 && n_layer > n_dense_) {
       std::fprintf(stderr, "placement: every MoE layer's routed experts shared out over %zu GPUs (expert parallelism)\n", gpus.size());
       pipeline_decode_ = false;  // every GPU works on each MoE layer already
+      experts_shared_ = true;
     }
     init_backend_caches(kv_lora_ + n_rot_, 0);  // the latent and the roped key: nothing else
   }

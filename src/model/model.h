@@ -32,7 +32,7 @@ struct ModelOptions {
   // --split-mode row: each layer's heads and feed-forward shared out over the gpu_split GPUs
   // (tensor parallel, model/row_split.h) where the architecture can; else whole layers.
   bool row_split = false;
-  int cpu_row_shards = 0;    // tests: the same split over this many CPU backends (no GPU needed)
+  int cpu_row_shards = 0;    // tests: the same split (and expert parallelism) over this many CPU backends (no GPU needed)
   int n_cpu_moe = 0;         // routed experts of the first N layers stay in RAM, run by the CPU (--n-cpu-moe; --cpu-moe: all)
   GgmlType kv_type = GgmlType::F16;  // F16 or Q8_0
   bool mlock = false;

@@ -52,6 +52,44 @@ std::vector<std::pair<int, float>> route(const MoeRouting& r, const float* logit
   return chosen;
 }
 
+void moe_route_into(const Ctx& c, const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, float* routes) {
+  std::vector<float> logits(static_cast<size_t>(n * r.n_expert));
+  matmul(c, w.router, x, n, logits.data());
+  auto* ids = reinterpret_cast<int32_t*>(routes);
+  float* weights = routes + n * r.n_expert_used;
+  for (int64_t t = 0; t < n; ++t) {
+    auto chosen = route(r, logits.data() + t * r.n_expert, w.bias);
+    std::sort(chosen.begin(), chosen.end());
+    for (size_t j = 0; j < chosen.size(); ++j) ids[t * r.n_expert_used + static_cast<int64_t>(j)] = chosen[j].first, weights[t * r.n_expert_used + static_cast<int64_t>(j)] = chosen[j].second;
+  }
+}
+
+void moe_mix_share(const Ctx& c, const MoeRouting& r, const MoeWeights& share, int first, int count, const float* routes, const float* x,
+                   int64_t n, int n_embd, int n_ff, float* out) {
+  const auto* ids = reinterpret_cast<const int32_t*>(routes);
+  const float* weights = routes + n * r.n_expert_used;
+  std::vector<std::vector<std::pair<int64_t, float>>> users(static_cast<size_t>(count));
+  for (int64_t p = 0; p < n * r.n_expert_used; ++p)
+    if (const int e = ids[p] - first; e >= 0 && e < count) users[static_cast<size_t>(e)].push_back({p / r.n_expert_used, weights[p]});
+  std::fill(out, out + n * n_embd, 0.0f);
+  std::vector<float> xs, gate, up, down;
+  for (int e = 0; e < count; ++e) {
+    const auto& u = users[static_cast<size_t>(e)];
+    if (u.empty()) continue;
+    const int64_t m = static_cast<int64_t>(u.size());
+    xs.resize(static_cast<size_t>(m * n_embd)), gate.resize(static_cast<size_t>(m * n_ff)), up.resize(gate.size()), down.resize(xs.size());
+    for (int64_t i = 0; i < m; ++i) std::copy_n(x + u[static_cast<size_t>(i)].first * n_embd, n_embd, xs.begin() + i * n_embd);
+    matmul(c, expert(share.gate, e), xs.data(), m, gate.data());
+    matmul(c, expert(share.up, e), xs.data(), m, up.data());
+    silu_mul(gate.data(), up.data(), m * n_ff);
+    matmul(c, expert(share.down, e), gate.data(), m, down.data());
+    for (int64_t i = 0; i < m; ++i) {
+      float* o = out + u[static_cast<size_t>(i)].first * n_embd;
+      for (int d = 0; d < n_embd; ++d) o[d] += u[static_cast<size_t>(i)].second * down[static_cast<size_t>(i * n_embd + d)];
+    }
+  }
+}
+
 void moe_ffn(const Ctx& c, const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff,
              float* out) {
   std::vector<float> logits(static_cast<size_t>(n * r.n_expert));

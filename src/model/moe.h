@@ -25,6 +25,13 @@ struct MoeWeights {
   cpu::WeightView gate, up, down;    // expert 0 views of [n_expert][...] tensors
 };
 
+// Expert parallelism on CPU backends (the tests' shards; Backend::route_experts / experts_share):
+// the routing alone into routes [2][n][n_used] (ids as int32 bits, ascending, then weights), and
+// the mix over the pairs whose expert is in [first, first + count), `share` holding those experts.
+void moe_route_into(const Ctx& c, const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, float* routes);
+void moe_mix_share(const Ctx& c, const MoeRouting& r, const MoeWeights& share, int first, int count, const float* routes, const float* x,
+                   int64_t n, int n_embd, int n_ff, float* out);
+
 // out[n][n_embd] = sum over chosen experts of weight * down(silu(gate x) * up x).
 void moe_ffn(const Ctx& c, const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff,
              float* out);

@@ -122,3 +122,33 @@ TEST(RowSplit, ShardsOverCpuBackendsMatchOneBackend) {
   }
   if (split_models == 0) GTEST_SKIP() << "no fixture model found whose shapes divide";
 }
+
+TEST(ExpertParallel, SharesOverCpuBackendsMatchOneBackend) {
+  auto dir = test::fixtures_dir();
+  if (dir.empty()) GTEST_SKIP() << "fixtures not found (set JING_FIXTURES or provide ../shared/fixtures)";
+  int checked = 0;
+  for (const char* file : {"models/deepseek2-f16.gguf", "quantized/deepseek2-UD-IQ1_S.gguf"}) {
+    if (!std::filesystem::exists(dir / file)) continue;
+    SCOPED_TRACE(file);
+    auto one = model::Model::load(dir / file, {.n_ctx = 64, .n_seq = 2, .n_threads = 1});
+    model::ModelOptions o{.n_ctx = 64, .n_seq = 2, .n_threads = 1};
+    o.cpu_row_shards = 2;
+    setenv("JING_EXPERT_PARALLEL", "1", 1);
+    auto shared = model::Model::load(dir / file, o);
+    unsetenv("JING_EXPERT_PARALLEL");
+    EXPECT_EQ(shared->backend_name(), "2 x CPU (experts shared out)");
+    const int V = one->n_vocab();
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 12; ++i) ids.push_back((i * 7919 + 13) % V);
+    double worst = 0;
+    for (size_t chunk : {size_t{0}, size_t{1}, size_t{5}}) {
+      const auto a = run(*one, ids, 1, chunk), b = run(*shared, ids, 1, chunk);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t t = 0; t < ids.size(); ++t) worst = std::max(worst, rel_l2(&b[t * V], &a[t * V], static_cast<size_t>(V)));
+    }
+    std::printf("[expert parallel] %-34s experts shared out over 2 CPU backends vs one: max rel-L2 %.2e\n", file, worst);
+    EXPECT_LE(worst, 5e-3);
+    ++checked;
+  }
+  if (checked == 0) GTEST_SKIP() << "no deepseek2 fixture found";
+}
