@@ -92,7 +92,9 @@ class BaseModel : public Model {
   // overlap (pipeline parallelism): each part's layers on the first GPU while the next GPU runs
   // the part before. Where it pays (measured, docs/PERFORMANCE.md): the decode steps of several
   // sequences on an MoE model, whose routed experts cost per token (R1 IQ1_S, 32 streams, two
-  // GPUs: 1.27x of one GPU in 4 parts, 2 per GPU, the default). Not prompts: their products convert the weights once a call, so
+  // GPUs: 1.27x of one GPU in 4 parts, 2 per GPU, the default; a model loaded for that many
+  // sequences now shares its experts out instead where it can: 1.33x, expert_parallel_gpus).
+  // Not prompts: their products convert the weights once a call, so
   // parts repeat that (70B pp512: 1,587 t/s in 2 parts against 2,134 whole). Nor dense decode,
   // which reads every weight once a call. JING_MICRO_BATCHES=N sets the count for measuring.
   // (A server step that also carries a new prompt's chunk has more tokens than this: whole.)
