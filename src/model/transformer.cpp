@@ -163,7 +163,7 @@ void Transformer::layers(Buf& x, const Batch& b, int first, int end) {
     }
     if (parts > 1) reduce();
     // Leaving these backends: the residual goes on from the first shard only (the others' copies
-    // end here, so a recorded step's last work on them is the all-reduce, which joins them back).
+    // end here; the first waits for them below, so a recorded step ends joined).
     if (li + 1 == layers_.size() || &layers_[li + 1].be() != &l.be()) l.be().add(lanes.front().x.data(), lanes.front().h.data(), n * n_embd_);
   }
   if (lanes.empty()) return;
