@@ -161,14 +161,16 @@ void BaseModel::place_layers(int n_layer, const runtime::LayerShape& shape, bool
     }
     // Expert parallelism (expert_parallel_gpus) moves each GPU's own layers' experts out for an
     // even share of all of them: allowed only where every GPU's budget holds that too.
-    uint64_t experts = 0;
-    for (int l = 0; l < n_layer; ++l)
-      if (p.experts[static_cast<size_t>(l)] == Device::Gpu) experts += plan.sizes.expert_bytes[static_cast<size_t>(l)];
+    auto experts_on_gpu = [&](const runtime::Placement& where) {
+      uint64_t bytes = 0;
+      for (int l = 0; l < n_layer; ++l)
+        if (where.experts[static_cast<size_t>(l)] == Device::Gpu) bytes += plan.sizes.expert_bytes[static_cast<size_t>(l)];
+      return bytes;
+    };
+    const uint64_t experts = experts_on_gpu(p);
     expert_parallel_fits_ = true;
     for (size_t k = 0; k < parts.size(); ++k) {
-      uint64_t own = 0;
-      for (int l = 0; l < n_layer; ++l)
-        if (parts[k].experts[static_cast<size_t>(l)] == Device::Gpu) own += plan.sizes.expert_bytes[static_cast<size_t>(l)];
+      const uint64_t own = experts_on_gpu(parts[k]);
       const uint64_t need = runtime::usage_on(Device::Gpu, plan.sizes, parts[k]).total() - own + (experts + parts.size() - 1) / parts.size();
       if (need > split_budgets[k].gpu) expert_parallel_fits_ = false;
     }

@@ -57,6 +57,7 @@ class DeepSeek2 : public BaseModel {
                                 2 * n_ff_ + (3 * moe_.n_expert_used + 2 * n_shared) * n_ff_exp_;
     place_layers(n_layer, {kw, 0, act_floats});
     layers_.reserve(static_cast<size_t>(n_layer));  // wk_b/wv_b may point into a layer's own buffers
+    const auto gpus = expert_parallel_gpus();  // several: every MoE layer's routed experts shared out over them
     for (int i = 0; i < n_layer; ++i) {
       const std::string p = "blk." + std::to_string(i) + ".";
       Backend& be = layer_backend(i);
@@ -95,7 +96,6 @@ class DeepSeek2 : public BaseModel {
         const cpu::WeightView gate = w_.experts(p + "ffn_gate_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert),
                               up = w_.experts(p + "ffn_up_exps.weight", n_embd_, n_ff_exp_, moe_.n_expert),
                               down = w_.experts(p + "ffn_down_exps.weight", n_ff_exp_, n_embd_, moe_.n_expert);
-        const auto gpus = expert_parallel_gpus();
         if (gpus.size() > 1 && &ebe == &be) {  // each GPU a share of the experts (BaseModel::expert_parallel_gpus)
           const int k_count = static_cast<int>(gpus.size());
           for (int k = 0; k < k_count; ++k) {
@@ -120,7 +120,7 @@ class DeepSeek2 : public BaseModel {
         }
       }
     }
-    if (const auto gpus = expert_parallel_gpus(); gpus.size() > 1 && n_layer > n_dense_) {
+    if (gpus.size() > 1 && n_layer > n_dense_) {
       std::fprintf(stderr, "placement: every MoE layer's routed experts shared out over %zu GPUs (expert parallelism)\n", gpus.size());
       pipeline_decode_ = false;  // every GPU works on each MoE layer already
       experts_shared_ = true;

@@ -92,12 +92,12 @@ void moe_mix_share(const Ctx& c, const MoeRouting& r, const MoeWeights& share, i
 
 void moe_ffn(const Ctx& c, const MoeRouting& r, const MoeWeights& w, const float* x, int64_t n, int n_embd, int n_ff,
              float* out) {
-  std::vector<float> logits(static_cast<size_t>(n * r.n_expert));
-  matmul(c, w.router, x, n, logits.data());
   if (n == 1) {
     // One token: its experts' products in two parallel regions (gate and up, then down) rather
     // than three per expert, each too small to keep the threads busy alone.
     // In ascending expert order: the mix below adds them as the batched path does.
+    std::vector<float> logits(static_cast<size_t>(r.n_expert));
+    matmul(c, w.router, x, 1, logits.data());
     auto chosen = route(r, logits.data(), w.bias);
     std::sort(chosen.begin(), chosen.end());
     const int k = static_cast<int>(chosen.size());
@@ -120,32 +120,11 @@ void moe_ffn(const Ctx& c, const MoeRouting& r, const MoeWeights& w, const float
       for (int d = 0; d < n_embd; ++d) out[d] += chosen[j].second * down[static_cast<size_t>(j * n_embd + d)];
     return;
   }
-  // Group the batch's tokens by expert, so each expert's weights are read once per call.
-  std::vector<std::vector<std::pair<int64_t, float>>> users(static_cast<size_t>(r.n_expert));
-  for (int64_t t = 0; t < n; ++t)
-    for (auto [e, wt] : route(r, logits.data() + t * r.n_expert, w.bias)) users[static_cast<size_t>(e)].push_back({t, wt});
-
-  std::fill(out, out + n * n_embd, 0.0f);
-  std::vector<float> xs, gate, up, down;
-  for (int e = 0; e < r.n_expert; ++e) {
-    const auto& u = users[static_cast<size_t>(e)];
-    if (u.empty()) continue;
-    const int64_t m = static_cast<int64_t>(u.size());
-    xs.resize(static_cast<size_t>(m * n_embd));
-    for (int64_t i = 0; i < m; ++i) std::copy(x + u[static_cast<size_t>(i)].first * n_embd, x + (u[static_cast<size_t>(i)].first + 1) * n_embd, xs.begin() + i * n_embd);
-    gate.resize(static_cast<size_t>(m * n_ff));
-    up.resize(static_cast<size_t>(m * n_ff));
-    down.resize(static_cast<size_t>(m * n_embd));
-    matmul(c, expert(w.gate, e), xs.data(), m, gate.data());
-    matmul(c, expert(w.up, e), xs.data(), m, up.data());
-    silu_mul(gate.data(), up.data(), m * n_ff);
-    matmul(c, expert(w.down, e), gate.data(), m, down.data());
-    for (int64_t i = 0; i < m; ++i) {
-      float* o = out + u[static_cast<size_t>(i)].first * n_embd;
-      const float wt = u[static_cast<size_t>(i)].second;
-      for (int d = 0; d < n_embd; ++d) o[d] += wt * down[static_cast<size_t>(i * n_embd + d)];
-    }
-  }
+  // Several tokens: routed, then each expert's tokens together, so each expert's weights are
+  // read once per call (every expert being this call's share).
+  std::vector<float> routes(static_cast<size_t>(2 * n * r.n_expert_used));
+  moe_route_into(c, r, w, x, n, routes.data());
+  moe_mix_share(c, r, w, 0, r.n_expert, routes.data(), x, n, n_embd, n_ff, out);
 }
 
 }  // namespace jing::model

@@ -56,7 +56,6 @@ Transformer::Shard Transformer::place_shard(Backend& be, const std::string& p, i
   const int q_width = n_head_ * head_dim_k_, k_width = n_head_kv_ * head_dim_k_, v_width = n_head_kv_ * head_dim_v_;
   const int64_t q0 = q_width / parts * k, k0 = k_width / parts * k, v0 = v_width / parts * k, o0 = n_head_ * head_dim_v_ / parts * k;
   const int64_t f0 = n_ff_ / parts * k;
-  auto rows = [&](const cpu::WeightView& w, int64_t first, int64_t count) { return parts == 1 ? w : row_split::rows(w, first, count); };
   auto columns = [&](const cpu::WeightView& w, int64_t first, int64_t count) {
     if (parts == 1) return be.place(w);
     // Each slice keeps its own buffer until the whole model is placed: backends remember what
@@ -71,9 +70,9 @@ Transformer::Shard Transformer::place_shard(Backend& be, const std::string& p, i
   s.be = &be;
   s.attn_norm = be.place(w_.vector(p + "attn_norm.weight", n_embd_));
   s.ffn_norm = be.place(w_.vector(p + "ffn_norm.weight", n_embd_));
-  s.wq = be.place(rows(w_.matrix(p + "attn_q.weight", n_embd_, q_width), q0, q_width / parts));
-  s.wk = be.place(rows(w_.matrix(p + "attn_k.weight", n_embd_, k_width), k0, k_width / parts));
-  s.wv = be.place(rows(w_.matrix(p + "attn_v.weight", n_embd_, v_width), v0, v_width / parts));
+  s.wq = be.place(row_split::rows(w_.matrix(p + "attn_q.weight", n_embd_, q_width), q0, q_width / parts));
+  s.wk = be.place(row_split::rows(w_.matrix(p + "attn_k.weight", n_embd_, k_width), k0, k_width / parts));
+  s.wv = be.place(row_split::rows(w_.matrix(p + "attn_v.weight", n_embd_, v_width), v0, v_width / parts));
   s.wo = columns(w_.matrix(p + "attn_output.weight", n_head_ * head_dim_v_, n_embd_), o0, n_head_ * head_dim_v_ / parts);
   s.bq = bias("attn_q.bias", q_width, q0);
   s.bk = bias("attn_k.bias", k_width, k0);
@@ -82,8 +81,8 @@ Transformer::Shard Transformer::place_shard(Backend& be, const std::string& p, i
     s.q_norm = be.place(w_.vector(p + "attn_q_norm.weight", head_dim_k_));
     s.k_norm = be.place(w_.vector(p + "attn_k_norm.weight", head_dim_k_));
   }
-  s.gate = be.place(rows(w_.matrix(p + "ffn_gate.weight", n_embd_, n_ff_), f0, n_ff_ / parts));
-  s.up = be.place(rows(w_.matrix(p + "ffn_up.weight", n_embd_, n_ff_), f0, n_ff_ / parts));
+  s.gate = be.place(row_split::rows(w_.matrix(p + "ffn_gate.weight", n_embd_, n_ff_), f0, n_ff_ / parts));
+  s.up = be.place(row_split::rows(w_.matrix(p + "ffn_up.weight", n_embd_, n_ff_), f0, n_ff_ / parts));
   s.down = columns(w_.matrix(p + "ffn_down.weight", n_ff_, n_embd_), f0, n_ff_ / parts);
   return s;
 }

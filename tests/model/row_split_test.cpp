@@ -35,6 +35,27 @@ std::vector<float> run(model::Model& m, const std::vector<int32_t>& ids, int seq
   return all;
 }
 
+// 12 token ids spread over the vocabulary.
+std::vector<int32_t> probe_ids(int n_vocab) {
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 12; ++i) ids.push_back((i * 7919 + 13) % n_vocab);
+  return ids;
+}
+
+// The largest rel-L2 of other's logits against one's at every position of ids in sequence 1,
+// the prompt whole and 1 and 5 tokens a call.
+double worst_over_chunks(model::Model& one, model::Model& other, const std::vector<int32_t>& ids) {
+  const int V = one.n_vocab();
+  double worst = 0;
+  for (size_t chunk : {size_t{0}, size_t{1}, size_t{5}}) {
+    const auto a = run(one, ids, 1, chunk), b = run(other, ids, 1, chunk);
+    EXPECT_EQ(a.size(), b.size());
+    for (size_t t = 0; t < ids.size() && (t + 1) * V <= std::min(a.size(), b.size()); ++t)
+      worst = std::max(worst, rel_l2(&b[t * V], &a[t * V], static_cast<size_t>(V)));
+  }
+  return worst;
+}
+
 }  // namespace
 
 TEST(RowSplit, ColumnSlicesPackWholeBlocks) {
@@ -101,15 +122,8 @@ TEST(RowSplit, ShardsOverCpuBackendsMatchOneBackend) {
       }
       if (!shared) continue;
       ++split_models;
-      const int V = one->n_vocab();
-      std::vector<int32_t> ids;
-      for (int i = 0; i < 12; ++i) ids.push_back((i * 7919 + 13) % V);
-      double worst = 0;
-      for (size_t chunk : {size_t{0}, size_t{1}, size_t{5}}) {
-        const auto a = run(*one, ids, 1, chunk), b = run(*split, ids, 1, chunk);
-        ASSERT_EQ(a.size(), b.size());
-        for (size_t t = 0; t < ids.size(); ++t) worst = std::max(worst, rel_l2(&b[t * V], &a[t * V], static_cast<size_t>(V)));
-      }
+      const std::vector<int32_t> ids = probe_ids(one->n_vocab());
+      double worst = worst_over_chunks(*one, *split, ids);
       // Two sequences in one batch, as the server mixes them.
       model::Batch both;
       for (size_t i = 0; i < 6; ++i) both.add(ids[i], static_cast<int>(i), 0, i == 5), both.add(ids[i + 6], static_cast<int>(i), 1, i == 5);
@@ -137,15 +151,7 @@ TEST(ExpertParallel, SharesOverCpuBackendsMatchOneBackend) {
     auto shared = model::Model::load(dir / file, o);
     unsetenv("JING_EXPERT_PARALLEL");
     EXPECT_EQ(shared->backend_name(), "2 x CPU (experts shared out)");
-    const int V = one->n_vocab();
-    std::vector<int32_t> ids;
-    for (int i = 0; i < 12; ++i) ids.push_back((i * 7919 + 13) % V);
-    double worst = 0;
-    for (size_t chunk : {size_t{0}, size_t{1}, size_t{5}}) {
-      const auto a = run(*one, ids, 1, chunk), b = run(*shared, ids, 1, chunk);
-      ASSERT_EQ(a.size(), b.size());
-      for (size_t t = 0; t < ids.size(); ++t) worst = std::max(worst, rel_l2(&b[t * V], &a[t * V], static_cast<size_t>(V)));
-    }
+    const double worst = worst_over_chunks(*one, *shared, probe_ids(one->n_vocab()));
     std::printf("[expert parallel] %-34s experts shared out over 2 CPU backends vs one: max rel-L2 %.2e\n", file, worst);
     EXPECT_LE(worst, 5e-3);
     ++checked;
