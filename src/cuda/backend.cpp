@@ -433,7 +433,8 @@ void CudaBackend::capture_end(int key) {
   const bool ok = cudaStreamEndCapture(s(), &graph) == cudaSuccess && graph && buffers_generation() == capture_generation_ &&
                   cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
   if (graph) cudaGraphDestroy(graph);
-  if (!ok) {
+  if (!ok || key == kDiscard) {
+    if (exec) cudaGraphExecDestroy(exec);
     cudaGetLastError();
     return;
   }

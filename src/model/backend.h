@@ -176,6 +176,8 @@ class Backend {
 
   // Recording (CUDA graphs): the ops issued between capture_begin() and capture_end(key) are kept
   // and run again by replay(key) on the same pointers. Backends without it return false.
+  // capture_end(kDiscard) ends a recording and keeps nothing (an op threw inside it).
+  static constexpr int kDiscard = -1;
   virtual bool capture_begin() { return false; }
   virtual void capture_end(int key) {}
   virtual bool replay(int key) { return false; }

@@ -122,7 +122,18 @@ std::vector<float> BaseModel::decode_step(const Batch& b) {
     // The first step runs plainly (buffers reach their sizes); the second is recorded, then
     // replayed: one record per GPU segment.
     const int key = 1 + g.step_variant();
-    if (steps_run_ == 0 || !(g.replay(key) || (g.capture_begin() && (run(), g.capture_end(key), g.replay(key))))) {
+    auto record = [&] {
+      if (!g.capture_begin()) return false;
+      try {
+        run();
+      } catch (...) {  // the stream must leave capture, or every later call on it fails too
+        g.capture_end(Backend::kDiscard);
+        throw;
+      }
+      g.capture_end(key);
+      return g.replay(key);
+    };
+    if (steps_run_ == 0 || !(g.replay(key) || record())) {
       if (steps_run_ > 0) graphs_ok_ = false;  // no recording here: plain launches from now on
       run();
     }
