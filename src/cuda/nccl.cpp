@@ -2,24 +2,34 @@
 // a model first needs it (dlopen of libnccl.so.2, from the CUDA installation or the system), so a
 // build and a binary need no NCCL where it is absent: the callers then fall back to peer copies.
 // The few entry points are declared here from nccl.h's ABI (NCCL 2.x): communicators are opaque
-// pointers; ncclFloat32 = 7, ncclSum = 0, ncclSuccess = 0.
+// pointers, the unique id 128 bytes passed by value; ncclFloat32 = 7, ncclSum = 0, ncclSuccess = 0.
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "cuda/backend.h"
+#include "runtime/rendezvous.h"
 
 namespace jing::model {
 namespace {
 
 using NcclComm = void*;
 using NcclResult = int;
+struct NcclUniqueId {
+  char internal[128];
+};
 constexpr int kNcclFloat32 = 7, kNcclSum = 0;
+// How long the first process waits for the others to fetch the group's id (machines start apart).
+constexpr std::chrono::seconds kRendezvousTimeout{300};
 
 struct NcclApi {
-  NcclResult (*comm_init_all)(NcclComm*, int, const int*) = nullptr;
+  NcclResult (*get_unique_id)(NcclUniqueId*) = nullptr;
+  NcclResult (*comm_init_rank)(NcclComm*, int, NcclUniqueId, int) = nullptr;
   NcclResult (*comm_destroy)(NcclComm) = nullptr;
   NcclResult (*all_reduce)(const void*, void*, size_t, int, int, NcclComm, cudaStream_t) = nullptr;
   NcclResult (*group_start)() = nullptr;
@@ -42,7 +52,8 @@ const NcclApi& nccl() {
       fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
       if (!fn && a.missing.empty()) a.missing = std::string("NCCL lacks ") + name;
     };
-    sym(a.comm_init_all, "ncclCommInitAll");
+    sym(a.get_unique_id, "ncclGetUniqueId");
+    sym(a.comm_init_rank, "ncclCommInitRank");
     sym(a.comm_destroy, "ncclCommDestroy");
     sym(a.all_reduce, "ncclAllReduce");
     sym(a.group_start, "ncclGroupStart");
@@ -55,9 +66,9 @@ const NcclApi& nccl() {
 
 }  // namespace
 
-// One communicator per GPU, made once for the model's GPUs in their order (ncclCommInitAll: one
-// process driving all GPUs of the machine; several machines would take ncclCommInitRank with an
-// id from a given address).
+// One communicator per GPU, made once for the model's GPUs in their order: the group's id from
+// ncclGetUniqueId (here, or fetched from the first process of a group over several machines),
+// then every local rank joined in one NCCL group call (one thread drives all GPUs of a machine).
 class NcclCollectives : public Collectives {
  public:
   explicit NcclCollectives(std::vector<CudaBackend*> gpus) : gpus_(std::move(gpus)) {}
@@ -65,16 +76,43 @@ class NcclCollectives : public Collectives {
     for (NcclComm c : comms_)
       if (c) nccl().comm_destroy(c);
   }
-  bool init(std::string* why) {
-    std::vector<int> devices;
-    for (const CudaBackend* g : gpus_) devices.push_back(g->device_);
-    comms_.assign(gpus_.size(), nullptr);
+  bool init(const GroupSetup& setup, std::string* why) {
+    const int local = static_cast<int>(gpus_.size());
+    if (setup.processes < 1 || setup.process < 0 || setup.process >= setup.processes || (setup.processes > 1 && setup.address.empty())) {
+      if (why) *why = "a group over several processes needs an address and this process's index among them";
+      return false;
+    }
     // NVLink multicast (NVLS) stays off: the GPU hosts here refuse it (docs/MULTI_GPU.md).
     setenv("NCCL_NVLS_ENABLE", "0", 0);
-    const NcclResult r = nccl().comm_init_all(comms_.data(), static_cast<int>(devices.size()), devices.data());
-    if (r != 0) {
+    NcclUniqueId id{};
+    if (setup.process == 0) {
+      if (const NcclResult r = nccl().get_unique_id(&id); r != 0) {
+        if (why) *why = std::string("ncclGetUniqueId: ") + nccl().error_string(r);
+        return false;
+      }
+      // The others must hold the id before this process joins: its join waits for all ranks, with
+      // no end of its own (the id already names this process's bootstrap socket, open since
+      // ncclGetUniqueId, so the others can join it in any order after).
+      if (setup.processes > 1)
+        runtime::IdServer(runtime::parse_address(setup.address), std::vector<uint8_t>(id.internal, id.internal + sizeof id), setup.processes - 1,
+                          kRendezvousTimeout)
+            .wait();
+    } else {
+      const auto got = runtime::fetch_id(runtime::parse_address(setup.address), sizeof id, kRendezvousTimeout);
+      std::memcpy(id.internal, got.data(), sizeof id);
+    }
+    comms_.assign(gpus_.size(), nullptr);
+    NcclResult r = nccl().group_start();
+    for (int k = 0; r == 0 && k < local; ++k) {
+      gpus_[static_cast<size_t>(k)]->use();
+      r = nccl().comm_init_rank(&comms_[static_cast<size_t>(k)], setup.processes * local, id, setup.process * local + k);
+    }
+    const NcclResult end = nccl().group_end();
+    if (r != 0 || end != 0) {
+      for (NcclComm& c : comms_)
+        if (c) nccl().comm_destroy(c), c = nullptr;
       comms_.clear();
-      if (why) *why = std::string("ncclCommInitAll: ") + nccl().error_string(r);
+      if (why) *why = std::string("ncclCommInitRank: ") + nccl().error_string(r != 0 ? r : end);
       return false;
     }
     return true;
@@ -109,7 +147,7 @@ class NcclCollectives : public Collectives {
   std::vector<NcclComm> comms_;
 };
 
-std::unique_ptr<Collectives> make_gpu_collectives(const std::vector<Backend*>& gpus, std::string* why) {
+std::unique_ptr<Collectives> make_gpu_collectives(const std::vector<Backend*>& gpus, std::string* why, const GroupSetup& setup) {
   std::vector<CudaBackend*> cuda_gpus;
   for (Backend* g : gpus) {
     auto* c = dynamic_cast<CudaBackend*>(g);
@@ -119,13 +157,13 @@ std::unique_ptr<Collectives> make_gpu_collectives(const std::vector<Backend*>& g
     }
     cuda_gpus.push_back(c);
   }
-  if (cuda_gpus.size() < 2) return nullptr;
+  if (cuda_gpus.size() * static_cast<size_t>(std::max(setup.processes, 1)) < 2) return nullptr;
   if (!nccl().missing.empty()) {
     if (why) *why = nccl().missing;
     return nullptr;
   }
   auto group = std::make_unique<NcclCollectives>(std::move(cuda_gpus));
-  if (!group->init(why)) return nullptr;
+  if (!group->init(setup, why)) return nullptr;
   return group;
 }
 

@@ -246,8 +246,15 @@ class Collectives {
   // caller then sums otherwise).
   virtual bool all_reduce(const std::vector<std::pair<Backend*, float*>>& parts, size_t n) = 0;
 };
-// NCCL communicators over these GPU backends; null where that cannot be (a build without CUDA,
-// no NCCL library, fewer than two GPUs), `why` saying so.
-std::unique_ptr<Collectives> make_gpu_collectives(const std::vector<Backend*>& gpus, std::string* why);
+// Where a group of GPUs spanning several processes (one per machine, each driving the same number
+// of GPUs) meets: process 0 serves the group's id at `address` (host:port), the others fetch it
+// there (runtime/rendezvous.h). The default is one process holding the whole group.
+struct GroupSetup {
+  std::string address;
+  int processes = 1, process = 0;
+};
+// NCCL communicators over these GPU backends (ranks process * gpus.size() and on); null where that
+// cannot be (a build without CUDA, no NCCL library, fewer than two GPUs in all), `why` saying so.
+std::unique_ptr<Collectives> make_gpu_collectives(const std::vector<Backend*>& gpus, std::string* why, const GroupSetup& setup = {});
 
 }  // namespace jing::model

@@ -280,7 +280,7 @@ std::unique_ptr<Backend> make_gpu_backend(int, std::string* why) {
   if (why) *why = "this build has no GPU support";
   return nullptr;
 }
-std::unique_ptr<Collectives> make_gpu_collectives(const std::vector<Backend*>&, std::string* why) {
+std::unique_ptr<Collectives> make_gpu_collectives(const std::vector<Backend*>&, std::string* why, const GroupSetup&) {
   if (why) *why = "this build has no GPU support";
   return nullptr;
 }
