@@ -15,9 +15,8 @@ namespace {
 
 constexpr int kTile = 1088, kD = 0, kScalesH = 16, kScalesL = 32, kQs = 64;  // row_tiles.cpp's IQ4_XS tile
 
-}  // namespace
-
-void iq4xs_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) {
+template <int kAhead>
+void iq4xs_tiles_dot8_impl(const void* group, const void* x_q8k, int64_t cols, float* y8) {
   const auto* t0 = static_cast<const uint8_t*>(group);
   const auto* x = static_cast<const blocks::q8_K*>(x_q8k);
   const __m512i low4 = _mm512_set1_epi8(0x0F);
@@ -31,6 +30,7 @@ void iq4xs_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float*
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < cols / 256; ++b) {
     const uint8_t* t = t0 + b * kTile;
+    if constexpr (kAhead > 0) prefetch_bytes(t + kAhead * kTile, kTile);
     const __m256i sh = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + kScalesH)));
     __m512i isum = _mm512_setzero_si512();
     __m256i offset = _mm256_setzero_si256();
@@ -56,5 +56,10 @@ void iq4xs_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float*
   }
   _mm256_storeu_ps(y8, acc);
 }
+
+}  // namespace
+
+void iq4xs_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) { iq4xs_tiles_dot8_impl<0>(group, x_q8k, cols, y8); }
+void iq4xs_tiles_dot8_prefetch(const void* group, const void* x_q8k, int64_t cols, float* y8) { iq4xs_tiles_dot8_impl<3>(group, x_q8k, cols, y8); }
 
 }  // namespace jing::cpu::avx512

@@ -21,9 +21,8 @@ inline __m256i scale_bytes(const uint8_t* t, int j) {
   return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(t + kScales + 8 * j)));
 }
 
-}  // namespace
-
-void q2k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) {
+template <int kAhead>
+void q2k_tiles_dot8_impl(const void* group, const void* x_q8k, int64_t cols, float* y8) {
   const auto* t0 = static_cast<const uint8_t*>(group);
   const auto* x = static_cast<const blocks::q8_K*>(x_q8k);
   const __m512i three = _mm512_set1_epi8(3);
@@ -33,6 +32,7 @@ void q2k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < cols / 256; ++b) {
     const uint8_t* t = t0 + b * kTile;
+    if constexpr (kAhead > 0) prefetch_bytes(t + kAhead * kTile, kTile);
     __m512i isum = _mm512_setzero_si512();
     __m256i msum = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {  // values 128 h .. 128 h + 127: chunks 4 h .. 4 h + 3
@@ -64,5 +64,10 @@ void q2k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y
   }
   _mm256_storeu_ps(y8, acc);
 }
+
+}  // namespace
+
+void q2k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) { q2k_tiles_dot8_impl<0>(group, x_q8k, cols, y8); }
+void q2k_tiles_dot8_prefetch(const void* group, const void* x_q8k, int64_t cols, float* y8) { q2k_tiles_dot8_impl<5>(group, x_q8k, cols, y8); }
 
 }  // namespace jing::cpu::avx512

@@ -16,9 +16,8 @@ namespace {
 
 constexpr int kTile = 144, kD = 0, kQs = 16;  // row_tiles.cpp's Q4_0 tile
 
-}  // namespace
-
-void q40_tiles_dot8(const void* group, const void* x_q80, int64_t cols, float* y8) {
+template <int kAhead>
+void q40_tiles_dot8_impl(const void* group, const void* x_q80, int64_t cols, float* y8) {
   const auto* t0 = static_cast<const uint8_t*>(group);
   const auto* x = static_cast<const blocks::q8_0*>(x_q80);
   const __m512i low4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
@@ -27,6 +26,7 @@ void q40_tiles_dot8(const void* group, const void* x_q80, int64_t cols, float* y
   __m512 acc = _mm512_setzero_ps();
   for (int64_t b = 0; b < cols / 32; ++b) {
     const uint8_t* t = t0 + b * kTile;
+    if constexpr (kAhead > 0) prefetch_bytes(t + kAhead * kTile, kTile);
     const __m512i xv = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs)));
     __m512i isum = _mm512_setzero_si512(), offset = _mm512_setzero_si512();
     for (int c = 0; c < 2; ++c) {
@@ -43,5 +43,10 @@ void q40_tiles_dot8(const void* group, const void* x_q80, int64_t cols, float* y
   }
   _mm256_storeu_ps(y8, _mm256_add_ps(_mm512_castps512_ps256(acc), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1))));
 }
+
+}  // namespace
+
+void q40_tiles_dot8(const void* group, const void* x_q80, int64_t cols, float* y8) { q40_tiles_dot8_impl<0>(group, x_q80, cols, y8); }
+void q40_tiles_dot8_prefetch(const void* group, const void* x_q80, int64_t cols, float* y8) { q40_tiles_dot8_impl<24>(group, x_q80, cols, y8); }
 
 }  // namespace jing::cpu::avx512

@@ -15,7 +15,8 @@ namespace jing::cpu::avx512 {
 
 namespace {
 
-template <bool kFifthBit>
+// kAhead > 0: each block's step also prefetches the tile kAhead blocks on (prefetch_bytes).
+template <bool kFifthBit, int kAhead>
 void kquant_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) {
   constexpr int kTile = kFifthBit ? 1408 : 1152, kQh = 1152;
   const auto* t0 = static_cast<const uint8_t*>(group);
@@ -25,6 +26,7 @@ void kquant_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < cols / 256; ++b) {
     const uint8_t* t = t0 + b * kTile;
+    if constexpr (kAhead > 0) prefetch_bytes(t + kAhead * kTile, kTile);  // (past the matrix's end: harmless, a prefetch never faults)
     // The 8 rows' scale words: 6-bit scale and min of sub-block j as one 32-bit lane per row.
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)), w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 64)),
                   w2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 96));
@@ -76,7 +78,9 @@ void kquant_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float
 
 }  // namespace
 
-void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) { kquant_tiles_dot8<false>(group, x_q8k, cols, y8); }
-void q5k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) { kquant_tiles_dot8<true>(group, x_q8k, cols, y8); }
+void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) { kquant_tiles_dot8<false, 0>(group, x_q8k, cols, y8); }
+void q5k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8) { kquant_tiles_dot8<true, 0>(group, x_q8k, cols, y8); }
+void q4k_tiles_dot8_prefetch(const void* group, const void* x_q8k, int64_t cols, float* y8) { kquant_tiles_dot8<false, 3>(group, x_q8k, cols, y8); }
+void q5k_tiles_dot8_prefetch(const void* group, const void* x_q8k, int64_t cols, float* y8) { kquant_tiles_dot8<true, 3>(group, x_q8k, cols, y8); }
 
 }  // namespace jing::cpu::avx512

@@ -89,7 +89,12 @@ bool gemm_kquant(const WeightView& w, const void* x_q8k, size_t act_row, int64_t
 // Q8_K for the others).
 void q4k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);
 void q5k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);
+void q4k_tiles_dot8_prefetch(const void* group, const void* x_q8k, int64_t cols, float* y8);  // the same, prefetching ahead (Intel)
+void q5k_tiles_dot8_prefetch(const void* group, const void* x_q8k, int64_t cols, float* y8);
 void q2k_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);
+void q2k_tiles_dot8_prefetch(const void* group, const void* x_q8k, int64_t cols, float* y8);
 void q40_tiles_dot8(const void* group, const void* x_q80, int64_t cols, float* y8);
+void q40_tiles_dot8_prefetch(const void* group, const void* x_q80, int64_t cols, float* y8);
 void iq4xs_tiles_dot8(const void* group, const void* x_q8k, int64_t cols, float* y8);
+void iq4xs_tiles_dot8_prefetch(const void* group, const void* x_q8k, int64_t cols, float* y8);
 }  // namespace jing::cpu::avx512

@@ -125,11 +125,12 @@ const uint8_t* plain_rows(const WeightView& w, const uint8_t* rows, int64_t n_ro
 }
 
 TilesDot8 tiles_dot8(GgmlType type) {
-  if (type == GgmlType::Q4_K) return avx512::q4k_tiles_dot8;
-  if (type == GgmlType::Q5_K) return avx512::q5k_tiles_dot8;
-  if (type == GgmlType::Q2_K) return avx512::q2k_tiles_dot8;
-  if (type == GgmlType::Q4_0) return avx512::q40_tiles_dot8;
-  if (type == GgmlType::IQ4_XS) return avx512::iq4xs_tiles_dot8;
+  static const bool prefetch = !cpu_features::amd();
+  if (type == GgmlType::Q4_K) return prefetch ? avx512::q4k_tiles_dot8_prefetch : avx512::q4k_tiles_dot8;
+  if (type == GgmlType::Q5_K) return prefetch ? avx512::q5k_tiles_dot8_prefetch : avx512::q5k_tiles_dot8;
+  if (type == GgmlType::Q2_K) return prefetch ? avx512::q2k_tiles_dot8_prefetch : avx512::q2k_tiles_dot8;
+  if (type == GgmlType::Q4_0) return prefetch ? avx512::q40_tiles_dot8_prefetch : avx512::q40_tiles_dot8;
+  if (type == GgmlType::IQ4_XS) return prefetch ? avx512::iq4xs_tiles_dot8_prefetch : avx512::iq4xs_tiles_dot8;
   return nullptr;
 }
 

@@ -32,8 +32,11 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   // Matrices of the tiled formats (cpu/row_tiles.h) in 8-row tiles, as llama.cpp repacks some at
   // load: on AMD Zen 4 the CPU's decode reads 8 rows per load, 1.0-2x the plain rows' speed on one
   // core; on the GPU machine's Intel Xeon the plain rows were the faster (7B, 8 threads 9.8 against
-  // 14.8 t/s; docs/PERFORMANCE.md), so tiles are the default on AMD CPUs only. JING_TILES=1 / =0
-  // turns them on / off (0: the rounding order the GPU's decode kernels mirror; the GPU tests pin it).
+  // 14.8 t/s; docs/PERFORMANCE.md), so tiles are the default on AMD CPUs only. (That was the
+  // hardware prefetch: with software prefetch, 1 Dec, tiled decode on a Xeon is at or above the
+  // rows, 1.8-2.5x for Q4_0 and IQ4_XS, but prompts and 32-sequence steps, which untile, lost
+  // 12-33%; so the default stays.) JING_TILES=1 / =0 turns them on / off (0: the rounding order
+  // the GPU's decode kernels mirror; the GPU tests pin it).
   const char* tiles = std::getenv("JING_TILES");
   const bool tiled = tiles && *tiles ? *tiles != '0' : cpu_features::amd();
   // Small models' CPU weights are also read into memory of their own, in huge pages (the mapped
