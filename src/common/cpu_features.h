@@ -9,6 +9,6 @@ namespace jing::cpu_features {
 bool avx2();      // the *_avx2.cpp set: AVX2, FMA, F16C, BMI2 (not with JING_NO_SIMD)
 bool avx_vnni();  // avx2() and AVX-VNNI (not with JING_NO_AVXVNNI)
 bool avx512();    // avx2() and the *_avx512.cpp set (not with JING_NO_AVX512)
-bool amd();       // an AMD CPU (CPUID vendor): where the 8-row tile kernels need no software prefetch
+bool amd();       // an AMD CPU (CPUID vendor): where the 8-row tiles were measured to pay
 
 }  // namespace jing::cpu_features

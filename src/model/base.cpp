@@ -30,15 +30,15 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   kv_len_.assign(static_cast<size_t>(opts_.n_seq), 0);
   if (const char* parts = std::getenv("JING_MICRO_BATCHES")) micro_batches_forced_ = std::atoi(parts);
   // Matrices of the tiled formats (cpu/row_tiles.h) in 8-row tiles, as llama.cpp repacks some at
-  // load: the CPU's decode reads 8 rows per load. On AMD Zen 4, 1.0-2x the plain rows' speed on one
-  // core. On Intel Xeons the tiles were slower until their kernels prefetched (1 Dec; the hardware
-  // prefetchers fell behind): now, 2 threads, Q4_K_M 21.4-24.6 t/s against 18.0-23.0 plain, Q4_0
-  // 26.5 against 10.3-11.7, IQ4_XS 22.2-26.3 against 12.0-13.5, prompts and 32-sequence steps
-  // (which untile each panel) 1-7% slower (docs/PERFORMANCE.md). So tiles wherever AVX-512 reads
-  // them; JING_TILES=1 / =0 turns them on / off (0: the rounding order the GPU's decode kernels
-  // mirror; the GPU tests pin it).
+  // load: on AMD Zen 4 the CPU's decode reads 8 rows per load, 1.0-2x the plain rows' speed on one
+  // core; on the GPU machine's Intel Xeon the plain rows were the faster (7B, 8 threads 9.8 against
+  // 14.8 t/s; docs/PERFORMANCE.md), so tiles are the default on AMD CPUs only. (That was the
+  // hardware prefetch: with software prefetch, 1 Dec, tiled decode on a Xeon is at or above the
+  // rows, 1.8-2.5x for Q4_0 and IQ4_XS, but prompts and 32-sequence steps, which untile, lost
+  // 12-33%; so the default stays.) JING_TILES=1 / =0 turns them on / off (0: the rounding order
+  // the GPU's decode kernels mirror; the GPU tests pin it).
   const char* tiles = std::getenv("JING_TILES");
-  const bool tiled = tiles && *tiles ? *tiles != '0' : true;
+  const bool tiled = tiles && *tiles ? *tiles != '0' : cpu_features::amd();
   // Small models' CPU weights are also read into memory of their own, in huge pages (the mapped
   // file's pages leave the process, so RAM holds one copy): fewer TLB misses while decode streams
   // them (1.5B Q4_K_M, two threads: 36.6-39.4 t/s against 34.9-37.7 mapped). Large ones, R1's
