@@ -34,8 +34,8 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   // core; on the GPU machine's Intel Xeon the plain rows were the faster (7B, 8 threads 9.8 against
   // 14.8 t/s; docs/PERFORMANCE.md), so tiles are the default on AMD CPUs only. (That was the
   // hardware prefetch: with software prefetch, 1 Dec, tiled decode on a Xeon is at or above the
-  // rows, 1.8-2.5x for Q4_0 and IQ4_XS, but prompts and 32-sequence steps, which untile, lost
-  // 12-33%; so the default stays.) JING_TILES=1 / =0 turns them on / off (0: the rounding order
+  // rows, 1.8-2.5x for Q4_0 and IQ4_XS, but prompts and many-sequence steps, which untile, lost
+  // 1-18%: the server's 32 streams 220-226 t/s against 264-277; so the default stays.) JING_TILES=1 / =0 turns them on / off (0: the rounding order
   // the GPU's decode kernels mirror; the GPU tests pin it).
   const char* tiles = std::getenv("JING_TILES");
   const bool tiled = tiles && *tiles ? *tiles != '0' : cpu_features::amd();
