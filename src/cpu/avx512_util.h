@@ -63,9 +63,6 @@ inline std::pair<__mmask16, __mmask16> row_masks(int64_t n_rows) {
   return {mask(n_rows), mask(n_rows - 16)};
 }
 
-// The tiled decode kernels (cpu/row_tiles.h): a 256-bit vector in both halves (one value per row,
-// for the 16 lanes that hold 8 rows twice), and the permute picking activation dwords a (lanes
-// 0-7) and b (lanes 8-15) for a chunk's [rows 0-7 bytes 0-3 | rows 0-7 bytes 4-7].
 // The tile kernels' prefetch (cpu/row_tiles.h): `bytes` from p into L1, a later block's tile
 // fetched while this one is computed. On the Intel Xeons measured the hardware prefetchers did not
 // keep up with these kernels (one core read tiled Q4_K from DRAM at 6.7-8.4 GB/s without, 9.6-13.6
@@ -74,6 +71,9 @@ inline void prefetch_bytes(const uint8_t* p, int bytes) {
   for (int line = 0; line < bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(p + line), _MM_HINT_T0);
 }
 
+// The tiled decode kernels (cpu/row_tiles.h): a 256-bit vector in both halves (one value per row,
+// for the 16 lanes that hold 8 rows twice), and the permute picking activation dwords a (lanes
+// 0-7) and b (lanes 8-15) for a chunk's [rows 0-7 bytes 0-3 | rows 0-7 bytes 4-7].
 inline __m512i both_halves(__m256i v) { return _mm512_inserti64x4(_mm512_castsi256_si512(v), v, 1); }
 inline __m512i dword_pair(int a, int b) { return _mm512_inserti64x4(_mm512_set1_epi32(a), _mm256_set1_epi32(b), 1); }
 

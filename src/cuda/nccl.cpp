@@ -133,12 +133,7 @@ class NcclCollectives : public Collectives {
     if (r != 0 || end != 0) throw Error(std::string("NCCL all-reduce: ") + nccl().error_string(r != 0 ? r : end));
     // The first GPU's stream waits for the others' part: the step a stream capture records on the
     // first GPU then holds the other GPUs' work joined back (a capture must end joined).
-    for (size_t k = 1; k < parts.size(); ++k) {
-      gpus_[k]->use();
-      cuda::check(cudaEventRecord(gpus_[k]->crossed_, gpus_[k]->s()), "all-reduce (record)");
-      gpus_[0]->use();
-      cuda::check(cudaStreamWaitEvent(gpus_[0]->s(), gpus_[k]->crossed_, 0), "all-reduce (wait)");
-    }
+    for (size_t k = 1; k < parts.size(); ++k) gpus_[0]->wait_for(*gpus_[k]);
     return true;
   }
 

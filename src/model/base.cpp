@@ -35,8 +35,9 @@ BaseModel::BaseModel(gguf::File file, const ModelOptions& opts) : file_(std::mov
   // 14.8 t/s; docs/PERFORMANCE.md), so tiles are the default on AMD CPUs only. (That was the
   // hardware prefetch: with software prefetch, 1 Dec, tiled decode on a Xeon is at or above the
   // rows, 1.8-2.5x for Q4_0 and IQ4_XS, but prompts and many-sequence steps, which untile, lost
-  // 1-18%: the server's 32 streams 220-226 t/s against 264-277; so the default stays.) JING_TILES=1 / =0 turns them on / off (0: the rounding order
-  // the GPU's decode kernels mirror; the GPU tests pin it).
+  // 1-18%: the server's 32 streams 220-226 t/s against 264-277; so the default stays.)
+  // JING_TILES=1 / =0 turns them on / off (0: the rounding order the GPU's decode kernels mirror;
+  // the GPU tests pin it).
   const char* tiles = std::getenv("JING_TILES");
   const bool tiled = tiles && *tiles ? *tiles != '0' : cpu_features::amd();
   // Small models' CPU weights are also read into memory of their own, in huge pages (the mapped
@@ -60,6 +61,15 @@ std::vector<Backend*> BaseModel::backends() const {
   for (const auto& g : more_gpus_) all.push_back(g.get());
   for (const auto& c : cpu_row_shards_) all.push_back(c.get());
   return all;
+}
+
+std::vector<Backend*> BaseModel::split_group() const {
+  std::vector<Backend*> group{gpu_ ? gpu_.get() : cpu_.get()};
+  if (gpu_)
+    for (const auto& g : more_gpus_) group.push_back(g.get());
+  else
+    for (const auto& c : cpu_row_shards_) group.push_back(c.get());
+  return group;
 }
 
 int BaseModel::row_split_parts() const {
@@ -215,8 +225,7 @@ void BaseModel::split_rows(const runtime::Placement& p, bool can_split_rows, con
                      runtime::format_gib(need).c_str(), runtime::format_gib(budgets[static_cast<size_t>(k)].gpu).c_str());
         return;
       }
-    row_shards_ = {gpu_.get()};
-    for (const auto& g : more_gpus_) row_shards_.push_back(g.get());
+    row_shards_ = split_group();
     // The all-reduces through NCCL (JING_NCCL=0: through the first GPU by peer copies).
     std::string why = "JING_NCCL=0";
     const char* nccl = std::getenv("JING_NCCL");
@@ -225,8 +234,7 @@ void BaseModel::split_rows(const runtime::Placement& p, bool can_split_rows, con
              " GPUs (--split-mode row, tensor parallel; all-reduce " + (collectives_ ? collectives_->name() : "by peer copies: " + why) +
              "); token embedding and output layer on " + gpu_->name()};
   } else if (!cpu_row_shards_.empty()) {
-    row_shards_ = {cpu_.get()};
-    for (const auto& c : cpu_row_shards_) row_shards_.push_back(c.get());
+    row_shards_ = split_group();
   } else {
     return;
   }

@@ -49,6 +49,9 @@ class BaseModel : public Model {
   // CPU shards) and every layer is on them, row_shards_ lists them.
   void place_layers(int n_layer, const runtime::LayerShape& shape, bool can_split_rows = false);
   int row_split_parts() const;  // the backends a row split would use (1: none asked for)
+  // The backends a row split or expert parallelism shares work over, the main one first: every
+  // GPU, or without one the CPU and the tests' CPU shards.
+  std::vector<Backend*> split_group() const;
   void split_rows(const runtime::Placement& p, bool can_split_rows, const runtime::ModelSizes& sizes, const std::vector<runtime::Budget>& budgets,
                   std::vector<std::string>& lines);
   Backend& layer_backend(int layer) const { return *layer_be_.at(static_cast<size_t>(layer)); }

@@ -86,15 +86,9 @@ std::vector<Backend*> BaseModel::expert_parallel_gpus() const {
   // them out; fewer keep layers whole. JING_EXPERT_PARALLEL=0/1 forces either.
   const char* asked = std::getenv("JING_EXPERT_PARALLEL");
   const bool want = asked ? std::string(asked) != "0" : opts_.n_seq > 4;
-  if (want && !gpu_ && !cpu_row_shards_.empty()) {  // the tests' CPU shards (ModelOptions::cpu_row_shards)
-    std::vector<Backend*> shards{cpu_.get()};
-    for (const auto& c : cpu_row_shards_) shards.push_back(c.get());
-    return shards;
-  }
+  if (want && !gpu_ && !cpu_row_shards_.empty()) return split_group();  // the tests' CPU shards (ModelOptions::cpu_row_shards)
   if (more_gpus_.empty() || !want || !expert_parallel_fits_ || gpu_segments().empty()) return {};
-  std::vector<Backend*> gpus{gpu_.get()};
-  for (const auto& g : more_gpus_) gpus.push_back(g.get());
-  return gpus;
+  return split_group();
 }
 
 std::vector<float> BaseModel::decode_step(const Batch& b) {

@@ -55,7 +55,6 @@ struct IdServer::State {
   uint16_t port = 0;
   std::chrono::milliseconds timeout{0};
   std::thread thread;
-  bool joined = false;
 
   void accept_next() {
     auto socket = std::make_shared<tcp::socket>(io);

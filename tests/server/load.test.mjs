@@ -51,7 +51,6 @@ async function streamOnce(client, maxTokens, stats, end) {
     finish = c.finish_reason ?? finish;
   }
   assert.ok(finish === 'stop' || finish === 'length', 'every request completes');
-  stats.tokens += tokens;
   // The tokens that arrived inside the window, in proportion to the chunks that did.
   stats.windowTokens += chunks ? tokens * chunksInWindow / chunks : (performance.now() <= end ? tokens : 0);
   stats.done++;
@@ -61,13 +60,12 @@ async function streamOnce(client, maxTokens, stats, end) {
 // closes finish with fewer and fewer streams, and counting that tail would measure the client's
 // stopping, not the server (a 48-token request at 8 t/s per stream is ~6 s of a 20 s window).
 async function run(client, clients, seconds) {
-  const stats = { ttft: [], itl: [], tokens: 0, windowTokens: 0, done: 0 };
+  const stats = { ttft: [], itl: [], windowTokens: 0, done: 0 };
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
   await Promise.all(Array.from({ length: clients }, async () => {
     while (performance.now() < end) await streamOnce(client, 48, stats, end);
   }));
-  stats.seconds = (performance.now() - t0) / 1000;
   stats.rate = stats.windowTokens / seconds;
   return stats;
 }
